@@ -1,0 +1,175 @@
+"""Backbone checkpoints: artifact contract 1 of DESIGN.md, written by `train/` and `fl_bridge/`.
+
+A checkpoint is a plain dict (loadable with `torch.load(weights_only=True)`):
+
+    format            "fsl-backbone"
+    version           1
+    members           [{"spec": BackboneSpec dict, "state_dict": backbone weights only}, ...]
+                      (one member, or N for an ensemble whose features are concatenated)
+    preprocessing     Preprocessing dict (resize, crop, mean, std, channel order)
+    base_mean         float tensor (feature_dim,) of the base-class features (EASY's `M`)
+    dataset           dataset name
+    metrics           dict of figures (few-shot accuracies, ci95, epochs, ...)
+    config            dict of the configuration that produced it
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from train.backbones import Backbone, BackboneSpec, build_backbone
+
+FORMAT = "fsl-backbone"
+VERSION = 1
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt or not of contract 1."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a camera frame or dataset image becomes the network's input.
+
+    Resize the short side to `resize`, centre-crop `image_size` x `image_size`, scale to [0, 1],
+    then `(x - mean) / std` per channel, channels in `channel_order` (always RGB here).
+    """
+
+    image_size: int = 32
+    resize: int = 36
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    channel_order: str = "RGB"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        return cls(
+            image_size=int(d["image_size"]),
+            resize=int(d["resize"]),
+            mean=tuple(float(v) for v in d["mean"]),
+            std=tuple(float(v) for v in d["std"]),
+            channel_order=str(d.get("channel_order", "RGB")),
+        )
+
+
+@dataclass
+class Member:
+    spec: BackboneSpec
+    state_dict: dict[str, torch.Tensor]
+
+
+@dataclass
+class BackboneCheckpoint:
+    members: list[Member]
+    preprocessing: Preprocessing
+    base_mean: torch.Tensor | None = None
+    dataset: str = ""
+    metrics: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+    @property
+    def feature_dim(self) -> int:
+        return sum(build_backbone(m.spec).feature_dim for m in self.members)
+
+    @property
+    def spec(self) -> BackboneSpec:
+        """The first member's spec (all members share input size and channels)."""
+        return self.members[0].spec
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "members": [{"spec": m.spec.to_dict(), "state_dict": m.state_dict} for m in self.members],
+            "preprocessing": self.preprocessing.to_dict(),
+            "base_mean": None if self.base_mean is None else self.base_mean.detach().float().cpu(),
+            "dataset": self.dataset,
+            "metrics": self.metrics,
+            "config": self.config,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "checkpoint") -> "BackboneCheckpoint":
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise CheckpointError(f"{source}: not a backbone checkpoint (format {FORMAT!r} expected)")
+        if d.get("version") != VERSION:
+            raise CheckpointError(f"{source}: checkpoint version {d.get('version')} is not {VERSION}")
+        try:
+            members = [Member(BackboneSpec.from_dict(m["spec"]), m["state_dict"]) for m in d["members"]]
+            pre = Preprocessing.from_dict(d["preprocessing"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{source}: malformed checkpoint ({e!r})") from None
+        if not members:
+            raise CheckpointError(f"{source}: checkpoint has no members")
+        return cls(members, pre, d.get("base_mean"), d.get("dataset", ""), d.get("metrics", {}), d.get("config", {}))
+
+
+class Ensemble(nn.Module):
+    """Backbones run side by side; features concatenated (EASY's `E`)."""
+
+    def __init__(self, members: list[Backbone]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.feature_dim = sum(m.feature_dim for m in members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m(x) for m in self.members], dim=1)
+
+
+def build_model(ckpt: BackboneCheckpoint) -> nn.Module:
+    """The feature extractor of a checkpoint, in eval mode: a Backbone, or an Ensemble of them."""
+    backbones = []
+    for m in ckpt.members:
+        net = build_backbone(m.spec)
+        try:
+            net.load_state_dict(m.state_dict)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise CheckpointError(f"checkpoint weights do not fit {m.spec.family}: {first}") from None
+        backbones.append(net.eval())
+    return backbones[0] if len(backbones) == 1 else Ensemble(backbones).eval()
+
+
+def atomic_torch_save(obj: object, path: str | Path) -> None:
+    """`torch.save` to a temp file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(ckpt: BackboneCheckpoint, path: str | Path) -> Path:
+    atomic_torch_save(ckpt.to_dict(), path)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path) -> BackboneCheckpoint:
+    """Load and check a contract-1 checkpoint; CheckpointError with one line otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt files
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(e).__name__})") from None
+    return BackboneCheckpoint.from_dict(d, source=str(path))
