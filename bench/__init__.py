@@ -1,0 +1,1 @@
+"""Benchmarks: each `bench/bench_<stage>.py` prints ratios measured side by side in one run."""
