@@ -1,0 +1,131 @@
+"""Unit tests of the federated building blocks: LoRA, quantisation, pruning, payload codec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import Array, ArrayRecord
+
+from fl_bridge.codec import CodecConfig, decode, encode, payload_nbytes
+from fl_bridge.errors import MalformedUpdate
+from fl_bridge.lora import LoRAConv2d, inject_lora, merge_lora
+from fl_bridge.model import ModelConfig, build_model, get_communicated, layout
+from fl_bridge.prune import global_threshold, prune, sparsity
+from fl_bridge.quant import dequantize, pack_bits, quantize, unpack_bits
+from train.backbones import BackboneSpec
+
+SMALL = BackboneSpec("resnet9", 8, True, 3, 16, "batch")
+
+
+def test_lora_conv_equals_base_at_init_and_after_merge():
+    torch.manual_seed(0)
+    base = torch.nn.Conv2d(6, 10, 3, stride=2, padding=1, bias=False)
+    x = torch.randn(2, 6, 9, 9)
+    lora = LoRAConv2d(base, rank=4, alpha=64)
+    assert torch.equal(lora(x), base(x))
+    torch.nn.init.normal_(lora.lora_B.weight)
+    merged = lora.merge()
+    assert not torch.allclose(lora(x), base(x))
+    assert torch.allclose(merged(x), lora(x), atol=1e-4)
+    assert merged.stride == base.stride and merged.weight.shape == base.weight.shape
+
+
+@pytest.mark.parametrize("family,norm", [("resnet9", "batch"), ("resnet8", "group")])
+def test_injected_backbone_merges_to_the_plain_architecture(family, norm):
+    spec = BackboneSpec(family, 8, True, 3, 16, norm)
+    model = build_model(ModelConfig(spec, 5, "flocora", rank=2, alpha=32)).eval()
+    for m in model.modules():
+        if isinstance(m, LoRAConv2d):
+            torch.nn.init.normal_(m.lora_B.weight, std=0.05)
+    x = torch.randn(3, 3, 16, 16)
+    before = model.backbone(x)
+    plain_keys = set(build_model(ModelConfig(spec, 5, "fedavg")).backbone.state_dict())
+    merge_lora(model.backbone)
+    assert set(model.backbone.state_dict()) == plain_keys
+    assert torch.allclose(model.backbone(x), before, atol=1e-4)
+
+
+def test_flocora_trains_stem_norms_heads_and_adapters_only():
+    model = build_model(ModelConfig(SMALL, 5, "flocora", rank=2, alpha=32))
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert "backbone.blocks.0.conv1.weight" in trained  # the stem, mode 3
+    assert "backbone.blocks.0.shortcut.0.lora_A.weight" in trained
+    assert "backbone.blocks.1.conv2.base.weight" not in trained
+    assert {"classifier.weight", "classifier.bias", "backbone.blocks.2.bn3.weight"} <= trained
+    again = build_model(ModelConfig(SMALL, 5, "flocora", rank=2, alpha=32))
+    names = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert all(torch.equal(model.get_parameter(n), again.get_parameter(n)) for n in names)
+
+
+def test_inject_lora_rejects_bad_rank():
+    with pytest.raises(ValueError):
+        inject_lora(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, bias=False)), rank=0, alpha=1)
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_quantisation_error_bound_and_packing(bits):
+    rng = np.random.default_rng(bits)
+    x = rng.standard_normal((7, 5, 3, 3)).astype(np.float32)
+    x[2] += 10.0  # a slice that does not straddle zero
+    x[3] = 0.0  # an all-zero slice (LoRA B at round 1)
+    q = quantize(x, bits)
+    assert q.packed.dtype == np.uint8 and q.packed.size == (x.size * bits + 7) // 8
+    err = np.abs(dequantize(q) - x).reshape(7, -1).max(axis=1)
+    assert np.all(err <= q.scale * 0.5 + 1e-6)
+    assert np.all(dequantize(q)[3] == 0)
+
+
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_bit_packing_roundtrip(bits):
+    codes = np.random.default_rng(0).integers(0, 2**bits, 37).astype(np.uint8)
+    packed = pack_bits(codes, bits)
+    assert packed.size == (37 * bits + 7) // 8
+    assert np.array_equal(unpack_bits(packed, bits, 37), codes)
+    if bits == 4:
+        assert pack_bits(np.array([1, 2], np.uint8), 4)[0] == 0x21
+
+
+def test_global_pruning_threshold():
+    arrays = {"w": np.arange(1, 101, dtype=np.float32).reshape(10, 10), "b": np.full(4, 0.5, np.float32)}
+    assert global_threshold(arrays, 0.3) == 31.0
+    pruned = prune(arrays, 0.3)
+    assert np.count_nonzero(pruned["w"]) == 70 and np.array_equal(pruned["b"], arrays["b"])
+    assert sparsity(pruned) == pytest.approx(0.3)
+    assert prune(arrays, 0.0)["w"] is arrays["w"]
+
+
+@pytest.mark.parametrize("codec", [CodecConfig(32), CodecConfig(8), CodecConfig(4, deflate=True), CodecConfig(32, 0.8, True)])
+def test_codec_roundtrip_and_sizes(codec):
+    model = build_model(ModelConfig(SMALL, 5, "flocora", rank=2, alpha=32))
+    lay, tensors = layout(model), get_communicated(model)
+    record = encode(tensors, lay, codec)
+    out = decode(record, lay, codec)
+    assert list(out) == [n for n, _ in lay]
+    if not codec.deflate:
+        assert record["payload"].shape == (payload_nbytes(lay, codec.bits),)
+    if codec == CodecConfig(32):
+        assert all(np.array_equal(out[n], tensors[n]) for n in out)
+
+
+def _record(blob: np.ndarray) -> ArrayRecord:
+    return ArrayRecord({"payload": Array(blob)})
+
+
+def test_codec_rejects_malformed_payloads():
+    model = build_model(ModelConfig(SMALL, 5, "fedavg"))
+    lay, codec = layout(model), CodecConfig(32)
+    good = encode(get_communicated(model), lay, codec)["payload"].numpy()
+    with pytest.raises(MalformedUpdate, match="exactly"):
+        decode(_record(good[:-4]), lay, codec)
+    with pytest.raises(MalformedUpdate, match="uint8"):
+        decode(_record(good.view(np.float32)), lay, codec)
+    nan = good.copy()
+    nan[:4] = np.frombuffer(np.float32(np.nan).tobytes(), np.uint8)
+    with pytest.raises(MalformedUpdate, match="NaN"):
+        decode(_record(nan), lay, codec)
+    with pytest.raises(MalformedUpdate, match="one array"):
+        decode(ArrayRecord({"x": Array(good)}), lay, codec)
+    bomb = np.frombuffer(__import__("zlib").compress(bytes(10 * good.size)), np.uint8)
+    with pytest.raises(MalformedUpdate, match="inflate"):
+        decode(_record(bomb), lay, CodecConfig(32, deflate=True))
