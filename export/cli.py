@@ -1,0 +1,90 @@
+"""`python -m export`: export a checkpoint, or `python -m export check` an ONNX file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import fields
+
+from export.config import ExportConfig
+from export.errors import ExportError
+from export.graph_check import ALLOWED_OPS, check_graph, load_onnx
+from export.pipeline import export_checkpoint
+from train.backbones import BackboneError
+from train.checkpoint import CheckpointError
+
+PROG = "python -m export"
+STAGE_ERRORS = (ExportError, CheckpointError, BackboneError)
+
+HELP = {
+    "checkpoint": "backbone checkpoint (contract 1) to export",
+    "out": "output folder for <name>.onnx and <name>.json",
+    "name": "artifact name (default: the checkpoint's file stem)",
+    "opset": "ONNX opset (Tensil accepts 9 or 10)",
+    "batch": "fixed batch size of the graph's input",
+    "input_name": "name of the graph input",
+    "output_name": "name of the graph output (the tensor `tensil compile -o` needs)",
+    "random_inputs": "random inputs for the parity check",
+    "real_inputs": "dataset images for the parity check (0: none)",
+    "seed": "seed of the parity inputs",
+    "atol": "parity: allowed max |onnxruntime - torch|, relative to max(1, max |feature|)",
+    "min_cosine": "parity: smallest allowed cosine similarity per input",
+}
+
+
+def export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Export a backbone checkpoint to ONNX for Tensil, verified against torch. "
+        f"Use `{PROG} check --onnx M.onnx` to check any ONNX file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for f in fields(ExportConfig):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default, help=HELP[f.name])
+    return parser
+
+
+def check_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} check",
+        description=f"Check that an ONNX file fits the Tensil front end: opset 9/10, one fixed NCHW float "
+        f"input, one (batch, features) output, operators {', '.join(ALLOWED_OPS)} with Tensil's attribute limits.",
+    )
+    parser.add_argument("--onnx", required=True, help="ONNX file to check")
+    parser.add_argument("--json", action="store_true", help="print the graph summary as JSON")
+    return parser
+
+
+def run_export(argv: list[str]) -> None:
+    args = export_parser().parse_args(argv)
+    result = export_checkpoint(ExportConfig(**vars(args)))
+    print(f"{result.onnx_path}\n{result.sidecar_path}")
+
+
+def run_check(argv: list[str]) -> None:
+    args = check_parser().parse_args(argv)
+    summary = check_graph(load_onnx(args.onnx))
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return
+    ops = ", ".join(f"{op} x{n}" for op, n in summary.operators.items())
+    print(
+        f"{args.onnx}: accepted for Tensil: opset {summary.opset}, input {summary.input_name!r} "
+        f"{list(summary.input_shape)} -> output {summary.output_name!r} {list(summary.output_shape)}; {ops}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="export: %(message)s", stream=sys.stderr)
+    try:
+        if argv[:1] == ["check"]:
+            run_check(argv[1:])
+        else:
+            run_export(argv)
+    except STAGE_ERRORS as e:
+        print(f"export: error: {e}", file=sys.stderr)
+        return 2
+    return 0

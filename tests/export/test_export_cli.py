@@ -1,0 +1,84 @@
+"""`python -m export` and `python -m export check`: outputs, and one-line errors with exit status 2."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from onnx import helper
+
+from export.cli import main
+from export_fixtures import gap_flatten, make_checkpoint, tiny_graph
+from train.backbones import BackboneSpec
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert err[0].startswith("export: error: ")
+    return err[0]
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    path, _ = make_checkpoint(tmp_path / "tiny.pt", [BackboneSpec("resnet9", 4)])
+    return path
+
+
+def test_export_writes_onnx_and_sidecar_named_after_the_checkpoint(tmp_path, checkpoint, capsys):
+    assert main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--random-inputs", "2"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tiny.json", "tiny.onnx"]
+    assert capsys.readouterr().out.split() == [str(tmp_path / "out" / "tiny.onnx"), str(tmp_path / "out" / "tiny.json")]
+
+
+@pytest.mark.parametrize("content", [None, b"not a checkpoint at all", "foreign"])
+def test_missing_or_corrupt_checkpoint_is_one_line_exit_2_no_file(tmp_path, capsys, content):
+    path = tmp_path / "bad.pt"
+    if content == "foreign":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "out"
+    assert main(["--checkpoint", str(path), "--out", str(out)]) == 2
+    assert str(path) in error_line(capsys)
+    assert not out.exists()
+
+
+def test_bad_option_is_one_line_exit_2(tmp_path, checkpoint, capsys):
+    assert main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--opset", "13"]) == 2
+    assert "opset" in error_line(capsys)
+
+
+def test_check_accepts_our_export(tmp_path, checkpoint, capsys):
+    main(["--checkpoint", str(checkpoint), "--out", str(tmp_path), "--random-inputs", "1"])
+    capsys.readouterr()
+    assert main(["check", "--onnx", str(tmp_path / "tiny.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "accepted for Tensil" in out and "[1, 20]" in out and "GlobalAveragePool x1" in out
+
+
+def test_check_names_an_unsupported_operator(tmp_path, capsys):
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], name="mean", axes=[2, 3], keepdims=1), *gap_flatten("m")]
+    path = tmp_path / "foreign.onnx"
+    path.write_bytes(tiny_graph(nodes).SerializeToString())
+    assert main(["check", "--onnx", str(path)]) == 2
+    assert "node 'mean' (ReduceMean) is not accepted" in error_line(capsys)
+
+
+@pytest.mark.parametrize("content", [None, b"\x00garbage\xff" * 10])
+def test_check_missing_or_corrupt_onnx(tmp_path, capsys, content):
+    path = tmp_path / "model.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["check", "--onnx", str(path)]) == 2
+    assert str(path) in error_line(capsys)
+
+
+def test_module_entry_point_exits_2_without_traceback(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "export", "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [f"export: error: checkpoint {tmp_path / 'none.pt'} does not exist"]
+    assert not (tmp_path / "out").exists()
