@@ -176,11 +176,15 @@ def check_graph(model: onnx.ModelProto) -> GraphSummary:
             f"output {features.name!r} must be (batch, features) = ({input_shape[0]}, D) with a fixed shape"
         )
 
-    for index, node in enumerate(graph.node):
-        if node.domain not in ("", "ai.onnx") or node.op_type not in ALLOWED_OPS:
-            raise GraphCheckError(
-                f"{_node_label(node, index)} is not accepted by the Tensil front end (allowed: {', '.join(ALLOWED_OPS)})"
-            )
+    rejected = [(i, n) for i, n in enumerate(graph.node) if n.domain not in ("", "ai.onnx") or n.op_type not in ALLOWED_OPS]
+    if rejected:
+        # Name a computing node rather than a Constant feeding it, and list every rejected kind.
+        index, node = next(((i, n) for i, n in rejected if n.op_type != "Constant"), rejected[0])
+        kinds = ", ".join(f"{op} x{k}" for op, k in sorted(Counter(n.op_type for _, n in rejected).items()))
+        raise GraphCheckError(
+            f"{_node_label(node, index)} is not accepted by the Tensil front end "
+            f"(rejected: {kinds}; allowed: {', '.join(ALLOWED_OPS)})"
+        )
     ranks = {v.name: len(s) for v in [*graph.value_info, *graph.output] if (s := _fixed_shape(v)) is not None}
     for name, rank in ranks.items():
         if rank not in TENSIL_RANKS:
