@@ -1,0 +1,50 @@
+"""The Flower ClientApp (Message API): one `train` handler for simulation and deployment.
+
+A client rebuilds the model from the task (frozen base from the shared seed, refused if its
+SHA-256 differs from the server's), decodes and validates the global payload, trains on its
+partition and answers with its encoded trained tensors and `num-examples`. Any exception
+becomes an error reply that the server logs and drops.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from fl_bridge.codec import decode, encode
+from fl_bridge.data import client_data, dataset
+from fl_bridge.errors import FLError
+from fl_bridge.local import train_local
+from fl_bridge.model import base_hash, build_model, get_communicated, layout, set_communicated
+from fl_bridge.task import TASK_KEY, TrainTask
+
+log = logging.getLogger("fl_bridge.client")
+
+
+def run_train_task(task: TrainTask, arrays: ArrayRecord) -> RecordDict:
+    """Do one round of local training; the reply's content."""
+    model = build_model(task.model)
+    if base_hash(model) != task.base_hash:
+        raise FLError("the frozen base built from the shared seed does not match the server's hash")
+    lay = layout(model)
+    set_communicated(model, decode(arrays, lay, task.codec))
+    images, labels = client_data(task.data, task.partition)
+    pre = dataset(task.data.dataset, task.data.data_root, task.data.image_size).preprocessing
+    loss = train_local(model, images, labels, pre, task.local)
+    log.info("partition %d: trained on %d images, loss %.4f", task.partition, len(labels), loss)
+    return RecordDict({
+        "arrays": encode(get_communicated(model), lay, task.codec),
+        "metrics": MetricRecord({"num-examples": int(len(labels)), "train-loss": float(loss),
+                                 "partition-id": task.partition}),
+    })
+
+
+app = ClientApp()
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    task = TrainTask.from_json(str(msg.content["config"][TASK_KEY]))
+    return Message(run_train_task(task, msg.content["arrays"]), reply_to=msg)

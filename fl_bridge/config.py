@@ -1,0 +1,125 @@
+"""The configuration of a federated run: one dataclass whose fields are the CLI flags of
+`python -m fl_bridge run`, saved as `config.json` in the run folder. Defaults = the embedded
+default (synthetic data, ResNet-9 strided with 16 feature maps at 32x32, FLoCoRA r=8, alpha=128,
+8-bit messages, 20 clients, 5 per round, LDA alpha 0.5)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from fl_bridge.codec import CodecConfig
+from fl_bridge.errors import FLError
+from fl_bridge.model import METHODS, ModelConfig
+from train.backbones import BackboneError, BackboneSpec, check_spec
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    out: str = "build/fl/default"
+    # data
+    dataset: str = "synthetic"
+    data_root: str = ""
+    image_size: int = 32
+    # model
+    backbone: str = "resnet9"
+    feature_maps: int = 16
+    strided: bool = True
+    norm: str = "batch"
+    method: str = "flocora"
+    rank: int = 8
+    alpha: float = 128.0
+    adapt_stem: bool = False
+    rotation: bool = False
+    # messages
+    quant_bits: int = 8
+    prune_rate: float = 0.0
+    deflate: bool = False
+    # federation
+    clients: int = 20
+    per_round: int = 5
+    rounds: int = 20
+    lda_alpha: float = 0.5
+    samples_per_client: int = 0  # 0 = an equal share of the base split
+    round_timeout: float = 600.0
+    # local training
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    # evaluation of the global model
+    eval_every: int = 5
+    episodes: int = 200
+    ways: int = 5
+    shots: tuple[int, ...] = (1, 5)
+    queries: int = 15
+    # simulation
+    supernodes: int = 0  # 0 = one virtual SuperNode per client sampled in a round
+    client_cpus: float = 1.0
+    seed: int = 0
+
+    @property
+    def spec(self) -> BackboneSpec:
+        return BackboneSpec(self.backbone, self.feature_maps, self.strided, 3, self.image_size, self.norm)
+
+    @property
+    def codec(self) -> CodecConfig:
+        return CodecConfig(self.quant_bits, self.prune_rate, self.deflate)
+
+    def model_config(self, num_classes: int) -> ModelConfig:
+        return ModelConfig(self.spec, num_classes, self.method, self.rank, self.alpha, self.adapt_stem,
+                           self.rotation, self.seed)
+
+    def check(self) -> "RunConfig":
+        """Raise FLError with one clear line for any inconsistent setting."""
+        try:
+            check_spec(self.spec)
+            self.codec.check()
+        except (BackboneError, ValueError) as e:
+            raise FLError(str(e)) from None
+        problems = [
+            (self.method not in METHODS, f"method must be one of {', '.join(METHODS)}"),
+            (self.rank < 1 or self.alpha <= 0, "LoRA rank must be >= 1 and alpha > 0"),
+            (not 1 <= self.per_round <= self.clients, "per-round must be between 1 and the number of clients"),
+            (self.rounds < 1 or self.epochs < 1 or self.batch_size < 1, "rounds, epochs and batch size must be >= 1"),
+            (not (self.lda_alpha > 0 or math.isinf(self.lda_alpha)), "lda-alpha must be > 0 (inf = IID)"),
+            (self.eval_every < 1 or self.episodes < 1, "eval-every and episodes must be >= 1"),
+            (self.lr <= 0 or self.round_timeout <= 0, "lr and round timeout must be > 0"),
+        ]
+        for bad, line in problems:
+            if bad:
+                raise FLError(line)
+        return self
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["shots"] = list(self.shots)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise FLError(f"unknown run setting(s): {', '.join(unknown)}")
+        d = dict(d)
+        if "shots" in d:
+            d["shots"] = tuple(int(s) for s in d["shots"])
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "RunConfig":
+        path = Path(run_dir) / "config.json"
+        if not path.is_file():
+            raise FLError(f"{run_dir} is not a federated run folder (no config.json)")
+        return cls.from_json(path.read_text())

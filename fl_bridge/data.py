@@ -1,0 +1,45 @@
+"""Client data: the base split of a `train/` dataset, cut into LDA partitions.
+
+Every party rebuilds the same dataset and partition from the `DataTask` (datasets are generated
+or read from local disk, never downloaded). The loaders are memoised per process, read-only, so
+a simulation worker that trains several clients builds them once.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from fl_bridge.errors import FLError
+from fl_bridge.partition import lda_partition
+from fl_bridge.task import DataTask
+from train.datasets import DatasetError, FewShotData, load_dataset
+
+
+@lru_cache(maxsize=2)
+def dataset(name: str, data_root: str, image_size: int) -> FewShotData:
+    try:
+        return load_dataset(name, data_root or None, image_size)
+    except DatasetError as e:
+        raise FLError(str(e)) from None
+
+
+@lru_cache(maxsize=4)
+def partitions(task: DataTask) -> tuple[np.ndarray, ...]:
+    """Indices into the base split, one array per client."""
+    labels = dataset(task.dataset, task.data_root, task.image_size).base.labels
+    try:
+        parts = lda_partition(labels, task.clients, task.lda_alpha, task.seed, task.samples_per_client or None)
+    except ValueError as e:
+        raise FLError(str(e)) from None
+    return tuple(parts)
+
+
+def client_data(task: DataTask, partition: int) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 NCHW images, base-class labels) of one client."""
+    if not 0 <= partition < task.clients:
+        raise FLError(f"partition {partition} is outside 0..{task.clients - 1}")
+    base = dataset(task.dataset, task.data_root, task.image_size).base
+    idx = partitions(task)[partition]
+    return np.asarray(base.images[idx]), np.asarray(base.labels[idx])

@@ -1,0 +1,70 @@
+"""A client's local objective: SGD on classification over its base classes, optionally with
+EASY's rotation self-supervision (4-way rotation head, loss averaged with the class loss)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from fl_bridge.model import FLModel
+from train.checkpoint import Preprocessing
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+
+
+def to_input(images: np.ndarray | torch.Tensor, pre: Preprocessing) -> torch.Tensor:
+    """uint8 NCHW images -> normalised float input of the network."""
+    x = torch.as_tensor(images).float().div_(255.0)
+    mean = torch.tensor(pre.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(pre.std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def _rotations(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image of the batch rotated by a random multiple of 90 degrees, and that multiple."""
+    k = torch.randint(0, 4, (x.shape[0],), generator=gen)
+    rotated = torch.stack([torch.rot90(img, int(r), dims=(1, 2)) for img, r in zip(x, k)])
+    return rotated, k
+
+
+def train_local(model: FLModel, images: np.ndarray, labels: np.ndarray, pre: Preprocessing,
+                cfg: LocalConfig) -> float:
+    """Train the trainable parameters of `model` in place; return the mean training loss."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+    x_all, y_all = to_input(images, pre), torch.as_tensor(labels, dtype=torch.long)
+    model.train()
+    total, count = 0.0, 0
+    for _ in range(cfg.epochs):
+        order = torch.randperm(len(y_all), generator=gen)
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            if idx.numel() < 2:  # BatchNorm needs two samples
+                continue
+            x, y = x_all[idx], y_all[idx]
+            flip = torch.rand(len(idx), generator=gen) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            feats = model.backbone(x)
+            loss = F.cross_entropy(model.classifier(feats), y)
+            if model.rotation is not None:
+                xr, k = _rotations(x, gen)
+                loss = 0.5 * (loss + F.cross_entropy(model.rotation(model.backbone(xr)), k))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+    model.eval()
+    return total / max(count, 1)

@@ -1,0 +1,88 @@
+"""The run folder of contract 6: `config.json`, `partitions.json` (per-client class histograms),
+`state.pt` (the global model after the last finished round: what a killed server resumes from),
+`metrics.json` (one entry per round) and the final `backbone.pt` (contract 1). Every file is
+written atomically (temp file + rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fl_bridge.codec import Layout
+from fl_bridge.config import RunConfig
+from fl_bridge.errors import FLError
+from train.checkpoint import atomic_torch_save
+
+# Settings that may change when a run is resumed (they do not change what is computed).
+RESUMABLE_CHANGES = {"out", "rounds", "round_timeout", "supernodes", "client_cpus"}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: object) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
+
+
+@dataclass
+class ServerState:
+    """The global model after `round` finished rounds, and the metrics of those rounds."""
+
+    round: int
+    tensors: dict[str, np.ndarray]
+    rounds: list[dict]
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.json")
+    state_path = property(lambda self: self.path / "state.pt")
+    metrics_path = property(lambda self: self.path / "metrics.json")
+    checkpoint_path = property(lambda self: self.path / "backbone.pt")
+    partitions_path = property(lambda self: self.path / "partitions.json")
+
+    def start(self, cfg: RunConfig) -> None:
+        """Write `config.json`, or check that an existing one describes the same run."""
+        if self.config_path.is_file():
+            old = RunConfig.load(self.path).to_dict()
+            new = cfg.to_dict()
+            diff = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
+            if diff:
+                raise FLError(f"{self.path} holds a run with other settings ({', '.join(diff)}); use another --out")
+        write_json(self.config_path, cfg.to_dict())
+
+    def load_state(self, layout: Layout) -> ServerState | None:
+        if not self.state_path.is_file():
+            return None
+        try:
+            d = torch.load(self.state_path, map_location="cpu", weights_only=True)
+            tensors = {n: d["tensors"][n].numpy() for n, _ in layout}
+        except Exception as e:  # a corrupt or foreign file: refuse clearly
+            raise FLError(f"{self.state_path} cannot be resumed ({type(e).__name__}: {e})") from None
+        if any(tensors[n].shape != shape for n, shape in layout):
+            raise FLError(f"{self.state_path} does not match the model of config.json")
+        return ServerState(int(d["round"]), tensors, list(d["rounds"]))
+
+    def save_state(self, state: ServerState) -> None:
+        atomic_torch_save({"round": state.round, "tensors": {n: torch.from_numpy(v.copy()) for n, v in state.tensors.items()},
+                           "rounds": state.rounds}, self.state_path)
+
+    def write_metrics(self, cfg: RunConfig, summary: dict, rounds: list[dict]) -> None:
+        write_json(self.metrics_path, {"config": cfg.to_dict(), "summary": summary, "rounds": rounds})

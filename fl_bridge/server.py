@@ -1,0 +1,113 @@
+"""The federated training loop of the ServerApp: resumable rounds of `CompressedFedAvg`.
+
+Each round: configure (sample + encode), `grid.send_and_receive` with the round timeout (a
+client that crashes answers with an error, one that times out does not answer; neither stops
+the round), aggregate the usable replies, evaluate the global model every `eval_every` rounds,
+then save the server state and `metrics.json`. A killed server restarted on the same `--out`
+continues after the last saved round. At the end the adapters are merged and the backbone
+checkpoint of contract 1 is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flwr.app import ConfigRecord
+from flwr.serverapp import Grid
+
+from fl_bridge.accounting import count_message
+from fl_bridge.codec import record_nbytes
+from fl_bridge.config import RunConfig
+from fl_bridge.data import dataset
+from fl_bridge.evaluate import Evaluator
+from fl_bridge.local import LocalConfig
+from fl_bridge.model import ModelConfig, base_hash, build_model, get_communicated, layout, set_communicated
+from fl_bridge.rundir import RunDir, ServerState, write_json
+from fl_bridge.checkpointing import write_backbone_checkpoint
+from fl_bridge.partition import histograms
+from fl_bridge.data import partitions
+from fl_bridge.strategy import CompressedFedAvg, from_record, to_record
+from fl_bridge.task import DataTask
+
+log = logging.getLogger("fl_bridge.server")
+
+
+def data_task(cfg: RunConfig) -> DataTask:
+    return DataTask(cfg.dataset, cfg.data_root, cfg.image_size, cfg.clients, cfg.lda_alpha,
+                    cfg.samples_per_client, cfg.seed)
+
+
+def analytic(cfg: RunConfig, model_cfg: ModelConfig) -> dict:
+    """The thesis's message size and TCC for this model, next to which measured bytes are put."""
+    plain = build_model(ModelConfig(**{**model_cfg.__dict__, "method": "fedavg"}))
+    count = count_message(plain, cfg.rank if cfg.method == "flocora" else None, cfg.adapt_stem)
+    bits = cfg.quant_bits
+    return {
+        **count.to_dict(),
+        "message_bytes": count.nbytes(bits),
+        "message_bytes_with_buffers": count.nbytes(bits, with_buffers=True),
+        "tcc_bytes": count.tcc_bytes(cfg.rounds, bits),
+        "fedavg_fp32_message_bytes": count_message(plain, None).nbytes(32),
+        "convention": "Eq. 16: TCC = 2 R |message|, one client slot; BatchNorm statistics not counted",
+    }
+
+
+def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
+    cfg.check()
+    run = RunDir(cfg.out)
+    run.start(cfg)
+    data = dataset(cfg.dataset, cfg.data_root, cfg.image_size)
+    num_classes = int(data.base.labels.max()) + 1
+    model_cfg = cfg.model_config(num_classes)
+    model = build_model(model_cfg)
+    lay, dtask = layout(model), data_task(cfg)
+    write_json(run.partitions_path, {
+        "lda_alpha": cfg.lda_alpha, "seed": cfg.seed, "classes": num_classes,
+        "histograms": histograms(data.base.labels, list(partitions(dtask)), num_classes).tolist()})
+    local = LocalConfig(cfg.epochs, cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.seed)
+    strategy = CompressedFedAvg(model_cfg, cfg.codec, local, dtask, lay, base_hash(model), cfg.per_round,
+                                wait_for_nodes_s=cfg.round_timeout)
+    evaluator = Evaluator(data, cfg)
+    summary = analytic(cfg, model_cfg)
+    state = run.load_state(lay)
+    if state is None:
+        state = ServerState(0, get_communicated(model), [{"round": 0, "bytes_up": 0, "bytes_down": 0,
+                                                          **evaluator.evaluate(model)}])
+        run.save_state(state)
+    else:
+        log.info("resuming %s after round %d", run.path, state.round)
+    arrays = to_record(state.tensors)
+    for rnd in range(state.round + 1, cfg.rounds + 1):
+        start = time.monotonic()
+        messages = list(strategy.configure_train(rnd, arrays, ConfigRecord(), grid))
+        bytes_down = sum(record_nbytes(m.content["arrays"]) for m in messages)
+        replies = list(grid.send_and_receive(messages, timeout=cfg.round_timeout))
+        new_arrays, metrics = strategy.aggregate_train(rnd, replies)
+        if new_arrays is not None:
+            arrays = new_arrays
+        entry = {"round": rnd, "bytes_up": int(metrics["bytes-up"]), "bytes_down": bytes_down,
+                 "sent": len(messages), "received": int(metrics["received"]), "dropped": int(metrics["dropped"]),
+                 "failed": int(metrics["failed"]), "timed_out": len(messages) - len(replies),
+                 "train_loss": float(metrics.get("train-loss", float("nan")))}
+        if rnd % cfg.eval_every == 0 or rnd == cfg.rounds:
+            set_communicated(model, from_record(arrays))
+            entry.update(evaluator.evaluate(model))
+        entry["seconds"] = round(time.monotonic() - start, 2)
+        state = ServerState(rnd, from_record(arrays), state.rounds + [entry])
+        run.save_state(state)
+        summary.update(totals(state.rounds))
+        run.write_metrics(cfg, summary, state.rounds)
+        log.info("round %d: %s", rnd, entry)
+    set_communicated(model, from_record(arrays))
+    summary.update(totals(state.rounds))
+    run.write_metrics(cfg, summary, state.rounds)
+    write_backbone_checkpoint(model, model_cfg, data, cfg, state.rounds, run.checkpoint_path)
+    log.info("wrote %s, %s and %s", run.metrics_path, run.state_path, run.checkpoint_path)
+    return run
+
+
+def totals(rounds: list[dict]) -> dict:
+    up = sum(r["bytes_up"] for r in rounds)
+    down = sum(r["bytes_down"] for r in rounds)
+    return {"total_bytes_up": up, "total_bytes_down": down, "total_bytes": up + down}

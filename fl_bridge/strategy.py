@@ -1,0 +1,112 @@
+"""Our FedAvg over encoded payloads (a subclass of Flower's Message-API `FedAvg`).
+
+`configure_train` samples the round's clients (partition ids) from the run seed, encodes the
+global model once with the run's codec (quantised and pruned as configured: both directions)
+and addresses one message per sampled partition to the connected SuperNodes, round-robin over
+their sorted ids. `aggregate_train` drops error replies and validates every payload before use
+(`codec.decode`): a malformed one is logged and dropped, the rest are averaged weighted by
+`num-examples`. A round with no usable reply keeps the previous global model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from fl_bridge.codec import CodecConfig, Layout, decode, encode, record_nbytes
+from fl_bridge.errors import FLError, MalformedUpdate
+from fl_bridge.local import LocalConfig
+from fl_bridge.model import ModelConfig
+from fl_bridge.partition import sample_clients
+from fl_bridge.task import TASK_KEY, DataTask, TrainTask
+
+log = logging.getLogger("fl_bridge.server")
+
+
+def to_record(tensors: dict[str, np.ndarray]) -> ArrayRecord:
+    return ArrayRecord({n: Array(np.ascontiguousarray(v, dtype=np.float32)) for n, v in tensors.items()})
+
+
+def from_record(record: ArrayRecord) -> dict[str, np.ndarray]:
+    return {n: a.numpy() for n, a in record.items()}
+
+
+class CompressedFedAvg(FedAvg):
+    """FedAvg with seeded partition sampling and encoded, validated payloads."""
+
+    def __init__(self, model: ModelConfig, codec: CodecConfig, local: LocalConfig, data: DataTask,
+                 layout: Layout, base_hash: str, per_round: int, wait_for_nodes_s: float = 600.0):
+        super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=1, min_available_nodes=1)
+        self.model, self.codec, self.local, self.data = model, codec, local, data
+        self.layout, self.base_hash, self.per_round = layout, base_hash, per_round
+        self.wait_for_nodes_s = wait_for_nodes_s
+
+    def _nodes(self, grid: Grid) -> list[int]:
+        deadline = time.monotonic() + self.wait_for_nodes_s
+        while not (nodes := sorted(grid.get_node_ids())):
+            if time.monotonic() > deadline:
+                raise FLError(f"no SuperNode connected within {self.wait_for_nodes_s:.0f} s")
+            time.sleep(1.0)
+        return nodes
+
+    def task(self, server_round: int, partition: int) -> TrainTask:
+        local = LocalConfig(**{**self.local.__dict__, "seed": int(np.random.default_rng(
+            [self.data.seed, server_round, partition]).integers(2**31))})
+        return TrainTask(self.model, self.codec, local, self.data, partition, self.base_hash)
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        nodes = self._nodes(grid)
+        partitions = sample_clients(self.data.clients, self.per_round, self.data.seed, server_round)
+        payload = encode(from_record(arrays), self.layout, self.codec)
+        log.info("round %d: partitions %s on %d SuperNode(s)", server_round, partitions, len(nodes))
+        return [
+            Message(
+                RecordDict({"arrays": payload, "config": ConfigRecord({
+                    TASK_KEY: self.task(server_round, p).to_json(), "server-round": server_round})}),
+                dst_node_id=nodes[i % len(nodes)], message_type=MessageType.TRAIN, group_id=str(server_round),
+            )
+            for i, p in enumerate(partitions)
+        ]
+
+    def _usable(self, msg: Message) -> tuple[dict[str, np.ndarray], int]:
+        """Decoded tensors and example count of a reply; MalformedUpdate if unusable."""
+        content = msg.content
+        if set(content.keys()) != {"arrays", "metrics"}:
+            raise MalformedUpdate(f"reply records {sorted(content.keys())} are not arrays + metrics")
+        n = content["metrics"].get("num-examples")
+        if not isinstance(n, int) or n < 1:
+            raise MalformedUpdate(f"num-examples {n!r} is not a positive integer")
+        return decode(content["arrays"], self.layout, self.codec), n
+
+    def aggregate_train(self, server_round: int,
+                        replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        valid, errors = self._check_and_log_replies(list(replies), is_train=True, validate=False)
+        updates, weights, losses, dropped, bytes_up = [], [], [], 0, 0
+        for msg in valid:
+            bytes_up += record_nbytes(msg.content["arrays"]) if "arrays" in msg.content else 0
+            try:
+                tensors, n = self._usable(msg)
+            except MalformedUpdate as e:
+                log.warning("round %d: dropped the update of node %d: %s", server_round, msg.metadata.src_node_id, e)
+                dropped += 1
+                continue
+            updates.append(tensors)
+            weights.append(n)
+            losses.append(float(msg.content["metrics"].get("train-loss", float("nan"))))
+        metrics = MetricRecord({"bytes-up": bytes_up, "received": len(updates), "dropped": dropped,
+                                "failed": len(errors), "num-examples": int(sum(weights))})
+        if not updates:
+            log.warning("round %d: no usable update; the global model is unchanged", server_round)
+            return None, metrics
+        w = np.asarray(weights, dtype=np.float64) / sum(weights)
+        averaged = {name: sum(wk * u[name].astype(np.float64) for wk, u in zip(w, updates)).astype(np.float32)
+                    for name, _ in self.layout}
+        metrics["train-loss"] = float(np.dot(w, losses))
+        return to_record(averaged), metrics
