@@ -1,0 +1,150 @@
+"""The three backbone runtimes behind one interface: (1, 3, S, S) float32 -> (D,) float32.
+
+* `onnx`: onnxruntime on the bundle's model.onnx (imported lazily: not needed on the board);
+* `tensil`: our TCU driver on the PYNQ (pynq imported lazily, only on the board);
+* `emulator`: the same driver against the emulated PYNQ device (`board.emulated_pynq`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from board.bundle import Bundle
+from board.errors import BackendError
+from board.tcu import LoadedModel, Region, TcuDriver
+from tensil.arch import Arch
+
+log = logging.getLogger("board")
+BACKENDS = ("onnx", "emulator", "tensil")
+
+
+@dataclass
+class BackendConfig:
+    kind: str = "emulator"
+    timeout_s: float = 2.0             # accelerator completion timeout (tensil, emulator)
+    threads: int = 1                   # onnxruntime intra-op threads
+
+
+class Backend:
+    """Interface: `features(batch)` and `close()`; `name` says which runtime it is."""
+
+    name = "backend"
+    feature_dim: int
+
+    def features(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class OnnxBackend(Backend):
+    name = "onnx"
+
+    def __init__(self, bundle: Bundle, threads: int = 1):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise BackendError("the onnx backend needs onnxruntime (pip install onnxruntime)") from None
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+        try:
+            self._session = onnxruntime.InferenceSession(str(bundle.path("onnx")), options,
+                                                         providers=["CPUExecutionProvider"])
+        except Exception as exc:   # onnxruntime raises its own exception types
+            raise BackendError(f"onnxruntime cannot load {bundle.path('onnx')}: {exc}") from None
+        self._input, self._output = bundle.input_name, bundle.output_name
+        self.feature_dim = bundle.feature_dim
+
+    def features(self, batch: np.ndarray) -> np.ndarray:
+        out = self._session.run([self._output], {self._input: batch})[0]
+        return np.asarray(out, dtype=np.float32).reshape(-1)[:self.feature_dim]
+
+
+def read_compiled_model(path: Path) -> LoadedModel:
+    """The .tmodel/.tprog/.tdata triple, through `tensil.tmodel`, in the driver's terms."""
+    from tensil.tmodel import TModelError, read_model
+
+    try:
+        m = read_model(path)
+    except (TModelError, OSError) as exc:
+        raise BackendError(f"cannot read compiled model {path}: {exc}") from None
+    return LoadedModel(
+        arch=m.arch, program=m.program, consts=m.consts, consts_base=m.manifest.consts[0].base,
+        load_consts_to_local=m.manifest.load_consts_to_local,
+        inputs=_regions(m.manifest.inputs), outputs=_regions(m.manifest.outputs))
+
+
+def _regions(entries) -> dict:
+    runs: dict[str, list] = {}
+    for e in entries:
+        runs.setdefault(e.name, []).append((e.base, e.size))
+    return {name: Region(name, tuple(sorted(r))) for name, r in runs.items()}
+
+
+class TensilBackend(Backend):
+    """A compiled model on a TCU (real or emulated) through `TcuDriver`."""
+
+    def __init__(self, bundle: Bundle, driver: TcuDriver, name: str):
+        self.name = name
+        self.driver = driver
+        self.model = read_compiled_model(bundle.path("tmodel"))
+        driver.load_model(self.model)
+        if bundle.input_name not in self.model.inputs or bundle.output_name not in self.model.outputs:
+            raise BackendError(f"the compiled model's input/output names {list(self.model.inputs)}/"
+                               f"{list(self.model.outputs)} differ from model.json's "
+                               f"{bundle.input_name}/{bundle.output_name}")
+        self._input, self._output = bundle.input_name, bundle.output_name
+        self.feature_dim = bundle.feature_dim
+        self._lanes = driver.arch.array_size
+        _, c, h, w = bundle.input_shape
+        self._packed = np.zeros((h * w, self._lanes), dtype=np.float32)   # reused every frame
+
+    def features(self, batch: np.ndarray) -> np.ndarray:
+        # NCHW -> NHWC rows of A lanes, channels padded with zeros (PEFSL dropped the padding)
+        c = batch.shape[1]
+        self._packed[:, :c] = batch[0].reshape(c, -1).T
+        out = self.driver.run({self._input: self._packed})[self._output]
+        return out[:self.feature_dim].astype(np.float32)
+
+    def close(self) -> None:
+        self.driver.close()
+
+
+def open_backend(bundle: Bundle, config: BackendConfig, hardware_arch: Arch | None = None,
+                 overlay=None) -> Backend:
+    """Build the backend `config.kind` for `bundle`. `hardware_arch` overrides the emulated
+    device's architecture (by default the bitstream's, else the model's)."""
+    if config.kind not in BACKENDS:
+        raise BackendError(f"unknown backend {config.kind!r}; choose from {', '.join(BACKENDS)}")
+    available = bundle.backends()
+    if config.kind not in available:
+        raise BackendError(f"bundle {bundle.root} cannot serve the {config.kind} backend "
+                           f"(it has files for: {', '.join(available) or 'none'})")
+    if config.kind == "onnx":
+        return OnnxBackend(bundle, config.threads)
+    if config.kind == "emulator":
+        from board.emulated_pynq import EmulatedPynq
+
+        device = EmulatedPynq(hardware_arch or bundle.bitstream_arch or bundle.model_arch)
+        driver = TcuDriver(bundle.bitstream_arch or bundle.model_arch, device.axi_dma_0, device.allocate,
+                           config.timeout_s)
+        return TensilBackend(bundle, driver, "emulator")
+    try:
+        import pynq
+    except ImportError:
+        raise BackendError("the tensil backend runs on the PYNQ board only (no pynq module here); "
+                           "use --backend emulator or onnx") from None
+    if overlay is None:
+        overlay = pynq.Overlay(str(bundle.path("bitstream")))
+    dma = getattr(overlay, "axi_dma_0", None)
+    if dma is None:
+        raise BackendError(f"{bundle.path('bitstream')} has no axi_dma_0 (instruction DMA)")
+    if bundle.bitstream_arch is None:
+        raise BackendError(f"{bundle.root / 'model.json'} does not say which architecture design.bit implements")
+    driver = TcuDriver(bundle.bitstream_arch, dma, pynq.allocate, config.timeout_s)
+    return TensilBackend(bundle, driver, "tensil")

@@ -1,0 +1,252 @@
+"""The board bundle (artifact contract 5): the ONE module that knows its layout.
+
+    build/bundle/<name>/
+        model.json                  what the demo needs: input/output names and shape, feature
+                                    dimension, preprocessing, base mean, arch, file names,
+                                    sha256 of every file, the export/compile verification figures
+        model.onnx                  the exported backbone (onnx backend, off-board)
+        <model>.tmodel/.tprog/.tdata  the compiled model (tensil and emulator backends)
+        design.bit / design.hwh     the bitstream (tensil backend, on the board), when built
+
+`assemble_bundle` builds it from the export, tensil and fpga outputs (writing a temp folder and
+renaming it); `load_bundle` checks it and tells which backends it can serve.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from board.errors import BundleError
+from board.preprocess import Preprocessing
+from tensil.arch import Arch, ArchError, from_dict
+
+log = logging.getLogger("board")
+
+FORMAT, VERSION = "fsl-board-bundle", 1
+MODEL_JSON, ONNX_FILE, BIT_FILE, HWH_FILE = "model.json", "model.onnx", "design.bit", "design.hwh"
+FPGA_DIR_PATTERN = re.compile(r"^(?P<arch>[A-Za-z0-9_]+)_(?P<mhz>\d+)MHz$")
+
+
+@dataclass
+class BundleConfig:
+    """`python -m board bundle` options."""
+
+    onnx: str = "build/export/default.onnx"      # its <name>.json sidecar must sit next to it
+    tensil: str | None = "build/tensil"          # folder with <name>_<arch>.tmodel/.tprog/.tdata
+    arch: str = "custom_perf"
+    fpga: str | None = "build/fpga/custom_perf_50MHz"   # folder with design.bit/.hwh (optional)
+    out: str = "build/bundle/default"
+
+
+@dataclass
+class Bundle:
+    """A checked bundle on disk."""
+
+    root: Path
+    name: str
+    input_name: str
+    input_shape: tuple
+    output_name: str
+    feature_dim: int
+    preprocessing: Preprocessing
+    base_mean: np.ndarray | None
+    files: dict = field(default_factory=dict)    # role -> file name (roles: onnx, tmodel, bitstream, hwh)
+    model_arch: Arch | None = None               # what the .tmodel was compiled for
+    bitstream_arch: Arch | None = None           # what design.bit was built for
+    meta: dict = field(default_factory=dict)
+
+    def path(self, role: str) -> Path:
+        name = self.files.get(role)
+        if not name:
+            raise BundleError(f"bundle {self.root} has no {role} file (rebuild it with the {role} input)")
+        return self.root / name
+
+    def backends(self) -> list[str]:
+        """The backends this bundle can serve."""
+        out = ["onnx"] if self.files.get("onnx") else []
+        if self.files.get("tmodel"):
+            out.append("emulator")
+            if self.files.get("bitstream"):
+                out.append("tensil")
+        return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except OSError:
+        raise BundleError(f"{what} {path} is missing") from None
+    except ValueError as exc:
+        raise BundleError(f"{what} {path} is not valid JSON: {exc}") from None
+
+
+def _arch(d: dict | None, where: str) -> Arch | None:
+    if d is None:
+        return None
+    try:
+        d = dict(d)
+        return from_dict({k: v for k, v in d.items() if k != "name"}, name=d.get("name", "custom"))
+    except (ArchError, TypeError, KeyError) as exc:
+        raise BundleError(f"bad architecture in {where}: {exc}") from None
+
+
+def _tmodel_files(tmodel: Path) -> list[Path]:
+    manifest = _read_json(tmodel, "compiled model")
+    try:
+        names = [manifest["prog"]["file_name"]] + [c["file_name"] for c in manifest["consts"]]
+    except (KeyError, TypeError):
+        raise BundleError(f"{tmodel} is not a Tensil .tmodel manifest") from None
+    return [tmodel] + [tmodel.parent / Path(n).name for n in names]
+
+
+def _fpga_arch(fpga: Path, default_name: str) -> tuple[Arch | None, int | None]:
+    """The architecture and clock the bitstream was built for: fpga's build.json, else the
+    folder name `<arch>_<MHz>MHz`."""
+    for meta_name in ("build.json", "design.json"):
+        meta_path = fpga / meta_name
+        if meta_path.is_file():
+            meta = _read_json(meta_path, "bitstream metadata")
+            arch = meta.get("arch")
+            if isinstance(arch, dict):
+                return _arch(arch, str(meta_path)), meta.get("clock_mhz")
+            if isinstance(arch, str):
+                return _load_named_arch(arch), meta.get("clock_mhz")
+    m = FPGA_DIR_PATTERN.match(fpga.name)
+    if m:
+        return _load_named_arch(m["arch"]), int(m["mhz"])
+    raise BundleError(f"cannot tell which architecture {fpga} was built for (no build.json, "
+                      f"folder not named <arch>_<MHz>MHz); default would be {default_name}")
+
+
+def _load_named_arch(name: str) -> Arch:
+    from tensil.arch import load_arch
+
+    try:
+        return load_arch(name)
+    except ArchError as exc:
+        raise BundleError(str(exc)) from None
+
+
+def assemble_bundle(config: BundleConfig) -> Path:
+    """Copy and check the stage outputs into `config.out`; returns the bundle folder."""
+    onnx_path = Path(config.onnx)
+    if not onnx_path.is_file():
+        raise BundleError(f"ONNX file {onnx_path} is missing (run `make export`)")
+    sidecar = _read_json(onnx_path.with_suffix(".json"), "export sidecar")
+    try:
+        meta = {
+            "format": FORMAT, "version": VERSION, "name": onnx_path.stem,
+            "input": {"name": sidecar["input"]["name"], "shape": list(sidecar["input"]["shape"])},
+            "output": {"name": sidecar["output"]["name"]},
+            "feature_dim": int(sidecar["feature_dim"]),
+            "preprocessing": Preprocessing.from_dict(sidecar["preprocessing"]).to_dict(),
+            "base_mean": sidecar.get("base_mean"),
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"export sidecar {onnx_path.with_suffix('.json')} lacks {exc}") from None
+    copies: dict[str, tuple[Path, str]] = {"onnx": (onnx_path, ONNX_FILE)}
+    meta["verification"] = {"export_parity": sidecar.get("parity")}
+    meta["arch"] = meta["bitstream_arch"] = meta["clock_mhz"] = None
+
+    if config.tensil:
+        tmodel = Path(config.tensil) / f"{onnx_path.stem}_{config.arch}.tmodel"
+        files = _tmodel_files(tmodel)
+        for p in files:
+            if not p.is_file():
+                raise BundleError(f"compiled model file {p} is missing (run `make compile`)")
+        copies["tmodel"] = (tmodel, tmodel.name)
+        for p in files[1:]:
+            copies[p.suffix.lstrip(".")] = (p, p.name)
+        model_arch = _arch(_read_json(tmodel, "compiled model").get("arch"), str(tmodel))
+        meta["arch"] = dict(model_arch.to_json_dict(), name=config.arch)
+        report = tmodel.with_name(tmodel.stem + ".report.json")
+        meta["verification"]["compile_report"] = str(report) if report.is_file() else None
+        if report.is_file():
+            copies["report"] = (report, report.name)
+
+    if config.fpga:
+        fpga = Path(config.fpga)
+        bit, hwh = fpga / BIT_FILE, fpga / HWH_FILE
+        if bit.is_file() != hwh.is_file():
+            raise BundleError(f"{fpga} has only one of {BIT_FILE} and {HWH_FILE}; PYNQ needs both")
+        if bit.is_file():
+            arch, mhz = _fpga_arch(fpga, config.arch)
+            if meta["arch"] is not None and not arch.same_hardware(_arch(meta["arch"], "model")):
+                raise BundleError(f"the model was compiled for {config.arch} but {bit} was built for "
+                                  f"{arch.name}: recompile or rebuild so they match")
+            meta["bitstream_arch"] = dict(arch.to_json_dict(), name=arch.name)
+            meta["clock_mhz"] = mhz
+            copies["bitstream"], copies["hwh"] = (bit, BIT_FILE), (hwh, HWH_FILE)
+        else:
+            log.warning("board: no bitstream in %s (Vivado not run?): the bundle serves onnx and emulator only", fpga)
+
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".tmp"))
+    try:
+        meta["files"], meta["sha256"], meta["sources"] = {}, {}, {}
+        for role, (src, name) in copies.items():
+            shutil.copyfile(src, tmp / name)
+            meta["files"][role] = name
+            meta["sha256"][name] = _sha256(tmp / name)
+            meta["sources"][role] = str(src)
+        meta["config"] = asdict(config)
+        (tmp / MODEL_JSON).write_text(json.dumps(meta, indent=1))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("board: wrote bundle %s (%s)", out, ", ".join(sorted(meta["files"].values())))
+    return out
+
+
+def load_bundle(root: str | Path, check_hashes: bool = False) -> Bundle:
+    """Read and check `root/model.json` and the files it names."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BundleError(f"bundle folder {root} does not exist (run `make bundle`)")
+    meta = _read_json(root / MODEL_JSON, "bundle manifest")
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"{root / MODEL_JSON} is not a board bundle manifest")
+    try:
+        files = dict(meta["files"])
+        for name in files.values():
+            if not (root / name).is_file():
+                raise BundleError(f"bundle {root} is missing {name} (listed in {MODEL_JSON})")
+            if check_hashes and _sha256(root / name) != meta["sha256"][name]:
+                raise BundleError(f"bundle file {root / name} differs from the one bundled (sha256)")
+        base_mean = meta.get("base_mean")
+        bundle = Bundle(
+            root=root, name=str(meta["name"]), input_name=str(meta["input"]["name"]),
+            input_shape=tuple(int(v) for v in meta["input"]["shape"]),
+            output_name=str(meta["output"]["name"]), feature_dim=int(meta["feature_dim"]),
+            preprocessing=Preprocessing.from_dict(meta["preprocessing"]),
+            base_mean=None if base_mean is None else np.asarray(base_mean, dtype=np.float32),
+            files=files, model_arch=_arch(meta.get("arch"), str(root / MODEL_JSON)),
+            bitstream_arch=_arch(meta.get("bitstream_arch"), str(root / MODEL_JSON)), meta=meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{root / MODEL_JSON} is incomplete: {exc!r}") from None
+    if bundle.base_mean is not None and bundle.base_mean.shape != (bundle.feature_dim,):
+        raise BundleError(f"{root / MODEL_JSON}: base mean has {bundle.base_mean.size} values, "
+                          f"feature dimension is {bundle.feature_dim}")
+    return bundle

@@ -1,0 +1,96 @@
+"""`python -m board <command>`: bundle, video, demo, deploy. Errors: one line, exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+
+from board.errors import BoardError
+
+log = logging.getLogger("board")
+
+
+def _add_fields(parser: argparse.ArgumentParser, cls, helps: dict | None = None) -> None:
+    """One flag per dataclass field (`--field-name`), typed from the default."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        help_text = (helps or {}).get(f.name, "") + f" (default: {default})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            parser.add_argument(flag, type=type(default), default=default, help=help_text)
+        elif f.name == "camera":
+            parser.add_argument(flag, type=int, default=default, help=help_text)
+        else:
+            parser.add_argument(flag, type=_optional_str, default=default, help=help_text)
+
+
+def _optional_str(value: str) -> str | None:
+    return None if value.lower() in ("", "none") else value
+
+
+def _config(cls, args):
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from board.backends import BACKENDS
+    from board.bundle import BundleConfig
+    from board.demo import DemoConfig
+    from board.deploy import DeployConfig
+    from board.synthvideo import VideoConfig
+
+    parser = argparse.ArgumentParser(prog="python -m board", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_fields(sub.add_parser("bundle", help="assemble build/bundle/<name>/ (contract 5)"), BundleConfig, {
+        "onnx": "exported ONNX (its .json sidecar next to it)",
+        "tensil": "folder of the compiled <name>_<arch>.tmodel; 'none' to skip",
+        "fpga": "folder with design.bit/.hwh; 'none' to skip"})
+    _add_fields(sub.add_parser("video", help="generate a camera-like video, events and ground truth"), VideoConfig, {
+        "samples": "npz from `python -m train sample-images`"})
+    _add_fields(sub.add_parser("demo", help="run the few-shot demo"), DemoConfig, {
+        "backend": "|".join(BACKENDS), "display": "file (headless: annotated.avi + log.json) | window | hdmi",
+        "video": "video file or generated folder", "camera": "live camera index"})
+    _add_fields(sub.add_parser("deploy", help="copy the bundle and board/ to the PYNQ board"), DeployConfig, {
+        "board": "user@host", "tool": "auto | rsync | scp"})
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "bundle":
+            from board.bundle import BundleConfig, assemble_bundle
+
+            assemble_bundle(_config(BundleConfig, args))
+        elif args.command == "video":
+            from board.synthvideo import VideoConfig, generate_video
+
+            generate_video(_config(VideoConfig, args))
+        elif args.command == "demo":
+            from board.demo import DemoConfig, run_demo
+
+            config = _config(DemoConfig, args)
+            report = run_demo(config)
+            accuracy = "n/a (no ground truth)" if report.accuracy is None else f"{report.accuracy:.1%}"
+            print(f"board: {report.frames} frames, live accuracy {accuracy} on {report.evaluated} frames, "
+                  f"{report.fps:.1f} FPS, backbone {report.backbone_ms:.1f} ms/frame ({config.backend})")
+            if report.error:
+                raise BoardError(report.error)
+        elif args.command == "deploy":
+            from board.deploy import DeployConfig, board_command, deploy
+
+            config = _config(DeployConfig, args)
+            deploy(config)
+            print(f"board: copied to {config.board}:{config.dest}; run there:\n  {board_command(config)}")
+    except BoardError as exc:
+        print(f"board: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("board: interrupted", file=sys.stderr)
+        return 130
+    return 0

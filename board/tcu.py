@@ -1,0 +1,221 @@
+"""Our Tensil TCU driver for PYNQ (Python 3.10, numpy, pynq objects passed in).
+
+What it does, and what it does better than Tensil's `tcu_pynq` (tensil_spec.md §7):
+* DRAM0 (full depth: the completion probe lives at its top) and DRAM1 (only as large as the
+  model's constants, not 24 MiB) in 64 KiB-aligned contiguous buffers, allocated once;
+* Configure instructions point the TCU at them (offsets in 64 KiB units);
+* the program plus the completion probe is copied ONCE into a DMA buffer at load time and every
+  frame re-streams that buffer in chunks (no per-frame copy of ~1 MB of instructions);
+* completion: the probe vector copied DRAM0 -> local -> DRAM0 after the program, polled with a
+  timeout (the upstream driver spins forever, issue #87); DMA idleness is also polled with it;
+* the model's architecture must equal the bitstream's (the upstream check is defeated by PEFSL);
+* inputs are padded to the array width and converted with saturation (upstream wraps).
+
+`allocate(shape, dtype)` and `dma` are `pynq.allocate` and `overlay.axi_dma_0` on the board, and
+the emulated device of `board.emulated_pynq` off the board: the same code runs on both.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from board.errors import AcceleratorTimeoutError, ArchMismatchError, BackendError
+from tensil.arch import Arch
+from tensil.fixed import from_bytes, quantize, to_bytes
+from tensil.isa import ConfigRegister, Configure, DataFlow, DataMove, Layout, NoOp, encode, encode_program
+
+BLOCK = 1 << 16                       # DRAM offsets are configured in 64 KiB units
+TIMEOUT_REGISTER_VALUE = 100          # the RTL reset value, as Tensil's driver sets it
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a tensor lives in DRAM0: the .tmodel's (base, size) runs in vectors."""
+
+    name: str
+    runs: tuple                         # ((base, size), ...) in base order
+
+
+@dataclass
+class LoadedModel:
+    """What the driver needs from a compiled model (built from `tensil.tmodel`)."""
+
+    arch: Arch
+    program: bytes
+    consts: bytes
+    consts_base: int
+    load_consts_to_local: bool
+    inputs: dict                        # name -> Region
+    outputs: dict
+
+
+class TcuDriver:
+    """Runs a compiled model on a Tensil TCU reached through `dma` and physical memory."""
+
+    def __init__(self, arch: Arch, dma, allocate, timeout_s: float = 2.0, max_chunk_bytes: int | None = None):
+        self.arch = arch
+        self.layout = Layout.from_arch(arch)
+        self.dtype = arch.dtype
+        self.timeout_s = timeout_s
+        self._dma = dma
+        self._allocate = allocate
+        self._vector_bytes = arch.array_size * self.dtype.bytes_per_scalar
+        step = math.lcm(self.layout.instruction_bytes, 8)      # whole instructions, whole 64-bit beats
+        limit = max_chunk_bytes or int(getattr(dma, "buffer_max_size", (1 << 26) - 1))
+        self._chunk = max(step, limit // step * step)
+        self._pad_unit = step
+        self._buffers: list = []
+        self._dram1 = self._dram1_phys = None
+        self._program_buffer = None
+        self._program_bytes = 0
+        self.model: LoadedModel | None = None
+        self._dram0, dram0_phys = self._aligned(arch.dram0_depth * self._vector_bytes)
+        self._probe_src = (arch.dram0_depth - 1) * self._vector_bytes
+        self._probe_dst = (arch.dram0_depth - 2) * self._vector_bytes
+        self._probe_local = arch.local_depth - 1
+        self._probe_pattern = np.full(self._vector_bytes, 0xFF, dtype=np.uint8)
+        self._dram0[self._probe_src:self._probe_src + self._vector_bytes] = self._probe_pattern
+        self._configure((ConfigRegister.DRAM0_OFFSET, dram0_phys // BLOCK),
+                        (ConfigRegister.TIMEOUT, TIMEOUT_REGISTER_VALUE))
+
+    # ----- memory ------------------------------------------------------------------------------
+    def _aligned(self, nbytes: int) -> tuple[np.ndarray, int]:
+        """A uint8 view of `nbytes` whose physical address is 64 KiB aligned, and that address."""
+        try:
+            buf = self._allocate((nbytes + BLOCK,), dtype=np.uint8)
+        except Exception as exc:   # pynq raises plain RuntimeError/MemoryError on CMA exhaustion
+            raise BackendError(f"cannot allocate {nbytes >> 20} MiB of contiguous memory for the "
+                               f"accelerator ({exc}); reboot the board to defragment CMA") from None
+        self._buffers.append(buf)
+        phys = int(buf.physical_address)
+        skip = -phys % BLOCK
+        return buf[skip:skip + nbytes], phys + skip
+
+    def _sync_to_device(self, buf) -> None:
+        flush = getattr(buf, "flush", None)
+        if flush is not None:
+            flush()
+
+    # ----- instruction stream ------------------------------------------------------------------
+    def _probe_instructions(self) -> bytes:
+        a, d = self._probe_local, self.arch.dram0_depth
+        return encode_program([
+            DataMove(DataFlow.DRAM0_TO_LOCAL, a, 0, d - 1, 0, 0),
+            DataMove(DataFlow.LOCAL_TO_DRAM0, a, 0, d - 2, 0, 0),
+        ], self.layout)
+
+    def _padded(self, stream: bytes) -> bytes:
+        noop = encode(NoOp(), self.layout)
+        missing = -len(stream) % self._pad_unit
+        return stream + noop * (missing // len(noop))
+
+    def _stage(self, stream: bytes):
+        buf = self._allocate((len(stream),), dtype=np.uint8)
+        buf[:] = np.frombuffer(stream, dtype=np.uint8)
+        self._sync_to_device(buf)
+        self._buffers.append(buf)
+        return buf
+
+    def _configure(self, *settings) -> None:
+        stream = encode_program([Configure(int(r), int(v)) for r, v in settings], self.layout)
+        self._execute(self._stage(self._padded(stream + self._probe_instructions())), what="configuration")
+
+    def _execute(self, buffer, nbytes: int | None = None, what: str = "program") -> None:
+        """Stream `buffer` through the instruction DMA and wait for the completion probe."""
+        nbytes = len(buffer) if nbytes is None else nbytes
+        probe = self._dram0[self._probe_dst:self._probe_dst + self._vector_bytes]
+        probe[:] = 0
+        self._sync_to_device(self._dram0)
+        deadline = time.monotonic() + self.timeout_s
+        channel = self._dma.sendchannel
+        for start in range(0, nbytes, self._chunk):
+            self._wait(lambda: channel.idle, deadline, what)
+            channel.transfer(buffer, start=start, nbytes=min(self._chunk, nbytes - start))
+        self._wait(lambda: np.array_equal(probe, self._probe_pattern), deadline, what)
+
+    def _wait(self, done, deadline: float, what: str) -> None:
+        while not done():
+            if time.monotonic() > deadline:
+                raise AcceleratorTimeoutError(
+                    f"the accelerator did not finish the {what} within {self.timeout_s:g} s "
+                    f"(bitstream not built for {self.arch.name}, or the TCU is hung)")
+            time.sleep(0.0001)
+
+    # ----- model -------------------------------------------------------------------------------
+    def load_model(self, model: LoadedModel) -> None:
+        """Place the constants in DRAM1 and stage the program; reject another architecture."""
+        if not model.arch.same_hardware(self.arch):
+            raise ArchMismatchError(
+                f"the model was compiled for {model.arch.name} ({_describe(model.arch)}) but the "
+                f"bitstream implements {self.arch.name} ({_describe(self.arch)})")
+        consts_end = (model.consts_base * self._vector_bytes) + len(model.consts)
+        if self._dram1 is None or len(self._dram1) < consts_end:
+            self._dram1, self._dram1_phys = self._aligned(max(consts_end, self._vector_bytes))
+        start = model.consts_base * self._vector_bytes
+        self._dram1[start:consts_end] = np.frombuffer(model.consts, dtype=np.uint8)
+        self._sync_to_device(self._dram1)
+        settings = [(ConfigRegister.DRAM1_OFFSET, self._dram1_phys // BLOCK)]
+        self._configure(*settings)
+        if model.load_consts_to_local:
+            n = len(model.consts) // self._vector_bytes
+            if n > self.arch.local_depth - 1:
+                raise BackendError(f"{n} constant vectors do not fit in local memory ({self.arch.local_depth - 1})")
+            move = encode(DataMove(DataFlow.DRAM1_TO_LOCAL, model.consts_base, 0, model.consts_base, 0, n - 1),
+                          self.layout)
+            self._execute(self._stage(self._padded(move + self._probe_instructions())), what="constant preload")
+        stream = self._padded(model.program + self._probe_instructions())
+        self._program_buffer = self._stage(stream)
+        self._program_bytes = len(stream)
+        self.model = model
+
+    def run(self, inputs: dict) -> dict:
+        """`{input name: float array in the padded vector layout (vectors, A)}` -> `{output name:
+        float (vectors * A,) array}`; buffers are reused from call to call."""
+        if self.model is None:
+            raise BackendError("no model loaded")
+        for name, region in self.model.inputs.items():
+            if name not in inputs:
+                raise BackendError(f"missing input {name!r}")
+            self._write(region, inputs[name])
+        self._execute(self._program_buffer, self._program_bytes)
+        return {name: self._read(region) for name, region in self.model.outputs.items()}
+
+    def _write(self, region: Region, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2 or values.shape[1] != self.arch.array_size:
+            raise BackendError(f"input {region.name!r} must be (vectors, {self.arch.array_size}), got {values.shape}")
+        raw, _ = quantize(values, self.dtype, rounding="half_even", saturate=True)
+        data = np.frombuffer(to_bytes(raw, self.dtype), dtype=np.uint8)
+        expected = sum(size for _, size in region.runs) * self._vector_bytes
+        if data.size != expected:
+            raise BackendError(f"input {region.name!r} has {values.shape[0]} vectors, the model expects "
+                               f"{expected // self._vector_bytes}")
+        offset = 0
+        for base, size in region.runs:
+            n = size * self._vector_bytes
+            self._dram0[base * self._vector_bytes:base * self._vector_bytes + n] = data[offset:offset + n]
+            offset += n
+        self._sync_to_device(self._dram0)
+
+    def _read(self, region: Region) -> np.ndarray:
+        invalidate = getattr(self._dram0, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
+        chunks = [self._dram0[b * self._vector_bytes:(b + s) * self._vector_bytes] for b, s in region.runs]
+        raw = from_bytes(np.concatenate(chunks).tobytes(), self.dtype)
+        return raw.astype(np.float64) / self.dtype.scale
+
+    def close(self) -> None:
+        for buf in self._buffers:
+            free = getattr(buf, "freebuffer", None)
+            if free is not None:
+                free()
+        self._buffers.clear()
+
+
+def _describe(arch: Arch) -> str:
+    return f"{arch.data_type}, array {arch.array_size}, local {arch.local_depth}, acc {arch.accumulator_depth}"

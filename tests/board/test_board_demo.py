@@ -1,0 +1,19 @@
+"""The headless demo end to end, and its behaviour on bad input."""
+
+import json
+
+import pytest
+
+from board.demo import DemoConfig, run_demo
+
+
+def test_headless_demo_reaches_90_percent_live_accuracy(onnx_bundle, generated_video, tmp_path):
+    report = run_demo(DemoConfig(bundle=str(onnx_bundle), backend="onnx", video=str(generated_video),
+                                 out=str(tmp_path)))
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert report.error is None
+    assert log["evaluated"] == 6 * 30
+    assert log["accuracy"] >= 0.9, log["accuracy"]
+    assert (tmp_path / "annotated.avi").stat().st_size > 0
+    assert (tmp_path / "classes.npz").is_file()
+    assert len(log["per_frame"]) == log["frames"]
