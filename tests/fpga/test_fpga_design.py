@@ -1,0 +1,79 @@
+"""The generated Tcl, executed by tclsh against the Vivado stand-in, for several archs and clocks."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import a16_arch
+
+from fpga.bdcheck import check_design, external_pins
+from fpga.project import ProjectConfig, write_project
+from fpga.standin import record_design
+from tensil.arch import load_arch
+
+
+def _build(tmp_path, rtl_factory, fake_pynq, arch, mhz):
+    rtl = rtl_factory(arch)
+    config = ProjectConfig(arch=str(tmp_path / "a16.tarch") if arch.name == "a16" else arch.name, mhz=mhz,
+                           rtl_dir=str(rtl), pynq_dir=str(fake_pynq), out=str(tmp_path / "out"))  # fmt: skip
+    project = write_project(config)
+    return project, record_design(project.create_tcl)
+
+
+@pytest.mark.parametrize(
+    "arch_name, mhz",
+    [("custom_perf", 50), ("custom_perf", 100), ("custom_perf", 125), ("pynqz1", 50), ("a16", 125), ("custom_perf", 33)],
+)
+def test_design_passes_every_check(tmp_path, rtl_factory, fake_pynq, arch_name, mhz):
+    arch = a16_arch(tmp_path) if arch_name == "a16" else load_arch(arch_name)
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, arch, mhz)
+    assert check_design(design, f"top_{arch.name}_0", project.clock) == []
+    assert design["project"]["part"] == "xc7z020clg400-1"
+    assert design["cells"][f"top_{arch.name}_0"]["vlnv"] == f"module_ref:top_{arch.name}"
+
+
+def test_clock_source_follows_the_frequency(tmp_path, rtl_factory, fake_pynq):
+    arch = load_arch("custom_perf")
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, arch, 125)
+    assert float(design["cells"]["ps7_0"]["config"]["PCW_FPGA3_PERIPHERAL_FREQMHZ"]) == 125
+    assert "accel_clk_wiz" not in design["cells"]
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, arch, 33)
+    assert float(design["cells"]["accel_clk_wiz"]["config"]["CLKOUT1_REQUESTED_OUT_FREQ"]) == 33
+    nets = {n["name"]: n["pins"] for n in design["nets"]}
+    assert "rst_accel/dcm_locked" in nets["accel_clk_locked"]
+
+
+def test_board_driver_names_and_addresses(tmp_path, rtl_factory, fake_pynq):
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, load_arch("custom_perf"), 50)
+    cells = design["cells"]
+    assert cells["axi_dma_0"]["config"]["c_m_axis_mm2s_tdata_width"] == "64"
+    assert cells["btns_gpio"]["config"]["C_GPIO2_WIDTH"] == "6"
+    for name in ("video/hdmi_out/frontend/vtc_out", "video/hdmi_out/frontend/axi_dynclk",
+                 "video/hdmi_out/pixel_unpack", "video/hdmi_out/color_convert"):  # fmt: skip
+        assert name in cells
+    addresses = {a["segment"]: int(a["offset"], 16) for a in design["addresses"]}
+    assert addresses["axi_dma_0/S_AXI_LITE/Reg"] == 0x8040_0000
+    spaces = {a["space"] for a in design["addresses"]}
+    assert {"top_custom_perf_0/m_axi_dram0", "top_custom_perf_0/m_axi_dram1", "axi_dma_0/Data_MM2S"} <= spaces
+
+
+def test_checker_catches_broken_designs(tmp_path, rtl_factory, fake_pynq):
+    arch = load_arch("custom_perf")
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, arch, 50)
+    tcu = "top_custom_perf_0"
+    broken = dict(design, nets=[n for n in design["nets"] if n["name"] != "accel_clk"])
+    assert any("clock" in p for p in check_design(broken, tcu, project.clock))
+    rewired = [[a, b.replace("dram0_smc", "dram1_smc")] if b.endswith("dram0_smc/S00_AXI") else [a, b]
+               for a, b in design["intf_nets"]]  # fmt: skip
+    assert any("m_axi_dram0" in p for p in check_design(dict(design, intf_nets=rewired), tcu, project.clock))
+    overlap = design["addresses"] + [dict(design["addresses"][0], segment="extra/S_AXI/Reg")]
+    assert any("overlaps" in p for p in check_design(dict(design, addresses=overlap), tcu, project.clock))
+    (project.out / "design.xdc").write_text("")
+    assert any("lacks" in p for p in check_design(design, tcu, project.clock))
+
+
+def test_every_external_port_is_constrained(tmp_path, rtl_factory, fake_pynq):
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, load_arch("custom_perf"), 50)
+    pins = external_pins(design)
+    assert len(pins) == 4 + 6 + 8
+    xdc = (project.out / "design.xdc").read_text()
+    assert all(f"{{{pin}}}" in xdc for pin in pins)
