@@ -15,8 +15,10 @@ import numpy as np
 
 from board.bundle import Bundle
 from board.errors import BackendError
-from board.tcu import LoadedModel, Region, TcuDriver
+from board.tcu import TcuDriver
 from tensil.arch import Arch
+from tensil.layout import unpack_output
+from tensil.tmodel import LoadedModel, ModelError, read_model
 
 log = logging.getLogger("board")
 BACKENDS = ("onnx", "emulator", "tensil")
@@ -66,24 +68,11 @@ class OnnxBackend(Backend):
 
 
 def read_compiled_model(path: Path) -> LoadedModel:
-    """The .tmodel/.tprog/.tdata triple, through `tensil.tmodel`, in the driver's terms."""
-    from tensil.tmodel import TModelError, read_model
-
+    """The .tmodel/.tprog/.tdata triple (checked by `tensil.tmodel`)."""
     try:
-        m = read_model(path)
-    except (TModelError, OSError) as exc:
-        raise BackendError(f"cannot read compiled model {path}: {exc}") from None
-    return LoadedModel(
-        arch=m.arch, program=m.program, consts=m.consts, consts_base=m.manifest.consts[0].base,
-        load_consts_to_local=m.manifest.load_consts_to_local,
-        inputs=_regions(m.manifest.inputs), outputs=_regions(m.manifest.outputs))
-
-
-def _regions(entries) -> dict:
-    runs: dict[str, list] = {}
-    for e in entries:
-        runs.setdefault(e.name, []).append((e.base, e.size))
-    return {name: Region(name, tuple(sorted(r))) for name, r in runs.items()}
+        return read_model(path)
+    except (ModelError, OSError) as exc:
+        raise BackendError(f"cannot read compiled model: {exc}") from None
 
 
 class TensilBackend(Backend):
@@ -93,23 +82,17 @@ class TensilBackend(Backend):
         self.name = name
         self.driver = driver
         self.model = read_compiled_model(bundle.path("tmodel"))
+        manifest = self.model.manifest
+        if manifest.input_names != [bundle.input_name] or bundle.output_name not in manifest.output_names:
+            raise BackendError(f"the compiled model's input/output names {manifest.input_names}/"
+                               f"{manifest.output_names} differ from model.json's {bundle.input_name}/{bundle.output_name}")
         driver.load_model(self.model)
-        if bundle.input_name not in self.model.inputs or bundle.output_name not in self.model.outputs:
-            raise BackendError(f"the compiled model's input/output names {list(self.model.inputs)}/"
-                               f"{list(self.model.outputs)} differ from model.json's "
-                               f"{bundle.input_name}/{bundle.output_name}")
         self._input, self._output = bundle.input_name, bundle.output_name
         self.feature_dim = bundle.feature_dim
-        self._lanes = driver.arch.array_size
-        _, c, h, w = bundle.input_shape
-        self._packed = np.zeros((h * w, self._lanes), dtype=np.float32)   # reused every frame
 
     def features(self, batch: np.ndarray) -> np.ndarray:
-        # NCHW -> NHWC rows of A lanes, channels padded with zeros (PEFSL dropped the padding)
-        c = batch.shape[1]
-        self._packed[:, :c] = batch[0].reshape(c, -1).T
-        out = self.driver.run({self._input: self._packed})[self._output]
-        return out[:self.feature_dim].astype(np.float32)
+        raw = self.driver.run({self._input: batch})[self._output]
+        return unpack_output(raw, (1, self.feature_dim), self.driver.arch).reshape(-1)
 
     def close(self) -> None:
         self.driver.close()

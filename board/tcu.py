@@ -19,38 +19,17 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-
 import numpy as np
 
 from board.errors import AcceleratorTimeoutError, ArchMismatchError, BackendError
 from tensil.arch import Arch
-from tensil.fixed import from_bytes, quantize, to_bytes
+from tensil.fixed import from_bytes, to_bytes
 from tensil.isa import ConfigRegister, Configure, DataFlow, DataMove, Layout, NoOp, encode, encode_program
+from tensil.layout import LayoutError, pack_input
+from tensil.tmodel import LoadedModel
 
 BLOCK = 1 << 16                       # DRAM offsets are configured in 64 KiB units
 TIMEOUT_REGISTER_VALUE = 100          # the RTL reset value, as Tensil's driver sets it
-
-
-@dataclass(frozen=True)
-class Region:
-    """Where a tensor lives in DRAM0: the .tmodel's (base, size) runs in vectors."""
-
-    name: str
-    runs: tuple                         # ((base, size), ...) in base order
-
-
-@dataclass
-class LoadedModel:
-    """What the driver needs from a compiled model (built from `tensil.tmodel`)."""
-
-    arch: Arch
-    program: bytes
-    consts: bytes
-    consts_base: int
-    load_consts_to_local: bool
-    inputs: dict                        # name -> Region
-    outputs: dict
 
 
 class TcuDriver:
@@ -152,20 +131,19 @@ class TcuDriver:
             raise ArchMismatchError(
                 f"the model was compiled for {model.arch.name} ({_describe(model.arch)}) but the "
                 f"bitstream implements {self.arch.name} ({_describe(self.arch)})")
-        consts_end = (model.consts_base * self._vector_bytes) + len(model.consts)
-        if self._dram1 is None or len(self._dram1) < consts_end:
-            self._dram1, self._dram1_phys = self._aligned(max(consts_end, self._vector_bytes))
-        start = model.consts_base * self._vector_bytes
-        self._dram1[start:consts_end] = np.frombuffer(model.consts, dtype=np.uint8)
+        manifest = model.manifest
+        base = manifest.consts[0].base if manifest.consts else 0
+        start, end = base * self._vector_bytes, base * self._vector_bytes + len(model.consts)
+        if self._dram1 is None or len(self._dram1) < end:
+            self._dram1, self._dram1_phys = self._aligned(max(end, self._vector_bytes))
+        self._dram1[start:end] = np.frombuffer(model.consts, dtype=np.uint8)
         self._sync_to_device(self._dram1)
-        settings = [(ConfigRegister.DRAM1_OFFSET, self._dram1_phys // BLOCK)]
-        self._configure(*settings)
-        if model.load_consts_to_local:
+        self._configure((ConfigRegister.DRAM1_OFFSET, self._dram1_phys // BLOCK))
+        if manifest.load_consts_to_local and model.consts:
             n = len(model.consts) // self._vector_bytes
-            if n > self.arch.local_depth - 1:
+            if base + n > self.arch.local_depth - 1:       # the probe uses the last local vector
                 raise BackendError(f"{n} constant vectors do not fit in local memory ({self.arch.local_depth - 1})")
-            move = encode(DataMove(DataFlow.DRAM1_TO_LOCAL, model.consts_base, 0, model.consts_base, 0, n - 1),
-                          self.layout)
+            move = encode(DataMove(DataFlow.DRAM1_TO_LOCAL, base, 0, base, 0, n - 1), self.layout)
             self._execute(self._stage(self._padded(move + self._probe_instructions())), what="constant preload")
         stream = self._padded(model.program + self._probe_instructions())
         self._program_buffer = self._stage(stream)
@@ -173,41 +151,42 @@ class TcuDriver:
         self.model = model
 
     def run(self, inputs: dict) -> dict:
-        """`{input name: float array in the padded vector layout (vectors, A)}` -> `{output name:
-        float (vectors * A,) array}`; buffers are reused from call to call."""
+        """`{input name: float array shaped as the ONNX input}` -> `{output name: raw (vectors, A)
+        int64 array}` (unpack with `tensil.layout.unpack_output`); buffers are reused."""
         if self.model is None:
             raise BackendError("no model loaded")
-        for name, region in self.model.inputs.items():
+        manifest = self.model.manifest
+        for name in manifest.input_names:
             if name not in inputs:
                 raise BackendError(f"missing input {name!r}")
-            self._write(region, inputs[name])
+            self._write(manifest.spans(name), inputs[name])
         self._execute(self._program_buffer, self._program_bytes)
-        return {name: self._read(region) for name, region in self.model.outputs.items()}
+        return {name: self._read(manifest.spans(name, outputs=True)) for name in manifest.output_names}
 
-    def _write(self, region: Region, values: np.ndarray) -> None:
-        values = np.asarray(values, dtype=np.float64)
-        if values.ndim != 2 or values.shape[1] != self.arch.array_size:
-            raise BackendError(f"input {region.name!r} must be (vectors, {self.arch.array_size}), got {values.shape}")
-        raw, _ = quantize(values, self.dtype, rounding="half_even", saturate=True)
+    def _write(self, spans, values: np.ndarray) -> None:
+        try:
+            raw, _ = pack_input(values, self.arch)          # pad to A lanes, saturate to fixed point
+        except LayoutError as exc:
+            raise BackendError(f"bad accelerator input: {exc}") from None
+        need = sum(s.size for s in spans)
+        if raw.shape[0] != need:
+            raise BackendError(f"input {spans[0].name!r} packs into {raw.shape[0]} vectors, the model expects {need}")
         data = np.frombuffer(to_bytes(raw, self.dtype), dtype=np.uint8)
-        expected = sum(size for _, size in region.runs) * self._vector_bytes
-        if data.size != expected:
-            raise BackendError(f"input {region.name!r} has {values.shape[0]} vectors, the model expects "
-                               f"{expected // self._vector_bytes}")
         offset = 0
-        for base, size in region.runs:
-            n = size * self._vector_bytes
-            self._dram0[base * self._vector_bytes:base * self._vector_bytes + n] = data[offset:offset + n]
+        for span in spans:
+            n = span.size * self._vector_bytes
+            at = span.base * self._vector_bytes
+            self._dram0[at:at + n] = data[offset:offset + n]
             offset += n
         self._sync_to_device(self._dram0)
 
-    def _read(self, region: Region) -> np.ndarray:
+    def _read(self, spans) -> np.ndarray:
         invalidate = getattr(self._dram0, "invalidate", None)
         if invalidate is not None:
             invalidate()
-        chunks = [self._dram0[b * self._vector_bytes:(b + s) * self._vector_bytes] for b, s in region.runs]
-        raw = from_bytes(np.concatenate(chunks).tobytes(), self.dtype)
-        return raw.astype(np.float64) / self.dtype.scale
+        vb = self._vector_bytes
+        data = np.concatenate([self._dram0[s.base * vb:(s.base + s.size) * vb] for s in spans])
+        return from_bytes(data.tobytes(), self.dtype).reshape(-1, self.arch.array_size)
 
     def close(self) -> None:
         for buf in self._buffers:

@@ -1,0 +1,97 @@
+"""The TCU driver against the emulated PYNQ device, compared with the emulator called directly."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensil.emulator")
+
+from board.emulated_pynq import EmulatedPynq
+from board.errors import AcceleratorTimeoutError, ArchMismatchError
+from board.tcu import TcuDriver
+from tensil.arch import load_arch
+from tensil.emulator import ModelRunner
+from tensil.isa import DataFlow, DataMove, LoadWeight, MatMul, encode_program, Layout
+from tensil.fixed import quantize, to_bytes
+from tensil.tmodel import read_model, write_model
+
+PIXELS = 16
+
+
+def pointwise_model(folder, arch_name="custom_perf", load_consts_to_local=False, seed=0):
+    """A hand-written 1x1 convolution (3 -> A channels, bias) over a 4x4 image, built with
+    tensil.isa: consts -> local -> array weights; input -> local -> MatMul -> acc -> local -> DRAM0."""
+    arch = load_arch(arch_name)
+    a = arch.array_size
+    rng = np.random.default_rng(seed)
+    weights = np.zeros((a, a))
+    weights[:3] = rng.normal(0, 0.5, size=(3, a))              # input lane k -> output lanes
+    bias = rng.normal(0, 0.1, size=a)
+    consts_raw, _ = quantize(np.vstack([bias, weights]), arch.dtype)
+    program = encode_program([
+        DataMove(DataFlow.DRAM1_TO_LOCAL, 100, 0, 0, 0, a),
+        LoadWeight(100, 0, a),
+        DataMove(DataFlow.DRAM0_TO_LOCAL, 0, 0, 0, 0, PIXELS - 1),
+        MatMul(0, 0, 0, 0, PIXELS - 1),
+        DataMove(DataFlow.ACC_TO_LOCAL, 200, 0, 0, 0, PIXELS - 1),
+        DataMove(DataFlow.LOCAL_TO_DRAM0, 200, 0, PIXELS, 0, PIXELS - 1),
+    ], Layout.from_arch(arch))
+    path = write_model(folder, f"pointwise_{arch_name}", arch, program, to_bytes(consts_raw, arch.dtype),
+                       [("x", 0, PIXELS)], [("y", PIXELS, PIXELS)], load_consts_to_local)
+    return path, weights[:3], bias
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_driver_on_emulated_device_equals_emulator(tmp_path, preload):
+    path, w, b = pointwise_model(tmp_path, load_consts_to_local=preload)
+    loaded = read_model(path)
+    device = EmulatedPynq(loaded.arch)
+    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=5)
+    driver.load_model(loaded)
+    direct = ModelRunner(loaded)
+    rng = np.random.default_rng(1)
+    for _ in range(3):                                         # buffers reused across frames
+        x = rng.normal(size=(1, 3, 4, 4)).astype(np.float32)
+        ours = driver.run({"x": x})["y"]
+        ref = direct.run({"x": x})["y"]
+        np.testing.assert_array_equal(ours.astype(np.float64).ravel() / 256, ref)
+        # and the arithmetic is the 1x1 convolution it claims to be (fixed point tolerance)
+        pixels = x[0].reshape(3, -1).T
+        np.testing.assert_allclose(ours / 256.0, pixels @ w + b, atol=0.03)
+    assert device.tcu.fault is None
+
+
+def test_driver_streams_long_programs_in_chunks(tmp_path):
+    path, _, _ = pointwise_model(tmp_path)
+    loaded = read_model(path)
+    device = EmulatedPynq(loaded.arch, buffer_max_size=40)     # 5 instructions per DMA transfer
+    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=5)
+    driver.load_model(loaded)
+    x = np.ones((1, 3, 4, 4), np.float32)
+    np.testing.assert_array_equal(driver.run({"x": x})["y"].ravel() / 256, ModelRunner(loaded).run({"x": x})["y"])
+
+
+def test_model_for_another_arch_is_refused(tmp_path):
+    path, _, _ = pointwise_model(tmp_path, arch_name="pynqz1")
+    hw = load_arch("custom_perf")
+    device = EmulatedPynq(hw)
+    driver = TcuDriver(hw, device.axi_dma_0, device.allocate, timeout_s=5)
+    with pytest.raises(ArchMismatchError, match="compiled for"):
+        driver.load_model(read_model(path))
+
+
+def test_bitstream_of_another_arch_times_out_instead_of_hanging():
+    """The demo believes the bitstream is custom_perf; it really is pynqz1 (A=8): the probe never lands."""
+    device = EmulatedPynq(load_arch("pynqz1"))
+    with pytest.raises(AcceleratorTimeoutError, match="did not finish"):
+        TcuDriver(load_arch("custom_perf"), device.axi_dma_0, device.allocate, timeout_s=0.3)
+
+
+def test_hung_accelerator_times_out(tmp_path):
+    path, _, _ = pointwise_model(tmp_path)
+    loaded = read_model(path)
+    device = EmulatedPynq(loaded.arch)
+    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=0.3)
+    driver.load_model(loaded)
+    device.tcu.hung = True                                     # e.g. a SIMD hazard stalled it
+    with pytest.raises(AcceleratorTimeoutError, match="within 0.3 s"):
+        driver.run({"x": np.zeros((1, 3, 4, 4), np.float32)})
