@@ -62,11 +62,9 @@ def round_shift_even(wide, shift: int) -> np.ndarray:
     wide = _raw(wide)
     if shift == 0:
         return wide
-    q = wide >> shift  # floor
-    rem = wide & ((1 << shift) - 1)
-    half = 1 << (shift - 1)
-    round_up = (rem > half) | ((rem == half) & ((q & 1) == 1))
-    return q + round_up.astype(np.int64)
+    # floor((m + half - 1 + lsb(floor(m / 2^shift))) / 2^shift): above half rounds up, below
+    # rounds down, exactly half adds the parity bit of the floor, i.e. rounds to even
+    return (wide + ((1 << (shift - 1)) - 1) + ((wide >> shift) & 1)) >> shift
 
 
 def quantize(x, dtype: DataType, rounding: str = "half_up", saturate: bool = True) -> tuple[np.ndarray, int]:

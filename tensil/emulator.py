@@ -1,0 +1,622 @@
+"""Bit-exact, vectorised emulator of the Tensil TCU.
+
+Semantics are those measured on the generated RTL (`tensil_rtl_facts.md`), which confirm
+`tensil_spec.md` §2.4 and §6.2:
+
+* MatMul: `y = bias; for k in 0..A-1: y = mac(x[k], W[k], y)` (per-step RNE of the exact sum,
+  saturation at every step, lanes in order 0..A-1), then `acc = y` or `acc = add(acc, y)`.
+  `zeroes` feeds zero vectors (result = bias).
+* LoadWeight: a shift register of A+1 vectors (row 0 = bias, row k+1 = weights of input lane k);
+  pushes `local[addr + size*step] ... local[addr]`, so afterwards row j = `local[addr + j*step]`.
+* DataMove: the seven directions, raw copies, local->acc accumulate is a saturating add.
+* SIMD: `res = op(L, R)` with sources 0 = the vector read from the accumulator, k = register k;
+  `dest` k stores the result in register k (accumulate is ignored for registers); `write` stores
+  it in the accumulator (with accumulate: saturating add). `write` with a register `dest` writes
+  both, as the RTL does. Instructions that hang the RTL (spec §2.6 hazards 1-3) raise
+  `EmulatorError` instead of silently computing something.
+* Local and accumulator addresses wrap modulo their depth like the RTL's; DRAM addresses beyond
+  the memory raise `EmulatorError`. Configure is recorded, NoOp does nothing.
+
+Speed comes from a *plan*: the program is cut once into steps that numpy executes in bulk
+(runs of MatMuls sharing weights, folded LoadWeights, runs of same-direction DataMoves, periodic
+SIMD blocks executed slot by slot across periods when their registers and accumulator addresses
+do not interact across periods). Every grouping is checked at plan time to give exactly the
+sequential result; `tensil.emulator_ref` is the slow scalar reference the tests compare with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from tensil import layout as host_layout
+from tensil.arch import Arch
+from tensil.isa import (
+    Configure,
+    DataFlow,
+    DataMove,
+    Instruction,
+    Layout,
+    LoadWeight,
+    MatMul,
+    NoOp,
+    Simd,
+    SimdOp,
+    decode,
+)
+from tensil.tmodel import LoadedModel, ModelError
+
+MAX_SIMD_PERIOD = 16
+
+
+class EmulatorError(RuntimeError):
+    """A program the hardware cannot run (stalling instruction, DRAM access out of range, ...)."""
+
+
+@dataclass
+class Counters:
+    """What happened during execution: instructions per kind and saturation events."""
+
+    instructions: Dict[str, int] = field(default_factory=dict)
+    mac_saturations: int = 0  # array MAC steps whose result was clipped
+    accumulate_saturations: int = 0  # accumulator adds (MatMul/DataMove/SIMD accumulate) clipped
+    simd_saturations: int = 0  # ALU results clipped (Add, Subtract, Multiply, Increment, Decrement)
+
+    def count(self, kind: str, n: int = 1) -> None:
+        self.instructions[kind] = self.instructions.get(kind, 0) + n
+
+    @property
+    def saturations(self) -> int:
+        return self.mac_saturations + self.accumulate_saturations + self.simd_saturations
+
+    def to_json_dict(self) -> dict:
+        return {
+            "instructions": dict(self.instructions),
+            "mac_saturations": self.mac_saturations,
+            "accumulate_saturations": self.accumulate_saturations,
+            "simd_saturations": self.simd_saturations,
+        }
+
+
+def _storage_dtype(arch: Arch) -> np.dtype:
+    dt = arch.dtype
+    if dt.bits == 8 * dt.bytes_per_scalar:
+        return np.dtype(f"<i{dt.bytes_per_scalar}")
+    return np.dtype(f"<u{dt.bytes_per_scalar}")  # FP18BP10: 18 bits in a 32-bit slot
+
+
+class Dram:
+    """A DRAM as vectors of raw scalars stored in their file/bus encoding.
+
+    Wraps a caller-provided writable buffer (bytearray, numpy array, memoryview) so that an
+    emulated board can share it with its driver, or allocates `depth` zero vectors.
+    """
+
+    def __init__(self, arch: Arch, depth: int, buffer=None):
+        self.dtype = arch.dtype
+        self.array_size = arch.array_size
+        storage = _storage_dtype(arch)
+        if buffer is None:
+            flat = np.zeros(depth * arch.array_size, dtype=storage)
+        else:
+            mv = memoryview(buffer).cast("B")
+            if mv.readonly:
+                raise EmulatorError("DRAM buffer must be writable")
+            n = mv.nbytes // arch.vector_bytes
+            flat = np.frombuffer(mv, dtype=storage, count=n * arch.array_size)
+        self.vectors = flat.reshape(-1, arch.array_size)
+        self._sign_extend = self.dtype.bits != 8 * self.dtype.bytes_per_scalar
+        self._mask = (1 << self.dtype.bits) - 1
+
+    @property
+    def depth(self) -> int:
+        return self.vectors.shape[0]
+
+    def check(self, max_index: int, what: str) -> None:
+        if max_index >= self.depth:
+            raise EmulatorError(f"{what}: DRAM vector {max_index} is past the end of the memory ({self.depth} vectors)")
+
+    def read(self, idx) -> np.ndarray:
+        v = self.vectors[idx].astype(np.int64)
+        if self._sign_extend:
+            v = np.where(v > self.dtype.max_raw, v - (1 << self.dtype.bits), v)
+        return v
+
+    def write(self, idx, raw: np.ndarray) -> None:
+        raw = np.asarray(raw, dtype=np.int64)
+        self.vectors[idx] = (raw & self._mask) if self._sign_extend else raw
+
+    def write_bytes(self, base: int, data: bytes) -> None:
+        """Copy file bytes (e.g. a .tdata) to vectors starting at `base`."""
+        n = len(data) // (self.array_size * self.vectors.itemsize)
+        self.check(base + n - 1, "load") if n else None
+        self.vectors[base : base + n] = np.frombuffer(data, dtype=self.vectors.dtype).reshape(n, -1)
+
+
+class Machine:
+    """The TCU state: local memory, accumulators, array weights, SIMD registers, DRAM0/DRAM1."""
+
+    def __init__(self, arch: Arch, dram0=None, dram1=None):
+        self.arch = arch
+        self.dtype = arch.dtype
+        A = arch.array_size
+        self.local = np.zeros((arch.local_depth, A), dtype=np.int64)
+        self.acc = np.zeros((arch.accumulator_depth, A), dtype=np.int64)
+        self.weights = np.zeros((A + 1, A), dtype=np.int64)  # row 0 bias, row k+1 input lane k
+        self.registers = np.zeros((max(arch.simd_registers_depth, 1), A), dtype=np.int64)  # row r-1 = R<r>
+        self.dram0 = Dram(arch, arch.dram0_depth, dram0)
+        self.dram1 = Dram(arch, arch.dram1_depth, dram1)
+        self.config: Dict[int, int] = {}
+        self.counters = Counters()
+
+    def execute(self, program: Union[bytes, Sequence[Instruction], "Plan"]) -> None:
+        """Run a program (`.tprog` bytes, decoded instructions or a prepared `Plan`)."""
+        plan = program if isinstance(program, Plan) else build_plan(program, self.arch)
+        if not plan.arch.same_hardware(self.arch):
+            raise EmulatorError("plan was built for another architecture")
+        for step in plan.steps:
+            step.run(self)
+
+    # saturation helpers shared by the steps
+    def sat(self, wide: np.ndarray, counter: str) -> np.ndarray:
+        lo, hi = self.dtype.min_raw, self.dtype.max_raw
+        out = np.clip(wide, lo, hi)
+        n = int(np.count_nonzero(out != wide))
+        if n:
+            setattr(self.counters, counter, getattr(self.counters, counter) + n)
+        return out
+
+
+# ------------------------------------------------------------------------------ plan steps
+
+
+def _generations(targets: np.ndarray) -> Optional[List[np.ndarray]]:
+    """None when all targets are distinct; otherwise index groups such that applying them in
+    order, each group at once, equals applying the targets one by one in order."""
+    if targets.size == np.unique(targets).size:
+        return None
+    order = np.argsort(targets, kind="stable")
+    sorted_t = targets[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_t)) + 1]
+    first = np.repeat(starts, np.diff(np.r_[starts, sorted_t.size]))
+    rank = np.empty_like(order)
+    rank[order] = np.arange(sorted_t.size) - first
+    return [np.flatnonzero(rank == r) for r in range(int(rank.max()) + 1)]
+
+
+def _strided(addr: int, stride: int, size: int) -> np.ndarray:
+    return addr + np.arange(size + 1, dtype=np.int64) * (1 << stride)
+
+
+class _MatMulRun:
+    """Consecutive MatMuls: same weights, reads local only, writes accumulators."""
+
+    def __init__(self, instrs: Sequence[MatMul], arch: Arch):
+        self.n = len(instrs)
+        x_idx, zero, t_idx, accum = [], [], [], []
+        for m in instrs:
+            x_idx.append(_strided(m.local_addr, m.local_stride, m.size) % arch.local_depth)
+            zero.append(np.full(m.size + 1, bool(m.zeroes)))
+            t_idx.append(_strided(m.acc_addr, m.acc_stride, m.size) % arch.accumulator_depth)
+            accum.append(np.full(m.size + 1, bool(m.accumulate)))
+        self.x_idx = np.concatenate(x_idx)
+        self.zero = np.concatenate(zero)
+        self.any_zero = bool(self.zero.any())
+        self.t_idx = np.concatenate(t_idx)
+        self.accum = np.concatenate(accum)
+        self.all_accum = bool(self.accum.all())
+        self.none_accum = not self.accum.any()
+        self.generations = _generations(self.t_idx)
+
+    def run(self, m: Machine) -> None:
+        bp = m.dtype.frac_bits
+        half_minus_one = (1 << (bp - 1)) - 1 if bp else 0
+        x = m.local[self.x_idx]
+        if self.any_zero:
+            x[self.zero] = 0
+        w = m.weights
+        y = np.broadcast_to(w[0], x.shape).copy()
+        lo, hi = m.dtype.min_raw, m.dtype.max_raw
+        n_sat = 0
+        for k in range(m.arch.array_size):
+            wk = w[k + 1]
+            if not wk.any():
+                continue  # mac(x, 0, y) = y exactly
+            wide = x[:, k : k + 1] * wk + (y << bp)
+            if bp:
+                wide = (wide + half_minus_one + ((wide >> bp) & 1)) >> bp
+            y = np.clip(wide, lo, hi)
+            n_sat += int(np.count_nonzero(y != wide))
+        m.counters.mac_saturations += n_sat
+        m.counters.count("MatMul", self.n)
+        if self.generations is None:
+            self._write(m, slice(None), y)
+        else:
+            for g in self.generations:
+                self._write(m, g, y[g])
+
+    def _write(self, m: Machine, sel, y: np.ndarray) -> None:
+        t = self.t_idx[sel]
+        if self.none_accum:
+            m.acc[t] = y
+            return
+        summed = m.sat(m.acc[t] + y, "accumulate_saturations")
+        m.acc[t] = summed if self.all_accum else np.where(self.accum[sel][:, None], summed, y)
+
+
+class _LoadWeights:
+    """Consecutive LoadWeights folded into one gather: each final row is a local vector, zero,
+    or an old row."""
+
+    def __init__(self, instrs: Sequence[LoadWeight], arch: Arch):
+        rows = arch.array_size + 1
+        self.n = len(instrs)
+        # source of each row: ("old", j) | ("zero", 0) | ("local", addr)
+        src = [("old", j) for j in range(rows)]
+        for lw in instrs:
+            count = min(lw.size + 1, rows)
+            new = [
+                ("zero", 0) if lw.zeroes else ("local", (lw.local_addr + j * (1 << lw.local_stride)) % arch.local_depth)
+                for j in range(count)
+            ]
+            src = new + src[: rows - count]
+        self.kind = np.array([{"old": 0, "zero": 1, "local": 2}[k] for k, _ in src])
+        self.index = np.array([i for _, i in src], dtype=np.int64)
+
+    def run(self, m: Machine) -> None:
+        old = m.weights
+        new = np.zeros_like(old)
+        sel_old = self.kind == 0
+        sel_local = self.kind == 2
+        new[sel_old] = old[self.index[sel_old]]
+        new[sel_local] = m.local[self.index[sel_local]]
+        m.weights = new
+        m.counters.count("LoadWeight", self.n)
+
+
+class _DataMoves:
+    """Consecutive DataMoves of one direction."""
+
+    def __init__(self, instrs: Sequence[DataMove], arch: Arch):
+        self.n = len(instrs)
+        self.flow = DataFlow(instrs[0].flow)
+        self.local_idx = np.concatenate(
+            [_strided(d.local_addr, d.local_stride, d.size) % arch.local_depth for d in instrs]
+        )
+        other = np.concatenate([_strided(d.addr, d.stride, d.size) for d in instrs])
+        if not self.flow.is_dram:
+            other = other % arch.accumulator_depth
+        self.other_idx = other
+        self.max_other = int(other.max())
+        self.generations = _generations(self.local_idx if self.flow.to_local else self.other_idx)
+
+    def run(self, m: Machine) -> None:
+        f = self.flow
+        m.counters.count(f"DataMove({f.name})", self.n)
+        dram = m.dram0 if f in (DataFlow.DRAM0_TO_LOCAL, DataFlow.LOCAL_TO_DRAM0) else m.dram1
+        if f.is_dram:
+            dram.check(self.max_other, f"DataMove {f.name}")
+        for sel in [slice(None)] if self.generations is None else self.generations:
+            li, oi = self.local_idx[sel], self.other_idx[sel]
+            if f in (DataFlow.DRAM0_TO_LOCAL, DataFlow.DRAM1_TO_LOCAL):
+                m.local[li] = dram.read(oi)
+            elif f in (DataFlow.LOCAL_TO_DRAM0, DataFlow.LOCAL_TO_DRAM1):
+                dram.write(oi, m.local[li])
+            elif f == DataFlow.ACC_TO_LOCAL:
+                m.local[li] = m.acc[oi]
+            elif f == DataFlow.LOCAL_TO_ACC:
+                m.acc[oi] = m.local[li]
+            else:  # LOCAL_TO_ACC_ACCUMULATE
+                m.acc[oi] = m.sat(m.acc[oi] + m.local[li], "accumulate_saturations")
+
+
+def simd_stall_reason(s: Simd) -> Optional[str]:
+    """Why this SIMD instruction stalls the RTL forever (spec §2.6 hazards 1-3), or None."""
+    op = SimdOp(s.op)
+    uses_input = s.left == 0 or s.right == 0  # the RTL's isUnary is always false
+    if op == SimdOp.NOOP:
+        return "ALU op NoOp with read or write flags is routed as a data transfer nobody serves" if (
+            s.read or s.write
+        ) else None
+    if op == SimdOp.ZERO:
+        return "read of a vector that op Zero never consumes" if s.read else None
+    if uses_input and not s.read:
+        return "a source is the input (0) but the read flag is not set: the ALU waits forever"
+    if s.read and not uses_input:
+        return "read flag set but no source is the input (0): the read vector is never consumed"
+    return None
+
+
+def _alu(op: SimdOp, L, R, m: Machine) -> np.ndarray:
+    dt = m.dtype
+    one = dt.scale
+    if op == SimdOp.ZERO:
+        return np.zeros((), dtype=np.int64)
+    if op == SimdOp.MOVE:
+        return L
+    if op == SimdOp.NOT:
+        return np.where(L == 0, one, 0)
+    if op == SimdOp.AND:
+        return np.where((L != 0) & (R != 0), one, 0)
+    if op == SimdOp.OR:
+        return np.where((L != 0) | (R != 0), one, 0)
+    if op == SimdOp.INCREMENT:
+        return m.sat(L + one, "simd_saturations")
+    if op == SimdOp.DECREMENT:
+        return m.sat(L - one, "simd_saturations")
+    if op == SimdOp.ADD:
+        return m.sat(L + R, "simd_saturations")
+    if op == SimdOp.SUBTRACT:
+        return m.sat(L - R, "simd_saturations")
+    if op == SimdOp.MULTIPLY:
+        bp = dt.frac_bits
+        wide = L * R
+        if bp:
+            wide = (wide + ((1 << (bp - 1)) - 1) + ((wide >> bp) & 1)) >> bp
+        return m.sat(wide, "simd_saturations")
+    if op == SimdOp.ABS:
+        return np.where(L == dt.min_raw, dt.min_raw, np.abs(L))  # -min wraps to min on the RTL
+    if op == SimdOp.GREATER:
+        return np.where(L > R, one, 0)
+    if op == SimdOp.GREATER_EQUAL:
+        return np.where(L >= R, one, 0)
+    if op == SimdOp.MIN:
+        return np.minimum(L, R)
+    if op == SimdOp.MAX:
+        return np.maximum(L, R)
+    raise EmulatorError(f"ALU op {op!r} has no defined result")  # NoOp never reaches here
+
+
+def _sources(s: Simd) -> tuple:
+    """Register codes (>= 1) the instruction reads."""
+    arity = SimdOp(s.op).arity
+    used = (s.left,) if arity == 1 else (s.left, s.right) if arity == 2 else ()
+    return tuple(r for r in used if r)
+
+
+class _SimdBlock:
+    """q periods of the same p SIMD instructions, executed slot by slot, each slot vectorised
+    over the periods. Valid when (checked by `_simd_block_ok`) no register value flows from one
+    period to the next and no accumulator address written in one period is touched in another."""
+
+    def __init__(self, instrs: Sequence[Simd], period: int, arch: Arch):
+        self.n = len(instrs)
+        self.period = period
+        q = len(instrs) // period
+        self.q = q
+        depth = arch.accumulator_depth
+        self.slots = []
+        for s in range(period):
+            group = instrs[s::period]
+            first = group[0]
+            if first.op == SimdOp.NOOP:  # no flags (else it would have raised): no effect
+                continue
+            self.slots.append(
+                (
+                    SimdOp(first.op),
+                    first.left,
+                    first.right,
+                    first.dest,
+                    first.read,
+                    first.write,
+                    first.accumulate,
+                    np.array([g.read_addr % depth for g in group], dtype=np.int64),
+                    np.array([g.write_addr % depth for g in group], dtype=np.int64),
+                )
+            )
+
+    def run(self, m: Machine) -> None:
+        q = self.q
+        regs: Dict[int, np.ndarray] = {}
+
+        def reg(r: int) -> np.ndarray:
+            if r not in regs:
+                regs[r] = np.broadcast_to(m.registers[r - 1], (q, m.arch.array_size))
+            return regs[r]
+
+        for op, left, right, dest, read, write, accumulate, ridx, widx in self.slots:
+            inp = m.acc[ridx] if read else None
+            L = inp if left == 0 else reg(left)
+            R = inp if right == 0 else reg(right)
+            res = np.broadcast_to(_alu(op, L, R, m), (q, m.arch.array_size))
+            if dest:
+                regs[dest] = res
+            if write:
+                m.acc[widx] = m.sat(m.acc[widx] + res, "accumulate_saturations") if accumulate else res
+        for r, v in regs.items():
+            m.registers[r - 1] = v[-1]
+        m.counters.count("SIMD", self.n)
+
+
+def _simd_block_ok(instrs: Sequence[Simd], period: int, depth: int) -> bool:
+    """Whether executing `instrs` (whole periods of `period`) slot-wise equals sequential order."""
+    p = period
+    q = len(instrs) // p
+    if q == 1:
+        return True
+    slot = instrs[:p]
+    written_before: set = set()
+    all_written = {s.dest for s in slot if s.dest}
+    for s in slot:
+        for r in _sources(s):
+            if r in all_written and r not in written_before:
+                return False  # a register value carried from the previous period
+        if s.dest:
+            written_before.add(s.dest)
+    addrs, periods, is_write = [], [], []
+    for i, s in enumerate(instrs):
+        if s.read:
+            addrs.append(s.read_addr % depth), periods.append(i // p), is_write.append(False)
+        if s.write:
+            addrs.append(s.write_addr % depth), periods.append(i // p), is_write.append(True)
+    if not any(is_write):
+        return True
+    a, per, w = np.array(addrs), np.array(periods), np.array(is_write)
+    touched = np.isin(a, a[w])
+    a, per = a[touched], per[touched]
+    order = np.lexsort((per, a))
+    a, per = a[order], per[order]
+    same_addr = a[1:] == a[:-1]
+    return not np.any(same_addr & (per[1:] != per[:-1]))
+
+
+def _simd_key(s: Simd) -> tuple:
+    return (s.op, s.left, s.right, s.dest, s.read, s.write, s.accumulate)
+
+
+def _plan_simd_run(run: Sequence[Simd], start_index: int, arch: Arch, steps: list) -> None:
+    keys = [_simd_key(s) for s in run]
+    i, n = 0, len(run)
+    depth = arch.accumulator_depth
+    while i < n:
+        best_p, best_q = 1, 1
+        for p in range(1, min(MAX_SIMD_PERIOD, (n - i) // 2) + 1):
+            q = 1
+            while i + (q + 1) * p <= n and keys[i + q * p : i + (q + 1) * p] == keys[i : i + p]:
+                q += 1
+            if q >= 2 and q * p > best_p * best_q:
+                best_p, best_q = p, q
+        block = run[i : i + best_p * best_q]
+        while best_q > 1 and not _simd_block_ok(block, best_p, depth):
+            best_q //= 2
+            block = run[i : i + best_p * best_q]
+        if best_q == 1:
+            best_p = 1
+            block = run[i : i + 1]
+        steps.append(_SimdBlock(block, best_p, arch))
+        i += len(block)
+
+
+class _Single:
+    """Configure and NoOp."""
+
+    def __init__(self, instr: Instruction):
+        self.instr = instr
+
+    def run(self, m: Machine) -> None:
+        if isinstance(self.instr, Configure):
+            m.config[self.instr.register] = self.instr.value
+            m.counters.count("Configure")
+        else:
+            m.counters.count("NoOp")
+
+
+@dataclass
+class Plan:
+    """A program cut into bulk steps for one architecture (reusable across runs)."""
+
+    arch: Arch
+    steps: list
+    n_instructions: int
+
+
+def build_plan(program: Union[bytes, Sequence[Instruction]], arch: Arch) -> Plan:
+    """Decode (if bytes), check for stalling instructions and group into bulk steps."""
+    instrs = decode(program, Layout.from_arch(arch)) if isinstance(program, (bytes, bytearray, memoryview)) else list(program)
+    steps: list = []
+    i, n = 0, len(instrs)
+    while i < n:
+        kind = type(instrs[i])
+        j = i + 1
+        if kind is DataMove:
+            flow = DataFlow(instrs[i].flow)
+            while j < n and type(instrs[j]) is DataMove and DataFlow(instrs[j].flow) == flow:
+                j += 1
+        elif kind in (MatMul, LoadWeight, Simd):
+            while j < n and type(instrs[j]) is kind:
+                j += 1
+        run = instrs[i:j]
+        if kind is MatMul:
+            steps.append(_MatMulRun(run, arch))
+        elif kind is LoadWeight:
+            steps.append(_LoadWeights(run, arch))
+        elif kind is DataMove:
+            steps.append(_DataMoves(run, arch))
+        elif kind is Simd:
+            for k, s in enumerate(run):
+                reason = simd_stall_reason(s)
+                if reason:
+                    raise EmulatorError(f"instruction {i + k} would stall the hardware: {reason}")
+                if max(s.left, s.right, s.dest) > arch.simd_registers_depth:
+                    raise EmulatorError(f"instruction {i + k}: SIMD register beyond simd_registers_depth")
+            _plan_simd_run(run, i, arch, steps)
+        elif kind in (Configure, NoOp):
+            steps.append(_Single(instrs[i]))
+        else:
+            raise EmulatorError(f"instruction {i} is not an instruction: {instrs[i]!r}")
+        i = j
+    return Plan(arch=arch, steps=steps, n_instructions=n)
+
+
+# ------------------------------------------------------------------------------ whole models
+
+
+class ModelRunner:
+    """Runs a loaded `.tmodel` like Tensil's driver: constants into DRAM1 (and local memory when
+    `load_consts_to_local`), inputs packed into DRAM0, the program, outputs read back."""
+
+    def __init__(self, loaded: LoadedModel, machine: Optional[Machine] = None):
+        self.loaded = loaded
+        self.arch = loaded.arch
+        self.machine = machine or Machine(self.arch)
+        self.plan = build_plan(loaded.instructions(), self.arch)
+        self.input_overflows = 0
+        self._load_consts()
+
+    def _load_consts(self) -> None:
+        man, m = self.loaded.manifest, self.machine
+        if not man.consts:
+            return
+        base = man.consts[0].base
+        m.dram1.write_bytes(base, self.loaded.consts)
+        if man.load_consts_to_local:
+            n = man.consts[0].size
+            if base + n > self.arch.local_depth:
+                raise ModelError(f"{man.name}: {n} constant vectors do not fit in local memory")
+            m.local[base : base + n] = m.dram1.read(np.arange(base, base + n))
+
+    def write_input(self, name: str, x: np.ndarray) -> None:
+        spans = self.loaded.manifest.spans(name)
+        raw, n_over = host_layout.pack_input(x, self.arch)
+        need = sum(s.size for s in spans)
+        if raw.shape[0] != need:
+            raise ModelError(
+                f"input {name!r} of shape {tuple(np.shape(x))} packs into {raw.shape[0]} vectors, the model expects {need}"
+            )
+        self.input_overflows += n_over
+        idx = np.concatenate([np.arange(s.base, s.base + s.size) for s in spans])
+        self.machine.dram0.write(idx, raw)
+
+    def read_output(self, name: str, shape: Optional[Sequence[int]] = None) -> np.ndarray:
+        """Float output: ONNX-shaped when `shape` is given, else the flat vectors (padding lanes
+        included, like the upstream driver)."""
+        spans = self.loaded.manifest.spans(name, outputs=True)
+        idx = np.concatenate([np.arange(s.base, s.base + s.size) for s in spans])
+        raw = self.machine.dram0.read(idx)
+        if shape is None:
+            return (raw.astype(np.float64) / self.arch.dtype.scale).astype(np.float32).ravel()
+        return host_layout.unpack_output(raw, shape, self.arch)
+
+    def run(
+        self, inputs: Mapping[str, np.ndarray], output_shapes: Optional[Mapping[str, Sequence[int]]] = None
+    ) -> Dict[str, np.ndarray]:
+        missing = [n for n in self.loaded.manifest.input_names if n not in inputs]
+        if missing:
+            raise ModelError(f"missing input(s) {', '.join(missing)}")
+        for name in self.loaded.manifest.input_names:
+            self.write_input(name, inputs[name])
+        self.machine.execute(self.plan)
+        shapes = output_shapes or {}
+        return {n: self.read_output(n, shapes.get(n)) for n in self.loaded.manifest.output_names}
+
+
+def run_model(
+    loaded: LoadedModel,
+    inputs: Mapping[str, np.ndarray],
+    output_shapes: Optional[Mapping[str, Sequence[int]]] = None,
+) -> Dict[str, np.ndarray]:
+    """One inference of a loaded model on a fresh machine: float inputs as the ONNX model takes
+    them, float outputs (ONNX-shaped where `output_shapes` names them, else flat vectors)."""
+    return ModelRunner(loaded).run(inputs, output_shapes)
