@@ -151,7 +151,8 @@ def check_graph(model: onnx.ModelProto) -> GraphSummary:
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for t in graph.initializer:
         if t.data_type not in INITIALIZER_TYPES:
-            raise GraphCheckError(f"initializer {t.name!r} has type {TensorProto.DataType.Name(t.data_type)}; Tensil takes FLOAT or INT64")
+            kind = TensorProto.DataType.Name(t.data_type)
+            raise GraphCheckError(f"initializer {t.name!r} has type {kind}; Tensil takes FLOAT or INT64")
     listed = [i.name for i in graph.input if i.name in constants]
     if listed:
         raise GraphCheckError(
@@ -176,7 +177,9 @@ def check_graph(model: onnx.ModelProto) -> GraphSummary:
             f"output {features.name!r} must be (batch, features) = ({input_shape[0]}, D) with a fixed shape"
         )
 
-    rejected = [(i, n) for i, n in enumerate(graph.node) if n.domain not in ("", "ai.onnx") or n.op_type not in ALLOWED_OPS]
+    rejected = [
+        (i, n) for i, n in enumerate(graph.node) if n.domain not in ("", "ai.onnx") or n.op_type not in ALLOWED_OPS
+    ]
     if rejected:
         # Name a computing node rather than a Constant feeding it, and list every rejected kind.
         index, node = next(((i, n) for i, n in rejected if n.op_type != "Constant"), rejected[0])

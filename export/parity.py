@@ -47,7 +47,9 @@ def run_onnx(session: ort.InferenceSession, images: np.ndarray, batch: int, desc
     return np.concatenate(chunks)
 
 
-def compare(model: nn.Module, session: ort.InferenceSession, images: torch.Tensor, batch: int, inputs: str) -> ParityFigures:
+def compare(
+    model: nn.Module, session: ort.InferenceSession, images: torch.Tensor, batch: int, inputs: str
+) -> ParityFigures:
     """Run both runtimes on `images` (N, C, H, W) float32 and measure how far apart they are."""
     with torch.inference_mode():
         expected = model.eval()(images).double().numpy()

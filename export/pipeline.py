@@ -6,13 +6,16 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnx
+from torch import nn
+
 from export.config import ExportConfig
 from export.errors import ExportError, GraphCheckError
 from export.files import commit_files, json_bytes, sha256_bytes, sha256_file
-from export.graph_check import check_graph
+from export.graph_check import GraphSummary, check_graph
 from export.inputs import dataset_images, random_images
 from export.onnx_build import to_tensil_onnx
-from export.parity import compare, onnx_session, require_agreement
+from export.parity import ParityFigures, compare, onnx_session, require_agreement
 from export.sidecar import build_sidecar
 from train.checkpoint import BackboneCheckpoint, build_model, load_checkpoint
 
@@ -39,43 +42,59 @@ def model_input_shape(ckpt: BackboneCheckpoint, batch: int) -> tuple[int, int, i
     return batch, channels, size, size
 
 
-def export_checkpoint(config: ExportConfig) -> ExportResult:
-    """Export `config.checkpoint`; ExportError (or CheckpointError/BackboneError) with one line on failure."""
-    config.validate()
-    ckpt = load_checkpoint(config.checkpoint)
-    model = build_model(ckpt)
+def build_checked_graph(
+    config: ExportConfig, ckpt: BackboneCheckpoint, model: nn.Module
+) -> tuple[onnx.ModelProto, GraphSummary]:
+    """Export and simplify `model`, then insist on the Tensil rules and the expected interface."""
     shape = model_input_shape(ckpt, config.batch)
     families = "+".join(m.spec.family for m in ckpt.members)
-    log.info("exporting %s (%s, %d features) at opset %d, input %s", config.checkpoint, families, model.feature_dim, config.opset, list(shape))
-
-    proto = to_tensil_onnx(
-        model, shape, config.opset, config.input_name, config.output_name, doc=f"features of {families} from {Path(config.checkpoint).name}"
+    log.info(
+        "exporting %s (%s, %d features) at opset %d, input %s",
+        config.checkpoint, families, model.feature_dim, config.opset, list(shape),
     )
+    doc = f"features of {families} from {Path(config.checkpoint).name}"
+    proto = to_tensil_onnx(model, shape, config.opset, config.input_name, config.output_name, doc)
     graph = check_graph(proto)
     expected = (config.input_name, shape, config.output_name, (config.batch, model.feature_dim))
     found = (graph.input_name, graph.input_shape, graph.output_name, graph.output_shape)
     if found != expected:
         raise GraphCheckError(f"exported graph has (input, shape, output, shape) {found}, expected {expected}")
     log.info("graph accepted: %s", ", ".join(f"{op} x{n}" for op, n in graph.operators.items()))
+    return proto, graph
 
-    onnx_bytes = proto.SerializeToString()
+
+def verify_parity(
+    config: ExportConfig, ckpt: BackboneCheckpoint, model: nn.Module, onnx_bytes: bytes
+) -> tuple[list[ParityFigures], str]:
+    """Compare onnxruntime with torch on random and dataset inputs; ParityError on disagreement."""
     session = onnx_session(onnx_bytes)
-    parity = [compare(model, session, random_images(shape[1:], config.random_inputs, config.seed), config.batch, "random")]
+    channels_size = model_input_shape(ckpt, config.batch)[1:]
+    random = random_images(channels_size, config.random_inputs, config.seed)
+    parity = [compare(model, session, random, config.batch, "random")]
     real, real_note = dataset_images(ckpt, config.real_inputs, config.seed)
     if real is not None:
         parity.append(compare(model, session, real, config.batch, "dataset"))
+    else:
+        log.info("no dataset inputs: %s", real_note)
     for figures in parity:
         log.info(
             "parity on %d %s inputs: max |diff| %.3g (features up to %.3g), cosine min %.8f",
             figures.count, figures.inputs, figures.max_abs_diff, figures.feature_scale, figures.min_cosine,
         )
         require_agreement(figures, config.atol, config.min_cosine)
-    if real is None:
-        log.info("no dataset inputs: %s", real_note)
+    return parity, real_note
 
-    sidecar = build_sidecar(
-        config, ckpt, sha256_file(config.checkpoint), sha256_bytes(onnx_bytes), graph, parity, real_note
-    )
+
+def export_checkpoint(config: ExportConfig) -> ExportResult:
+    """Export `config.checkpoint`; ExportError (or CheckpointError/BackboneError) with one line on failure."""
+    config.validate()
+    ckpt = load_checkpoint(config.checkpoint)
+    model = build_model(ckpt)
+    proto, graph = build_checked_graph(config, ckpt, model)
+    onnx_bytes = proto.SerializeToString()
+    parity, real_note = verify_parity(config, ckpt, model, onnx_bytes)
+    hashes = (sha256_file(config.checkpoint), sha256_bytes(onnx_bytes))
+    sidecar = build_sidecar(config, ckpt, *hashes, graph, parity, real_note)
     commit_files({config.onnx_path: onnx_bytes, config.sidecar_path: json_bytes(sidecar)})
     log.info("wrote %s (%d bytes) and %s", config.onnx_path, len(onnx_bytes), config.sidecar_path)
     return ExportResult(config.onnx_path, config.sidecar_path, sidecar)

@@ -25,7 +25,9 @@ def randomise_norms(net: torch.nn.Module, seed: int) -> None:
             m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
 
 
-def make_checkpoint(path: Path, specs: list[BackboneSpec], dataset: str = "synthetic") -> tuple[Path, BackboneCheckpoint]:
+def make_checkpoint(
+    path: Path, specs: list[BackboneSpec], dataset: str = "synthetic"
+) -> tuple[Path, BackboneCheckpoint]:
     members = []
     for seed, spec in enumerate(specs):
         torch.manual_seed(seed)
@@ -46,7 +48,9 @@ def make_checkpoint(path: Path, specs: list[BackboneSpec], dataset: str = "synth
     return path, ckpt
 
 
-def tiny_graph(nodes: list, output_shape=(1, 4), opset: int = 10, initializers=(), input_shape=(1, 4, 8, 8)) -> onnx.ModelProto:
+def tiny_graph(
+    nodes: list, output_shape=(1, 4), opset: int = 10, initializers=(), input_shape=(1, 4, 8, 8)
+) -> onnx.ModelProto:
     """A one-input one-output graph `input` -> ... -> `out` around the given nodes."""
     graph = helper.make_graph(
         nodes,

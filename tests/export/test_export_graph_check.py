@@ -33,10 +33,16 @@ def test_an_operator_outside_the_allow_list_is_named(op):
     "node,message",
     [
         (helper.make_node("LeakyRelu", ["input"], ["x"], name="n"), "alpha attribute must be present"),
-        (helper.make_node("MaxPool", ["input"], ["x"], name="n", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]), "padding is ignored"),
+        (
+            helper.make_node("MaxPool", ["input"], ["x"], name="n", kernel_shape=[3, 3], strides=[1, 1], pads=[1] * 4),
+            "padding is ignored",
+        ),
         (helper.make_node("MaxPool", ["input"], ["x"], name="n", kernel_shape=[2, 2]), "kernel_shape and strides"),
         (helper.make_node("Conv", ["input", "w"], ["x"], name="n", pads=[2, 2, 2, 2], dilations=[2, 2]), "dilations"),
-        (helper.make_node("Conv", ["input", "computed_w"], ["x"], name="n", pads=[1, 1, 1, 1]), "weights must be an initializer"),
+        (
+            helper.make_node("Conv", ["input", "computed_w"], ["x"], name="n", pads=[1] * 4),
+            "weights must be an initializer",
+        ),
     ],
 )
 def test_attributes_tensil_would_ignore_are_rejected(node, message):

@@ -93,7 +93,7 @@ def test_opset_9_is_also_accepted(tmp_path):
 
 
 def test_group_norm_backbone_fails_naming_the_node(tmp_path):
-    with pytest.raises(GraphCheckError, match=r"node '.*' \(InstanceNormalization\) is not accepted by the Tensil front end"):
+    with pytest.raises(GraphCheckError, match=r"node '.*' \(InstanceNormalization\) is not accepted by the Tensil"):
         run_export(tmp_path, [BackboneSpec("resnet8", 4, norm="group")])
     assert not (tmp_path / "out").exists()
 
