@@ -1,0 +1,116 @@
+"""`python -m fl_bridge deploy`: from a federated run to a board bundle.
+
+1. Rebuild the global model from the run's `config.json` and `state.pt`, merge the adapters into
+   plain convolutions (features checked equal before and after), compute the base-class mean on
+   the clean base images and write `<run>/backbone.pt` (contract 1).
+2. Run the chain through its CLIs, each in a subprocess: `python -m export`, `python -m tensil
+   compile`, `python -m fpga build` when `vivado` is on PATH, `python -m board bundle`.
+3. Check the bundle: the Tensil emulator's features of a few base images against the merged
+   torch model's, and write `<run>/deploy.json` with every path and figure.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fl_bridge.checkpointing import write_backbone_checkpoint
+from fl_bridge.config import RunConfig
+from fl_bridge.data import dataset
+from fl_bridge.errors import DeployError, FLError
+from fl_bridge.evaluate import features
+from fl_bridge.model import build_model, layout, set_communicated
+from fl_bridge.rundir import RunDir, write_json
+from train.checkpoint import build_model as build_feature_model
+from train.checkpoint import load_checkpoint
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    run: str = "build/fl/default"
+    name: str | None = None
+    arch: str = "custom_perf"
+    build: str = "build"
+    check_images: int = 8
+
+    @property
+    def artifact(self) -> str:
+        return self.name or f"fl_{Path(self.run).name}"
+
+
+def _step(what: str, cmd: list[str]) -> None:
+    print(f"fl_bridge deploy: {what}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    if proc.stderr:
+        sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise DeployError(f"{what} failed: {last}")
+
+
+def write_merged_checkpoint(run: RunDir) -> Path:
+    cfg = RunConfig.load(run.path)
+    data = dataset(cfg.dataset, cfg.data_root, cfg.image_size)
+    model_cfg = cfg.model_config(int(data.base.labels.max()) + 1)
+    model = build_model(model_cfg)
+    state = run.load_state(layout(model))
+    if state is None:
+        raise FLError(f"{run.path} has no state.pt: nothing to deploy")
+    set_communicated(model, state.tensors)
+    try:
+        return write_backbone_checkpoint(model, model_cfg, data, cfg, state.rounds, run.checkpoint_path)
+    except RuntimeError as e:
+        raise DeployError(str(e)) from None
+
+
+def deploy(cfg: DeployConfig) -> Path:
+    run = RunDir(cfg.run)
+    ckpt_path = write_merged_checkpoint(run)
+    name, build, py = cfg.artifact, Path(cfg.build), sys.executable
+    export_dir, tensil_dir, bundle_dir = build / "export", build / "tensil", build / "bundle" / name
+    onnx = export_dir / f"{name}.onnx"
+    _step("export", [py, "-m", "export", "--checkpoint", str(ckpt_path), "--out", str(export_dir), "--name", name])
+    _step("compile", [py, "-m", "tensil", "compile", "--onnx", str(onnx), "--arch", cfg.arch, "--out", str(tensil_dir)])
+    fpga_dir = None
+    if shutil.which("vivado"):
+        fpga_dir = build / "fpga" / f"{cfg.arch}_50MHz"
+        _step("bitstream", [py, "-m", "fpga", "build", "--arch", cfg.arch, "--out", str(fpga_dir)])
+    else:
+        print("fl_bridge deploy: vivado is not on PATH: no bitstream, the bundle runs on the emulator",
+              file=sys.stderr)
+    _step("bundle", [py, "-m", "board", "bundle", "--onnx", str(onnx), "--tensil", str(tensil_dir),
+                     "--arch", cfg.arch, "--fpga", str(fpga_dir) if fpga_dir else "none", "--out", str(bundle_dir)])
+    check = emulator_check(ckpt_path, tensil_dir / f"{name}_{cfg.arch}.tmodel", cfg.check_images)
+    report = run.path / "deploy.json"
+    write_json(report, {"config": asdict(cfg), "checkpoint": str(ckpt_path), "onnx": str(onnx),
+                        "tensil": str(tensil_dir), "bitstream": str(fpga_dir) if fpga_dir else None,
+                        "bundle": str(bundle_dir), "emulator_vs_torch": check})
+    return report
+
+
+def emulator_check(ckpt_path: Path, tmodel: Path, count: int) -> dict:
+    """Features of `count` clean base images: `python -m tensil emulate` vs the merged torch model."""
+    ckpt = load_checkpoint(ckpt_path)
+    data = dataset(ckpt.dataset, ckpt.config.get("data_root", ""), ckpt.preprocessing.image_size)
+    images = data.base.images[:count]
+    reference = features(build_feature_model(ckpt), images, data.preprocessing).numpy()
+    work = ckpt_path.parent / "emulator_check"
+    work.mkdir(exist_ok=True)
+    inputs, outputs = work / "inputs.npy", work / "features.npy"
+    from fl_bridge.local import to_input
+
+    np.save(inputs, to_input(images, data.preprocessing).numpy())
+    _step("emulate", [sys.executable, "-m", "tensil", "emulate", "--tmodel", str(tmodel), "--input", str(inputs),
+                      "--out", str(outputs)])
+    emulated = np.load(outputs, allow_pickle=False).reshape(reference.shape)
+    err = np.abs(emulated - reference)
+    cos = (emulated * reference).sum(1) / (np.linalg.norm(emulated, axis=1) * np.linalg.norm(reference, axis=1))
+    return {"images": int(count), "max_abs_diff": float(err.max()), "mean_abs_diff": float(err.mean()),
+            "feature_scale": float(np.abs(reference).max()), "min_cosine": float(cos.min()),
+            "tmodel": str(tmodel), "note": json.dumps("FP16BP8 fixed point vs float32 torch")}

@@ -1,0 +1,136 @@
+"""`python -m fl_bridge <command>`: run | deploy | superlink | supernode.
+
+Defaults are the embedded default. Errors print one `fl_bridge: error: <line>` to stderr and
+exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import subprocess
+import sys
+
+from fl_bridge.config import RunConfig
+from fl_bridge.errors import DeployError, FLError
+
+HELP = {
+    "out": "run folder (config, metrics.json, state.pt, backbone.pt)",
+    "dataset": "dataset of train/ (synthetic, fashion-mnist, cifar-fs, ...)",
+    "data_root": "folder of an on-disk dataset",
+    "backbone": "resnet9 | resnet12 | resnet8 | resnet18",
+    "norm": "batch | group (the FPGA chain needs batch)",
+    "method": "fedavg | flocora",
+    "rank": "LoRA rank r (flocora)",
+    "alpha": "LoRA alpha; the update is scaled by alpha / r",
+    "adapt_stem": "put an adapter on the stem conv too (FLoCoRA mode 2) instead of training it fully",
+    "rotation": "add EASY's rotation loss to the local objective",
+    "quant_bits": "message bits: 32 (float) or 8 | 4 | 2 (affine per output channel, both directions)",
+    "prune_rate": "global magnitude pruning rate of every message, in [0, 1)",
+    "deflate": "DEFLATE-compress every message",
+    "clients": "number of clients (LDA partitions of the base split)",
+    "per_round": "clients sampled per round (seeded)",
+    "lda_alpha": "Dirichlet concentration of the non-IID split ('inf' = IID)",
+    "samples_per_client": "samples per client (0 = an equal share)",
+    "round_timeout": "seconds the server waits for a round's replies",
+    "eval_every": "evaluate the global model every N rounds (and after the last)",
+    "episodes": "few-shot episodes per evaluation",
+    "shots": "shots of the few-shot evaluation",
+    "supernodes": "virtual SuperNodes of the simulation (0 = per-round)",
+    "client_cpus": "CPUs per simulated client (Ray resources)",
+}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    for f in dataclasses.fields(RunConfig):
+        flag, default = "--" + f.name.replace("_", "-"), f.default
+        help_text = f"{HELP.get(f.name, f.name.replace('_', ' '))} (default: {default})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, type=int, nargs="+", default=list(default), help=help_text)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=help_text)
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
+    values["shots"] = tuple(values["shots"])
+    return RunConfig(**values).check()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fl_bridge", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="federated training, in simulation or on a running SuperLink")
+    _add_config_flags(run)
+    run.add_argument("--superlink", default=None, metavar="HOST:PORT",
+                     help="submit to this SuperLink with `flwr run` instead of simulating")
+    dep = sub.add_parser("deploy", help="merge the adapters and run export, compile, (bitstream) and bundle")
+    dep.add_argument("--run", default="build/fl/default", help="federated run folder (default: build/fl/default)")
+    dep.add_argument("--name", default=None, help="artifact name (default: fl_<run folder name>)")
+    dep.add_argument("--arch", default="custom_perf", help="Tensil architecture (default: custom_perf)")
+    dep.add_argument("--build", default="build", help="root of the export/tensil/fpga/bundle outputs (default: build)")
+    dep.add_argument("--check-images", type=int, default=8, help="images compared emulator vs torch (default: 8)")
+    link = sub.add_parser("superlink", help="start a Flower SuperLink (insecure; for trusted networks and tests)")
+    link.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    link.add_argument("--port", type=int, default=8000, help="port of the Fleet/Control/Runtime API (default: 8000)")
+    link.add_argument("--database", default=None, help="SQLite file for a SuperLink that survives restarts")
+    node = sub.add_parser("supernode", help="start a Flower SuperNode connected to a SuperLink")
+    node.add_argument("--superlink", default="127.0.0.1:8000", help="SuperLink address (default: 127.0.0.1:8000)")
+    node.add_argument("--port", type=int, default=9094, help="local port of its ClientApp API (default: 9094)")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    if args.superlink:
+        from fl_bridge.deployment import run_on_superlink
+
+        run = run_on_superlink(cfg, args.superlink)
+    else:
+        from fl_bridge.simulate import simulate
+
+        run = simulate(cfg)
+    if not run.checkpoint_path.is_file():
+        raise FLError(f"the federation ended without writing {run.checkpoint_path}; see the log above")
+    print(run.metrics_path)
+    print(run.checkpoint_path)
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from fl_bridge.bridge import DeployConfig, deploy
+
+    report = deploy(DeployConfig(args.run, args.name, args.arch, args.build, args.check_images))
+    print(report)
+    return 0
+
+
+def _flower(cmd: list[str]) -> int:
+    from fl_bridge.deployment import flower_env
+
+    try:
+        return subprocess.call(cmd, env=flower_env())
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "deploy":
+            return _deploy(args)
+        from fl_bridge.deployment import superlink_command, supernode_command
+
+        if args.command == "superlink":
+            return _flower(superlink_command(args.host, args.port, args.database))
+        return _flower(supernode_command(args.superlink, args.port))
+    except (FLError, DeployError) as e:
+        print(f"fl_bridge: error: {e}", file=sys.stderr)
+        return 2
