@@ -98,16 +98,21 @@ class TensilBackend(Backend):
         self.driver.close()
 
 
+def require_backend(bundle: Bundle, kind: str) -> None:
+    """Refuse, in one line, a backend that does not exist or that the bundle cannot serve."""
+    if kind not in BACKENDS:
+        raise BackendError(f"unknown backend {kind!r}; choose from {', '.join(BACKENDS)}")
+    available = bundle.backends()
+    if kind not in available:
+        raise BackendError(f"bundle {bundle.root} cannot serve the {kind} backend "
+                           f"(it has files for: {', '.join(available) or 'none'})")
+
+
 def open_backend(bundle: Bundle, config: BackendConfig, hardware_arch: Arch | None = None,
                  overlay=None) -> Backend:
     """Build the backend `config.kind` for `bundle`. `hardware_arch` overrides the emulated
     device's architecture (by default the bitstream's, else the model's)."""
-    if config.kind not in BACKENDS:
-        raise BackendError(f"unknown backend {config.kind!r}; choose from {', '.join(BACKENDS)}")
-    available = bundle.backends()
-    if config.kind not in available:
-        raise BackendError(f"bundle {bundle.root} cannot serve the {config.kind} backend "
-                           f"(it has files for: {', '.join(available) or 'none'})")
+    require_backend(bundle, config.kind)
     if config.kind == "onnx":
         return OnnxBackend(bundle, config.threads)
     if config.kind == "emulator":
@@ -124,9 +129,10 @@ def open_backend(bundle: Bundle, config: BackendConfig, hardware_arch: Arch | No
                            "use --backend emulator or onnx") from None
     if overlay is None:
         overlay = pynq.Overlay(str(bundle.path("bitstream")))
-    dma = getattr(overlay, "axi_dma_0", None)
+    dma_name = bundle.meta.get("instances", {}).get("dma", "axi_dma_0")
+    dma = getattr(overlay, dma_name, None)
     if dma is None:
-        raise BackendError(f"{bundle.path('bitstream')} has no axi_dma_0 (instruction DMA)")
+        raise BackendError(f"{bundle.path('bitstream')} has no {dma_name} (the instruction DMA)")
     if bundle.bitstream_arch is None:
         raise BackendError(f"{bundle.root / 'model.json'} does not say which architecture design.bit implements")
     driver = TcuDriver(bundle.bitstream_arch, dma, pynq.allocate, config.timeout_s)

@@ -117,23 +117,31 @@ def _tmodel_files(tmodel: Path) -> list[Path]:
     return [tmodel] + [tmodel.parent / Path(n).name for n in names]
 
 
-def _fpga_arch(fpga: Path, default_name: str) -> tuple[Arch | None, int | None]:
-    """The architecture and clock the bitstream was built for: fpga's build.json, else the
-    folder name `<arch>_<MHz>MHz`."""
-    for meta_name in ("build.json", "design.json"):
-        meta_path = fpga / meta_name
-        if meta_path.is_file():
-            meta = _read_json(meta_path, "bitstream metadata")
-            arch = meta.get("arch")
-            if isinstance(arch, dict):
-                return _arch(arch, str(meta_path)), meta.get("clock_mhz")
-            if isinstance(arch, str):
-                return _load_named_arch(arch), meta.get("clock_mhz")
+def _find_tmodel(folder: Path, onnx_path: Path, arch: str) -> Path:
+    """`<name>_<arch>.tmodel` (contract 3), or upstream Tensil's `<name>_onnx_<arch>.tmodel`."""
+    from tensil.tmodel import model_file_name
+
+    candidates = [folder / f"{onnx_path.stem}_{arch}.tmodel", folder / f"{model_file_name(onnx_path.name, arch)}.tmodel"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise BundleError(f"compiled model {candidates[0]} is missing (run `make compile`)")
+
+
+def _fpga_build(fpga: Path) -> tuple[Arch, float | None, dict]:
+    """The architecture, clock and PYNQ instance names the bitstream was built with: fpga's
+    project.json, else the folder name `<arch>_<MHz>MHz`."""
+    meta_path = fpga / "project.json"
+    if meta_path.is_file():
+        meta = _read_json(meta_path, "bitstream project record")
+        clock = meta.get("clock") or {}
+        mhz = clock.get("actual_mhz") or (meta.get("config") or {}).get("mhz")
+        return _arch(meta.get("arch"), str(meta_path)), mhz, dict(meta.get("instances") or {})
     m = FPGA_DIR_PATTERN.match(fpga.name)
     if m:
-        return _load_named_arch(m["arch"]), int(m["mhz"])
-    raise BundleError(f"cannot tell which architecture {fpga} was built for (no build.json, "
-                      f"folder not named <arch>_<MHz>MHz); default would be {default_name}")
+        return _load_named_arch(m["arch"]), float(m["mhz"]), {}
+    raise BundleError(f"cannot tell which architecture {fpga} was built for (no project.json and "
+                      f"the folder is not named <arch>_<MHz>MHz)")
 
 
 def _load_named_arch(name: str) -> Arch:
@@ -167,7 +175,7 @@ def assemble_bundle(config: BundleConfig) -> Path:
     meta["arch"] = meta["bitstream_arch"] = meta["clock_mhz"] = None
 
     if config.tensil:
-        tmodel = Path(config.tensil) / f"{onnx_path.stem}_{config.arch}.tmodel"
+        tmodel = _find_tmodel(Path(config.tensil), onnx_path, config.arch)
         files = _tmodel_files(tmodel)
         for p in files:
             if not p.is_file():
@@ -188,12 +196,12 @@ def assemble_bundle(config: BundleConfig) -> Path:
         if bit.is_file() != hwh.is_file():
             raise BundleError(f"{fpga} has only one of {BIT_FILE} and {HWH_FILE}; PYNQ needs both")
         if bit.is_file():
-            arch, mhz = _fpga_arch(fpga, config.arch)
+            arch, mhz, instances = _fpga_build(fpga)
             if meta["arch"] is not None and not arch.same_hardware(_arch(meta["arch"], "model")):
                 raise BundleError(f"the model was compiled for {config.arch} but {bit} was built for "
                                   f"{arch.name}: recompile or rebuild so they match")
             meta["bitstream_arch"] = dict(arch.to_json_dict(), name=arch.name)
-            meta["clock_mhz"] = mhz
+            meta["clock_mhz"], meta["instances"] = mhz, instances
             copies["bitstream"], copies["hwh"] = (bit, BIT_FILE), (hwh, HWH_FILE)
         else:
             log.warning("board: no bitstream in %s (Vivado not run?): the bundle serves onnx and emulator only", fpga)

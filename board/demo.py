@@ -18,10 +18,11 @@ from pathlib import Path
 if __package__ in (None, ""):          # `python board/demo.py`: make `board` and `tensil` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import cv2
 import numpy as np
 
 from board.app import AppConfig, FewShotApp, State
-from board.backends import BACKENDS, BackendConfig, open_backend
+from board.backends import BackendConfig, open_backend, require_backend
 from board.bundle import load_bundle
 from board.controls import KEY_HELP, GpioButtons, ScriptedControls, key_event
 from board.errors import BoardError, CameraError
@@ -105,6 +106,7 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
     `open_source(config)` replaces the camera/video opening (tests use it to unplug a camera).
     """
     bundle = load_bundle(config.bundle)
+    require_backend(bundle, config.backend)
     video, events_path, truth_path = _resolve_inputs(config)
     class_names, truth = load_truth(truth_path) if truth_path else ((), None)
     out = Path(config.out)
@@ -117,7 +119,7 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
     if overlay is None and (config.backend == "tensil" or config.display == "hdmi" or config.buttons):
         overlay = _load_overlay(bundle)
     if config.buttons:
-        controls.append(GpioButtons(overlay))
+        controls.append(GpioButtons(overlay, bundle.meta.get("instances", {}).get("buttons_gpio", "btns_gpio")))
     backend = open_backend(bundle, BackendConfig(config.backend, config.timeout), hardware_arch, overlay)
     sink = (HdmiSink(overlay) if config.display == "hdmi" else WindowSink() if config.display == "window"
             else VideoFileSink(out / "annotated.avi", _fps_of(video), (WIDTH, HEIGHT)))
@@ -126,7 +128,10 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
     opener = open_source or (lambda cfg: _open_source(cfg, video))
     report = DemoReport()
     try:
-        _loop(config, app, backend, Preprocessor(bundle.preprocessing), opener, sink, controls, truth, live, report)
+        # waiting on the error screen for RESET only makes sense with someone to press it
+        interactive = live and (config.buttons or config.display == "window")
+        _loop(config, app, backend, Preprocessor(bundle.preprocessing), opener, sink, controls, truth,
+              live, interactive, report)
     finally:
         backend.close()
         sink.close(keep=True)
@@ -146,22 +151,21 @@ def _load_overlay(bundle):
 def _fps_of(video: Path | None) -> float:
     if video is None:
         return 15.0
-    import cv2
-
     cap = cv2.VideoCapture(str(video))
     fps = cap.get(cv2.CAP_PROP_FPS) or 15.0
     cap.release()
     return fps
 
 
-def _loop(config, app, backend, pre, opener, sink, controls, truth, live, report) -> None:
+def _loop(config, app, backend, pre, opener, sink, controls, truth, live, interactive, report) -> None:
     screen, timing = Screen(), Timing()
     clock = {"first": None, "last": None}
     while not app.quit:
         try:
             source = opener(config)
         except CameraError as exc:
-            if not live:
+            if not interactive:
+                _show_error(app, str(exc), screen, timing, sink)
                 raise
             _wait_in_error(app, str(exc), screen, timing, sink, controls, report.frames)
             continue
@@ -178,8 +182,8 @@ def _loop(config, app, backend, pre, opener, sink, controls, truth, live, report
             pipeline.close()
             source.close()
         if report.error is not None:
-            log.error("board: error: %s", report.error)
-            if not live:
+            if not interactive:
+                _show_error(app, report.error, screen, timing, sink)
                 break
             _wait_in_error(app, report.error, screen, timing, sink, controls, report.frames)
             report.error = None
@@ -209,6 +213,12 @@ def _show(result, app, controls, sink, screen, timing, truth, live, report, cloc
     timing.backbone_ms = result.backbone_s * 1e3
     sink.write(screen.draw(result.frame, app, timing))
     _record(report, result, app, prediction, truth, timing)
+
+
+def _show_error(app, message, screen, timing, sink) -> None:
+    log.error("board: error: %s", message)
+    app.on_error(message)
+    sink.write(screen.draw(None, app, timing))
 
 
 def _wait_in_error(app, message, screen, timing, sink, controls, shown) -> None:

@@ -1,0 +1,86 @@
+"""Bad input: no camera, camera unplugged mid-run, and what happens to the taught classes."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+from board.app import AppConfig, FewShotApp, State
+from board.controls import Action, Event
+from board.demo import DemoConfig, run_demo
+from board.errors import CameraError
+from board.fewshot import FewShotClassifier, NcmConfig
+from board.sources import VideoFileSource
+
+
+def test_no_camera_is_one_clear_line(onnx_bundle, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "board", "demo", "--bundle", str(onnx_bundle), "--backend", "onnx",
+                           "--camera", "57", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == "board: error: no camera at index 57 (is it plugged in?)"
+    assert "Traceback" not in done.stderr
+
+
+class UnpluggedAfter:
+    """A camera that delivers `n` frames of a video and then fails like an unplugged USB camera."""
+
+    def __init__(self, video, n):
+        self._video, self._left = VideoFileSource(video), n
+
+    def read(self):
+        if self._left == 0:
+            raise CameraError("camera 0 stopped delivering frames (unplugged?)")
+        self._left -= 1
+        return self._video.read()
+
+    def close(self):
+        self._video.close()
+
+
+def test_camera_unplugged_mid_run_keeps_the_taught_classes(onnx_bundle, generated_video, tmp_path):
+    classes_file = tmp_path / "classes.npz"
+    report = run_demo(DemoConfig(bundle=str(onnx_bundle), backend="onnx", video=str(generated_video),
+                                 out=str(tmp_path), classes_file=str(classes_file)),
+                      open_source=lambda cfg: UnpluggedAfter(generated_video / "video.avi", 60))
+    assert report.error == "camera 0 stopped delivering frames (unplugged?)"
+    assert report.frames == 60
+    saved = FewShotClassifier(24, None, NcmConfig())
+    saved.restore(classes_file, "tiny")
+    assert len(saved.classes) >= 2 and all(c.shots for c in saved.classes)
+    assert (tmp_path / "log.json").is_file() and (tmp_path / "annotated.avi").is_file()
+
+
+def test_reset_after_an_error_keeps_classes_and_reopens():
+    app = FewShotApp(FewShotClassifier(2, None, NcmConfig()), AppConfig(frames_per_shot=1), "m")
+    app.handle(Event(Action.SHOT))
+    app.on_frame(np.zeros((8, 8, 3), np.uint8), np.ones(2))
+    app.handle(Event(Action.INFER))
+    app.on_error("camera 0 stopped delivering frames (unplugged?)")
+    assert app.state is State.ERROR
+    app.handle(Event(Action.SHOT))                     # ignored while in error
+    app.handle(Event(Action.RESET))
+    assert app.state is State.TEACH and app.reopen_requested
+    assert len(app.classifier.classes) == 1 and len(app.classifier.classes[0].shots) == 1
+
+
+def test_app_controls_add_shots_while_inferring_undo_delete():
+    app = FewShotApp(FewShotClassifier(2, None, NcmConfig()), AppConfig(frames_per_shot=2), "m")
+    frame = np.zeros((8, 8, 3), np.uint8)
+    for action, feats in ((Action.NEXT_CLASS, [1, 0]), (Action.NEXT_CLASS, [0, 1])):
+        app.handle(Event(action))
+        app.on_frame(frame, np.array(feats))
+        app.on_frame(frame, np.array(feats))
+    app.handle(Event(Action.INFER))
+    assert app.state is State.INFER
+    app.handle(Event(Action.SHOT, 0))                  # more shots while inferring
+    app.on_frame(frame, np.array([1, 0.1]))
+    assert app.state is State.CAPTURE
+    app.on_frame(frame, np.array([1, 0.1]))
+    assert app.state is State.INFER and len(app.classifier.classes[0].shots) == 2
+    assert app.on_frame(frame, np.array([0, 1])).label == 1
+    app.handle(Event(Action.UNDO))
+    assert len(app.classifier.classes[0].shots) == 1
+    app.handle(Event(Action.DELETE_CLASS))             # current class is 0
+    assert [c.name for c in app.classifier.classes] == ["class 1"]
+    app.handle(Event(Action.SHOT, 5))
+    assert "teach class 1 before class 5" in app.message
