@@ -15,72 +15,72 @@ from pathlib import Path
 from fpga import board
 from fpga.clocking import ClockPlan
 
-# kind: clk / rst = required clock / reset input, intf = required interface, irq = required
-# interrupt output, opt = may stay unconnected.
-_AXI_DMA = {"s_axi_lite_aclk": "clk", "m_axi_mm2s_aclk": "clk", "axi_resetn": "rst", "S_AXI_LITE": "intf",
-            "M_AXI_MM2S": "intf", "M_AXIS_MM2S": "intf", "mm2s_introut": "irq"}  # fmt: skip
-_HLS = {"ap_clk": "clk", "control": "clk", "ap_rst_n": "rst", "ap_rst_n_control": "rst", "s_axi_control": "intf"}
+# kind: "clk" / "rst" = clock / reset input, "in" = other input or interface that must be
+# connected, "out" = output the design must use, "opt" = may stay unconnected.
+_AXI_DMA = {"s_axi_lite_aclk": "clk", "m_axi_mm2s_aclk": "clk", "axi_resetn": "rst", "S_AXI_LITE": "in",
+            "M_AXI_MM2S": "in", "M_AXIS_MM2S": "in", "mm2s_introut": "out"}  # fmt: skip
+_HLS = {"ap_clk": "clk", "control": "clk", "ap_rst_n": "rst", "ap_rst_n_control": "rst", "s_axi_control": "in"}
 
 
 def _catalog(vlnv: str, config: dict) -> dict[str, str] | None:
     name = vlnv.split(":")[2] if vlnv.count(":") == 3 else vlnv
     if name == "processing_system7":
-        pins = {"DDR": "intf", "FIXED_IO": "intf", "FCLK_RESET0_N": "opt", "IRQ_F2P": "opt"}
+        pins = {"DDR": "in", "FIXED_IO": "in", "FCLK_RESET0_N": "opt", "IRQ_F2P": "opt"}
         for i in range(4):
             pins[f"FCLK_CLK{i}"] = "opt"
         for gp in ("GP0", "GP1"):
             if str(config.get(f"PCW_USE_M_AXI_{gp}")) == "1":
-                pins |= {f"M_AXI_{gp}": "intf", f"M_AXI_{gp}_ACLK": "clk"}
+                pins |= {f"M_AXI_{gp}": "in", f"M_AXI_{gp}_ACLK": "clk"}
         for i in range(4):
             if str(config.get(f"PCW_USE_S_AXI_HP{i}")) == "1":
-                pins |= {f"S_AXI_HP{i}": "intf", f"S_AXI_HP{i}_ACLK": "clk"}
+                pins |= {f"S_AXI_HP{i}": "in", f"S_AXI_HP{i}_ACLK": "clk"}
         return pins
     if name == "proc_sys_reset":
         return {"slowest_sync_clk": "clk", "ext_reset_in": "rst", "aux_reset_in": "opt", "dcm_locked": "opt",
                 "interconnect_aresetn": "opt", "peripheral_aresetn": "opt", "peripheral_reset": "opt"}  # fmt: skip
     if name == "axi_interconnect":
-        pins = {"ACLK": "clk", "ARESETN": "rst", "S00_AXI": "intf", "S00_ACLK": "clk", "S00_ARESETN": "rst"}
+        pins = {"ACLK": "clk", "ARESETN": "rst", "S00_AXI": "in", "S00_ACLK": "clk", "S00_ARESETN": "rst"}
         for i in range(int(config.get("NUM_MI", 1))):
-            pins |= {f"M{i:02d}_AXI": "intf", f"M{i:02d}_ACLK": "clk", f"M{i:02d}_ARESETN": "rst"}
+            pins |= {f"M{i:02d}_AXI": "in", f"M{i:02d}_ACLK": "clk", f"M{i:02d}_ARESETN": "rst"}
         return pins
     if name == "smartconnect":
         pins = {"aclk": "clk", "aresetn": "rst"}
-        pins |= {f"S{i:02d}_AXI": "intf" for i in range(int(config.get("NUM_SI", 1)))}
-        return pins | {f"M{i:02d}_AXI": "intf" for i in range(int(config.get("NUM_MI", 1)))}
+        pins |= {f"S{i:02d}_AXI": "in" for i in range(int(config.get("NUM_SI", 1)))}
+        return pins | {f"M{i:02d}_AXI": "in" for i in range(int(config.get("NUM_MI", 1)))}
     if name == "axi_dma":
         return dict(_AXI_DMA)
     if name == "axi_vdma":
         return dict(_AXI_DMA) | {"m_axis_mm2s_aclk": "clk"}
     if name == "axi_gpio":
-        pins = {"s_axi_aclk": "clk", "s_axi_aresetn": "rst", "S_AXI": "intf", "GPIO": "intf", "ip2intc_irpt": "opt"}
-        return pins | ({"GPIO2": "intf"} if str(config.get("C_IS_DUAL")) == "1" else {})
+        pins = {"s_axi_aclk": "clk", "s_axi_aresetn": "rst", "S_AXI": "in", "GPIO": "in", "ip2intc_irpt": "opt"}
+        return pins | ({"GPIO2": "in"} if str(config.get("C_IS_DUAL")) == "1" else {})
     if name == "axi_intc":
-        return {"s_axi_aclk": "clk", "s_axi_aresetn": "rst", "s_axi": "intf", "intr": "intf", "irq": "irq"}
+        return {"s_axi_aclk": "clk", "s_axi_aresetn": "rst", "s_axi": "in", "intr": "in", "irq": "out"}
     if name == "xlconcat":
-        return {"dout": "irq"} | {f"In{i}": "intf" for i in range(int(config.get("NUM_PORTS", 2)))}
+        return {"dout": "out"} | {f"In{i}": "in" for i in range(int(config.get("NUM_PORTS", 2)))}
     if name == "clk_wiz":
-        return {"clk_in1": "clk", "resetn": "rst", "clk_out1": "irq", "locked": "irq"}
+        return {"clk_in1": "clk", "resetn": "rst", "clk_out1": "out", "locked": "out"}
     if name == "pixel_unpack":
-        return _HLS | {"stream_in_32": "intf", "stream_out_24": "intf"}
+        return _HLS | {"stream_in_32": "in", "stream_out_24": "in"}
     if name == "color_convert":
-        return _HLS | {"stream_in_24": "intf", "stream_out_24": "intf"}
+        return _HLS | {"stream_in_24": "in", "stream_out_24": "in"}
     if name == "axis_register_slice":
-        return {"aclk": "clk", "aresetn": "rst", "S_AXIS": "intf", "M_AXIS": "intf"}
+        return {"aclk": "clk", "aresetn": "rst", "S_AXIS": "in", "M_AXIS": "in"}
     if name == "v_tc":
-        return {"clk": "clk", "s_axi_aclk": "clk", "s_axi_aresetn": "rst", "ctrl": "intf", "vtiming_out": "intf",
-                "gen_clken": "intf", "irq": "irq"}  # fmt: skip
+        return {"clk": "clk", "s_axi_aclk": "clk", "s_axi_aresetn": "rst", "ctrl": "in", "vtiming_out": "in",
+                "gen_clken": "in", "irq": "out"}  # fmt: skip
     if name == "axi_dynclk":
-        return {"REF_CLK_I": "clk", "s00_axi_aclk": "clk", "s00_axi_aresetn": "rst", "s00_axi": "intf",
-                "PXL_CLK_O": "irq", "PXL_CLK_5X_O": "irq", "LOCKED_O": "irq"}  # fmt: skip
+        return {"REF_CLK_I": "clk", "s00_axi_aclk": "clk", "s00_axi_aresetn": "rst", "s00_axi": "in",
+                "PXL_CLK_O": "out", "PXL_CLK_5X_O": "out", "LOCKED_O": "out"}  # fmt: skip
     if name == "v_axi4s_vid_out":
-        return {"aclk": "clk", "aresetn": "rst", "vid_io_out_clk": "clk", "video_in": "intf", "vtiming_in": "intf",
-                "vid_io_out": "intf", "vtg_ce": "irq"}  # fmt: skip
+        return {"aclk": "clk", "aresetn": "rst", "vid_io_out_clk": "clk", "video_in": "in", "vtiming_in": "in",
+                "vid_io_out": "in", "vtg_ce": "out"}  # fmt: skip
     if name == "color_swap":
-        return {"pixel_input": "intf", "pixel_output": "intf"}
+        return {"pixel_input": "in", "pixel_output": "in"}
     if name == "rgb2dvi":
-        return {"PixelClk": "clk", "SerialClk": "clk", "aRst_n": "rst", "RGB": "intf", "TMDS": "intf"}
+        return {"PixelClk": "clk", "SerialClk": "clk", "aRst_n": "rst", "RGB": "in", "TMDS": "in"}
     if vlnv.startswith("module_ref:"):
-        return {"clock": "clk", "reset": "rst", "instruction": "intf", "m_axi_dram0": "intf", "m_axi_dram1": "intf"}
+        return {"clock": "clk", "reset": "rst", "instruction": "in", "m_axi_dram0": "in", "m_axi_dram1": "in"}
     return None
 
 

@@ -42,6 +42,15 @@ def _run(command: list[str], cwd: Path, log: Path, what: str) -> None:
         raise VivadoError(f"{what} failed: {reason} (log: {log})")
 
 
+def _run_log_error(out: Path) -> str | None:
+    """The first ERROR line of the synthesis/implementation run logs, where Vivado puts the cause."""
+    for log in sorted(out.glob("vivado/*.runs/*/runme.log")):
+        error = first_error(log.read_text(errors="replace"))
+        if error:
+            return f"{error} ({log})"
+    return None
+
+
 def _build_hls_ip(project: Project) -> None:
     """Build PYNQ's HLS video IP with vitis_hls when it is not built yet."""
     hls_root = Path(project.pynq.ip_repo) / "hls"
@@ -71,8 +80,12 @@ def run_build(config: BuildConfig) -> dict:
     shutil.rmtree(staging, ignore_errors=True)
     print("fpga: running Vivado (synthesis, implementation, bitstream): this takes tens of minutes", file=sys.stderr)
     log = project.out / "vivado.log"
-    _run(["vivado", "-mode", "batch", "-nojournal", "-log", str(log.resolve()), "-source", "build.tcl"],
-         project.out, project.out / "vivado.stdout.log", "Vivado")  # fmt: skip
+    try:
+        _run(["vivado", "-mode", "batch", "-nojournal", "-log", str(log.resolve()), "-source", "build.tcl"],
+             project.out, project.out / "vivado.stdout.log", "Vivado")  # fmt: skip
+    except VivadoError as e:
+        cause = _run_log_error(project.out)
+        raise VivadoError(f"Vivado failed: {cause}") if cause else e
     for name in ("design.bit", "design.hwh"):
         if not (staging / name).is_file():
             raise VivadoError(f"Vivado finished without writing {staging / name}")

@@ -91,3 +91,15 @@ def test_timing_badly_violated(tmp_path, capsys, monkeypatch, rtl_factory, fake_
     assert code == 2 and "worst negative slack -2.345 ns" in line
     assert not (tmp_path / "out" / "design.bit").exists()
     assert main([*argv, "--max-violation-ns", "3"]) == 0
+
+
+def test_run_failure_quotes_the_run_log(tmp_path, capsys, monkeypatch, rtl_factory, fake_pynq):
+    bin_dir, argv = _setup(tmp_path, monkeypatch, rtl_factory, fake_pynq)
+    _fake_tool(bin_dir, "vivado", """mkdir -p vivado/tensil_pynq.runs/synth_1
+echo "ERROR: [Synth 8-439] module 'bram_dp_192x8192' not found" > vivado/tensil_pynq.runs/synth_1/runme.log
+echo 'ERROR: synthesis failed'
+exit 1
+""")
+    code = main(argv)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and "[Synth 8-439] module 'bram_dp_192x8192' not found" in line

@@ -7,14 +7,15 @@ from conftest import a16_arch
 
 from fpga.bdcheck import check_design, external_pins
 from fpga.project import ProjectConfig, write_project
-from fpga.standin import record_design
+from fpga.standin import StandinError, record_design
 from tensil.arch import load_arch
 
 
-def _build(tmp_path, rtl_factory, fake_pynq, arch, mhz):
-    rtl = rtl_factory(arch)
-    config = ProjectConfig(arch=str(tmp_path / "a16.tarch") if arch.name == "a16" else arch.name, mhz=mhz,
-                           rtl_dir=str(rtl), pynq_dir=str(fake_pynq), out=str(tmp_path / "out"))  # fmt: skip
+def _build(tmp_path, rtl_factory, fake_pynq, arch_name, mhz):
+    """Write the project of `arch_name` (a shipped arch or the custom "a16") and run it in the stand-in."""
+    arch = a16_arch(tmp_path) if arch_name == "a16" else load_arch(arch_name)
+    config = ProjectConfig(arch=str(tmp_path / "a16.tarch") if arch_name == "a16" else arch_name, mhz=mhz,
+                           rtl_dir=str(rtl_factory(arch)), pynq_dir=str(fake_pynq), out=str(tmp_path / "out"))  # fmt: skip
     project = write_project(config)
     return project, record_design(project.create_tcl)
 
@@ -24,26 +25,26 @@ def _build(tmp_path, rtl_factory, fake_pynq, arch, mhz):
     [("custom_perf", 50), ("custom_perf", 100), ("custom_perf", 125), ("pynqz1", 50), ("a16", 125), ("custom_perf", 33)],
 )
 def test_design_passes_every_check(tmp_path, rtl_factory, fake_pynq, arch_name, mhz):
-    arch = a16_arch(tmp_path) if arch_name == "a16" else load_arch(arch_name)
-    project, design = _build(tmp_path, rtl_factory, fake_pynq, arch, mhz)
-    assert check_design(design, f"top_{arch.name}_0", project.clock) == []
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, arch_name, mhz)
+    assert check_design(design, f"top_{arch_name}_0", project.clock) == []
     assert design["project"]["part"] == "xc7z020clg400-1"
-    assert design["cells"][f"top_{arch.name}_0"]["vlnv"] == f"module_ref:top_{arch.name}"
+    assert design["cells"][f"top_{arch_name}_0"]["vlnv"] == f"module_ref:top_{arch_name}"
+    width = project.rtl.instruction_width
+    assert design["cells"]["axi_dma_0"]["config"]["c_m_axis_mm2s_tdata_width"] == str(width)
 
 
 def test_clock_source_follows_the_frequency(tmp_path, rtl_factory, fake_pynq):
-    arch = load_arch("custom_perf")
-    project, design = _build(tmp_path, rtl_factory, fake_pynq, arch, 125)
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, "custom_perf", 125)
     assert float(design["cells"]["ps7_0"]["config"]["PCW_FPGA3_PERIPHERAL_FREQMHZ"]) == 125
     assert "accel_clk_wiz" not in design["cells"]
-    project, design = _build(tmp_path, rtl_factory, fake_pynq, arch, 33)
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, "custom_perf", 33)
     assert float(design["cells"]["accel_clk_wiz"]["config"]["CLKOUT1_REQUESTED_OUT_FREQ"]) == 33
     nets = {n["name"]: n["pins"] for n in design["nets"]}
     assert "rst_accel/dcm_locked" in nets["accel_clk_locked"]
 
 
 def test_board_driver_names_and_addresses(tmp_path, rtl_factory, fake_pynq):
-    project, design = _build(tmp_path, rtl_factory, fake_pynq, load_arch("custom_perf"), 50)
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, "custom_perf", 50)
     cells = design["cells"]
     assert cells["axi_dma_0"]["config"]["c_m_axis_mm2s_tdata_width"] == "64"
     assert cells["btns_gpio"]["config"]["C_GPIO2_WIDTH"] == "6"
@@ -57,8 +58,7 @@ def test_board_driver_names_and_addresses(tmp_path, rtl_factory, fake_pynq):
 
 
 def test_checker_catches_broken_designs(tmp_path, rtl_factory, fake_pynq):
-    arch = load_arch("custom_perf")
-    project, design = _build(tmp_path, rtl_factory, fake_pynq, arch, 50)
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, "custom_perf", 50)
     tcu = "top_custom_perf_0"
     broken = dict(design, nets=[n for n in design["nets"] if n["name"] != "accel_clk"])
     assert any("clock" in p for p in check_design(broken, tcu, project.clock))
@@ -72,8 +72,24 @@ def test_checker_catches_broken_designs(tmp_path, rtl_factory, fake_pynq):
 
 
 def test_every_external_port_is_constrained(tmp_path, rtl_factory, fake_pynq):
-    project, design = _build(tmp_path, rtl_factory, fake_pynq, load_arch("custom_perf"), 50)
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, "custom_perf", 50)
     pins = external_pins(design)
     assert len(pins) == 4 + 6 + 8
     xdc = (project.out / "design.xdc").read_text()
     assert all(f"{{{pin}}}" in xdc for pin in pins)
+
+
+def test_wider_axi_rtl_sets_the_dma_width(tmp_path, rtl_factory, fake_pynq):
+    rtl = rtl_factory(load_arch("custom_perf"), axi_width=128)
+    project = write_project(ProjectConfig(rtl_dir=str(rtl), pynq_dir=str(fake_pynq), out=str(tmp_path / "out")))
+    design = record_design(project.create_tcl)
+    assert design["cells"]["axi_dma_0"]["config"]["c_m_axi_mm2s_data_width"] == "128"
+    assert check_design(design, "top_custom_perf_0", project.clock) == []
+
+
+def test_standin_rejects_references_to_missing_cells(tmp_path, rtl_factory, fake_pynq):
+    project, _ = _build(tmp_path, rtl_factory, fake_pynq, "custom_perf", 50)
+    text = project.create_tcl.read_text().replace("get_bd_pins dram1_smc/aclk", "get_bd_pins dram2_smc/aclk")
+    project.create_tcl.write_text(text)
+    with pytest.raises(StandinError, match="no block design cell 'dram2_smc'"):
+        record_design(project.create_tcl)
