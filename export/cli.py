@@ -7,11 +7,14 @@ import json
 import logging
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from export.config import ExportConfig
 from export.errors import ExportError
+from export.files import sha256_file
 from export.graph_check import ALLOWED_OPS, check_graph, load_onnx
 from export.pipeline import export_checkpoint
+from export.sidecar import read_sidecar, verify_sidecar
 from train.backbones import BackboneError
 from train.checkpoint import CheckpointError
 
@@ -53,6 +56,9 @@ def check_parser() -> argparse.ArgumentParser:
         f"input, one (batch, features) output, operators {', '.join(ALLOWED_OPS)} with Tensil's attribute limits.",
     )
     parser.add_argument("--onnx", required=True, help="ONNX file to check")
+    parser.add_argument(
+        "--sidecar", help="sidecar to verify against the file (default: <onnx stem>.json beside it, if present)"
+    )
     parser.add_argument("--json", action="store_true", help="print the graph summary as JSON")
     return parser
 
@@ -66,13 +72,18 @@ def run_export(argv: list[str]) -> None:
 def run_check(argv: list[str]) -> None:
     args = check_parser().parse_args(argv)
     summary = check_graph(load_onnx(args.onnx))
+    sidecar_path = Path(args.sidecar) if args.sidecar else Path(args.onnx).with_suffix(".json")
+    checked_sidecar = args.sidecar is not None or sidecar_path.is_file()
+    if checked_sidecar:
+        verify_sidecar(read_sidecar(sidecar_path), sha256_file(args.onnx), summary, str(sidecar_path))
     if args.json:
-        print(json.dumps(summary.to_dict(), indent=2))
+        print(json.dumps({**summary.to_dict(), "sidecar": str(sidecar_path) if checked_sidecar else None}, indent=2))
         return
     ops = ", ".join(f"{op} x{n}" for op, n in summary.operators.items())
     print(
         f"{args.onnx}: accepted for Tensil: opset {summary.opset}, input {summary.input_name!r} "
         f"{list(summary.input_shape)} -> output {summary.output_name!r} {list(summary.output_shape)}; {ops}"
+        + (f"; sidecar {sidecar_path} matches" if checked_sidecar else "")
     )
 
 

@@ -11,3 +11,7 @@ class GraphCheckError(ExportError):
 
 class ParityError(ExportError):
     """onnxruntime and torch disagree beyond float tolerance."""
+
+
+class SidecarError(ExportError):
+    """A sidecar that is missing, corrupt, or does not describe its ONNX file."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import onnx
 import onnxruntime
 import onnxsim
 import torch
 
 from export.config import ExportConfig
+from export.errors import SidecarError
 from export.graph_check import GraphSummary
 from export.parity import ParityFigures
 from train.checkpoint import BackboneCheckpoint
@@ -57,3 +61,32 @@ def build_sidecar(
         },
         "config": config.to_dict(),
     }
+
+
+def read_sidecar(path: Path) -> dict:
+    """Load a sidecar written by `build_sidecar`; SidecarError with one line otherwise."""
+    try:
+        sidecar = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SidecarError(f"sidecar {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SidecarError(f"{path}: cannot be read as JSON ({type(e).__name__})") from None
+    if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT or sidecar.get("version") != VERSION:
+        raise SidecarError(f"{path}: not an export sidecar ({FORMAT!r} version {VERSION} expected)")
+    return sidecar
+
+
+def _name_and_shape(entry: object) -> tuple | None:
+    return (entry.get("name"), entry.get("shape")) if isinstance(entry, dict) else None
+
+
+def verify_sidecar(sidecar: dict, onnx_sha256: str, graph: GraphSummary, source: str) -> None:
+    """SidecarError unless the sidecar describes exactly this ONNX file and interface."""
+    if not isinstance(sidecar.get("onnx"), dict) or sidecar["onnx"].get("sha256") != onnx_sha256:
+        raise SidecarError(f"{source}: the sidecar was written for another ONNX file (sha256 differs)")
+    if (
+        _name_and_shape(sidecar.get("input")) != (graph.input_name, list(graph.input_shape))
+        or _name_and_shape(sidecar.get("output")) != (graph.output_name, list(graph.output_shape))
+        or sidecar.get("feature_dim") != graph.feature_dim
+    ):
+        raise SidecarError(f"{source}: the sidecar's input, output or feature_dim do not match the graph")

@@ -82,3 +82,20 @@ def test_module_entry_point_exits_2_without_traceback(tmp_path):
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [f"export: error: checkpoint {tmp_path / 'none.pt'} does not exist"]
     assert not (tmp_path / "out").exists()
+
+
+def test_check_verifies_the_sidecar_beside_the_onnx(tmp_path, checkpoint, capsys):
+    main(["--checkpoint", str(checkpoint), "--out", str(tmp_path), "--random-inputs", "1"])
+    capsys.readouterr()
+    assert main(["check", "--onnx", str(tmp_path / "tiny.onnx")]) == 0
+    assert f"sidecar {tmp_path / 'tiny.json'} matches" in capsys.readouterr().out
+
+    other, _ = make_checkpoint(tmp_path / "other.pt", [BackboneSpec("resnet9", 4, strided=False)])
+    main(["--checkpoint", str(other), "--out", str(tmp_path), "--random-inputs", "1"])
+    capsys.readouterr()
+    assert main(["check", "--onnx", str(tmp_path / "tiny.onnx"), "--sidecar", str(tmp_path / "other.json")]) == 2
+    assert "written for another ONNX file" in error_line(capsys)
+
+    (tmp_path / "tiny.json").write_text("{not json")
+    assert main(["check", "--onnx", str(tmp_path / "tiny.onnx")]) == 2
+    assert "cannot be read as JSON" in error_line(capsys)
