@@ -1,0 +1,596 @@
+"""ONNX front end: load a model, fold constants, normalise every supported opset, infer shapes.
+
+The output is a `Graph` of canonical `Op`s on (C, H, W) activations of one image. Opset
+differences are absorbed here: Reshape's shape as input or attribute, Pad and Clip as inputs
+or attributes, Gemm's alpha/beta/transB, MatMul with a constant B, BatchNormalization of every
+version, Flatten/Squeeze/Unsqueeze/Identity/Dropout as pure relabelling, ReduceMean over H and W
+as global average pooling, AveragePool as a depthwise convolution with the exact divisor.
+Anything else is refused with a message naming the node and its operator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from tensil.compiler.errors import CompileError
+from tensil.compiler.graph import Graph, Op, Shape
+
+MIN_OPSET, MAX_OPSET = 7, 21
+# Ops evaluated at compile time when all their inputs are constants (PyTorch's shape chains).
+FOLDABLE = {
+    "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Reshape", "Mul", "Add",
+    "Sub", "Div", "Identity", "Flatten", "Constant", "ConstantOfShape", "Transpose",
+}
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _where(node: onnx.NodeProto) -> str:
+    return f"node {node.name or node.output[0]!r} ({node.op_type})"
+
+
+class _Frontend:
+    """One pass over the ONNX nodes in their (topological) order."""
+
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+        self.consts: dict[str, np.ndarray] = {}
+        self.shapes: dict[str, Shape] = {}
+        self.alias: dict[str, str] = {}
+        self.flat: dict[str, str] = {}  # flattened spatial map -> the (C, H, W) map it came from
+        self.padded: dict[str, tuple[str, tuple[int, int, int, int]]] = {}
+        self.ops: list[Op] = []
+        self.io_shapes: dict[str, list[int]] = {}
+        self.rank: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def name(self, tensor: str) -> str:
+        while tensor in self.alias:
+            tensor = self.alias[tensor]
+        return tensor
+
+    def const(self, node, index: int, what: str) -> np.ndarray:
+        if index >= len(node.input) or not node.input[index]:
+            raise CompileError(f"{_where(node)}: missing {what}")
+        t = node.input[index]
+        if t not in self.consts:
+            raise CompileError(f"{_where(node)}: {what} must be a constant (initializer), {t!r} is computed at run time")
+        return self.consts[t]
+
+    def opt_const(self, node, index: int) -> np.ndarray | None:
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        return self.const(node, index, f"input {index}")
+
+    def act(self, node, index: int = 0) -> str:
+        t = node.input[index]
+        if t in self.consts:
+            raise CompileError(f"{_where(node)}: input {t!r} is a constant; only activations are supported there")
+        if t in self.padded and node.op_type != "Conv":
+            raise CompileError(f"{_where(node)}: Pad is only supported in front of a Conv")
+        if t in self.flat and node.op_type not in ("Gemm", "MatMul"):
+            raise CompileError(
+                f"{_where(node)}: a Flatten/Reshape of a spatial map (H*W > 1) is only supported in front of Gemm/MatMul"
+            )
+        if t in self.flat or t in self.padded:
+            return t
+        t = self.name(t)
+        if t not in self.shapes:
+            raise CompileError(f"{_where(node)}: input {t!r} is unknown")
+        return t
+
+    def emit(self, node, kind: str, inputs: list[str], shape: Shape, **attrs) -> None:
+        out = node.output[0]
+        self.ops.append(Op(kind, node.name or out, inputs, out, attrs))
+        self.shapes[out] = shape
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> Graph:
+        m = self.model
+        opsets = {o.domain: o.version for o in m.opset_import}
+        version = opsets.get("", opsets.get("ai.onnx", 0))
+        if not MIN_OPSET <= version <= MAX_OPSET:
+            raise CompileError(f"ONNX opset {version} is not supported (supported: {MIN_OPSET}..{MAX_OPSET})")
+        g = m.graph
+        for init in g.initializer:
+            self.consts[init.name] = numpy_helper.to_array(init)
+        inputs = [i for i in g.input if i.name not in self.consts]
+        if not inputs:
+            raise CompileError("the model has no run-time input")
+        for vi in inputs:
+            self.shapes[vi.name] = self.input_shape(vi)
+        for node in g.node:
+            if node.domain not in ("", "ai.onnx"):
+                raise CompileError(f"{_where(node)}: operator domain {node.domain!r} is not supported")
+            if node.op_type == "Constant" or (node.op_type in FOLDABLE and self.all_known(node)):
+                self.fold(node)
+                continue
+            handler = getattr(self, f"op_{node.op_type}", None)
+            if handler is None:
+                raise CompileError(f"{_where(node)}: operator {node.op_type} is not supported by the Tensil compiler")
+            handler(node)
+        outputs = []
+        for vo in g.output:
+            if vo.name in self.consts:
+                raise CompileError(f"output {vo.name!r} is a constant")
+            if vo.name in self.flat or vo.name in self.padded:
+                raise CompileError(f"output {vo.name!r}: a graph output cannot be a Flatten of a spatial map or a Pad")
+            src = self.name(vo.name)
+            if src in [i.name for i in inputs]:
+                raise CompileError(f"output {vo.name!r} is the graph input itself: nothing to compile")
+            if src != vo.name:
+                if src in outputs or any(self.name(o.name) == src for o in g.output if o.name != vo.name):
+                    raise CompileError(f"outputs {vo.name!r} and another output are the same tensor")
+                self.rename(src, vo.name)
+            outputs.append(vo.name)
+            c, h, w = self.shapes[vo.name]
+            self.io_shapes[vo.name] = [1, c] if self.rank.get(vo.name, 4) == 2 else [1, c, h, w]
+        return Graph(self.ops, self.shapes, [i.name for i in inputs], outputs, self.io_shapes)
+
+    def rename(self, old: str, new: str) -> None:
+        for op in self.ops:
+            op.inputs = [new if i == old else i for i in op.inputs]
+            if op.output == old:
+                op.output = new
+        self.shapes[new] = self.shapes.pop(old)
+        alias_rank = self.rank.get(new)
+        source_rank = self.rank.pop(old, 4)
+        self.rank[new] = alias_rank if alias_rank is not None else source_rank
+
+    def input_shape(self, vi: onnx.ValueInfoProto) -> Shape:
+        tt = vi.type.tensor_type
+        if tt.elem_type != onnx.TensorProto.FLOAT:
+            raise CompileError(f"input {vi.name!r}: only float32 inputs are supported")
+        dims = []
+        for d in tt.shape.dim:
+            if not d.HasField("dim_value"):
+                raise CompileError(f"input {vi.name!r} has a dynamic dimension {d.dim_param!r}; export with static shapes")
+            dims.append(d.dim_value)
+        self.io_shapes[vi.name] = dims
+        if len(dims) not in (2, 4) or dims[0] != 1:
+            raise CompileError(f"input {vi.name!r}: shape {dims} is not (1, C, H, W) or (1, F) (batch must be 1)")
+        self.rank[vi.name] = len(dims)
+        return (dims[1], 1, 1) if len(dims) == 2 else (dims[1], dims[2], dims[3])
+
+    # ------------------------------------------------------------------ constant folding
+    def all_known(self, node) -> bool:
+        if node.op_type == "Shape":
+            t = node.input[0]
+            return t in self.consts or self.name(t) in self.shapes
+        return all((not i) or i in self.consts for i in node.input)
+
+    def onnx_shape(self, t: str) -> list[int]:
+        t = self.name(t)
+        c, h, w = self.shapes[t]
+        return [1, c] if self.rank.get(t, 4) == 2 else [1, c, h, w]
+
+    def fold(self, node) -> None:
+        a = _attrs(node)
+        op = node.op_type
+        x = [self.consts[i] if i else None for i in node.input] if op != "Shape" else []
+        try:
+            if op == "Constant":
+                if "value" not in a:
+                    raise CompileError(f"{_where(node)}: only the 'value' form of Constant is supported")
+                out = numpy_helper.to_array(a["value"])
+            elif op == "Shape":
+                t = node.input[0]
+                out = np.array(self.consts[t].shape if t in self.consts else self.onnx_shape(t), dtype=np.int64)
+            elif op == "Gather":
+                out = np.take(x[0], x[1], axis=a.get("axis", 0))
+            elif op == "Unsqueeze":
+                axes = a["axes"] if "axes" in a else [int(v) for v in x[1]]
+                out = x[0]
+                for ax in sorted(ax % (out.ndim + len(axes)) for ax in axes):
+                    out = np.expand_dims(out, ax)
+            elif op == "Squeeze":
+                axes = a.get("axes") if len(x) < 2 else [int(v) for v in x[1]]
+                out = np.squeeze(x[0], axis=tuple(axes) if axes is not None else None)
+            elif op == "Concat":
+                out = np.concatenate([np.atleast_1d(v) for v in x], axis=a.get("axis", 0))
+            elif op == "Cast":
+                out = x[0].astype(onnx.helper.tensor_dtype_to_np_dtype(a["to"]))
+            elif op == "Slice":
+                starts, ends = (a["starts"], a["ends"]) if "starts" in a else (x[1], x[2])
+                axes = a.get("axes") if "starts" in a else (x[3] if len(x) > 3 and x[3] is not None else None)
+                steps = x[4] if len(x) > 4 and x[4] is not None else None
+                axes = list(range(len(starts))) if axes is None else list(axes)
+                sl = [slice(None)] * x[0].ndim
+                for i, ax in enumerate(axes):
+                    sl[int(ax)] = slice(int(starts[i]), int(ends[i]), int(steps[i]) if steps is not None else 1)
+                out = x[0][tuple(sl)]
+            elif op == "Reshape":
+                shape = a["shape"] if "shape" in a else [int(v) for v in x[1]]
+                shape = [x[0].shape[i] if s == 0 else s for i, s in enumerate(shape)]
+                out = x[0].reshape(shape)
+            elif op in ("Mul", "Add", "Sub", "Div"):
+                f = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}[op]
+                out = f(x[0], x[1])
+                if op == "Div" and np.issubdtype(x[0].dtype, np.integer):
+                    out = np.floor_divide(x[0], x[1])
+                out = out.astype(np.result_type(x[0], x[1]))
+            elif op == "Identity":
+                out = x[0]
+            elif op == "Flatten":
+                ax = a.get("axis", 1)
+                out = x[0].reshape(int(np.prod(x[0].shape[:ax])), -1)
+            elif op == "ConstantOfShape":
+                value = numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
+                out = np.full([int(v) for v in x[0]], value.reshape(-1)[0], dtype=value.dtype)
+            elif op == "Transpose":
+                out = np.transpose(x[0], a.get("perm"))
+            else:  # pragma: no cover - FOLDABLE and this chain agree
+                raise CompileError(f"{_where(node)}: cannot fold")
+        except CompileError:
+            raise
+        except Exception as e:
+            raise CompileError(f"{_where(node)}: constant folding failed ({e})") from None
+        self.consts[node.output[0]] = np.asarray(out)
+
+    # ------------------------------------------------------------------ relabelling ops
+    def relabel(self, node, shape: list[int]) -> None:
+        """Reshape-like node: an alias when the (C, H, W) layout is unchanged."""
+        x = self.act(node)
+        if x in self.flat:
+            raise CompileError(f"{_where(node)}: cannot reshape a flattened spatial map again")
+        c, h, w = self.shapes[x]
+        out = node.output[0]
+        if shape and shape[0] != 1:
+            raise CompileError(f"{_where(node)}: result shape {shape} changes the batch dimension")
+        if len(shape) == 2 and shape[1] == c * h * w:
+            if h * w == 1:
+                self.alias[out] = x
+            else:
+                self.flat[out] = x
+                self.shapes[out] = (c * h * w, 1, 1)
+            self.rank[out] = 2
+            return
+        if len(shape) == 4 and tuple(shape[1:]) == (c, h, w):
+            self.alias[out] = x
+            self.rank[out] = 4
+            return
+        if len(shape) == 4 and h * w == 1 and shape[1] == c and shape[2] == shape[3] == 1:
+            self.alias[out] = x
+            self.rank[out] = 4
+            return
+        raise CompileError(f"{_where(node)}: reshape of {self.onnx_shape(x)} to {shape} moves data; not supported")
+
+    def op_Reshape(self, node) -> None:
+        a = _attrs(node)
+        shape = list(a["shape"]) if "shape" in a else [int(v) for v in self.const(node, 1, "shape")]
+        src = self.onnx_shape(self.act(node)) if node.input[0] not in self.flat else None
+        if src is None:
+            raise CompileError(f"{_where(node)}: cannot reshape a flattened spatial map again")
+        shape = [src[i] if s == 0 and i < len(src) else s for i, s in enumerate(shape)]
+        if shape.count(-1) == 1:
+            known = int(np.prod([s for s in shape if s != -1]))
+            shape[shape.index(-1)] = int(np.prod(src)) // max(known, 1)
+        self.relabel(node, shape)
+
+    def op_Flatten(self, node) -> None:
+        axis = _attrs(node).get("axis", 1)
+        src = self.onnx_shape(self.act(node))
+        axis = axis % len(src) if axis < 0 else axis
+        self.relabel(node, [int(np.prod(src[:axis])), int(np.prod(src[axis:]))])
+
+    def op_Squeeze(self, node) -> None:
+        a = _attrs(node)
+        src = self.onnx_shape(self.act(node))
+        axes = a.get("axes") if len(node.input) < 2 else [int(v) for v in self.const(node, 1, "axes")]
+        axes = [ax % len(src) for ax in axes] if axes is not None else [i for i, s in enumerate(src) if s == 1 and i > 0]
+        self.relabel(node, [s for i, s in enumerate(src) if i not in axes])
+
+    def op_Unsqueeze(self, node) -> None:
+        a = _attrs(node)
+        src = self.onnx_shape(self.act(node))
+        axes = a.get("axes") if len(node.input) < 2 else [int(v) for v in self.const(node, 1, "axes")]
+        shape = list(src)
+        for ax in sorted(ax % (len(src) + len(axes)) for ax in axes):
+            shape.insert(ax, 1)
+        self.relabel(node, shape)
+
+    def op_Identity(self, node) -> None:
+        self.alias[node.output[0]] = self.act(node)
+
+    def op_Dropout(self, node) -> None:
+        if len(node.output) > 1 and node.output[1]:
+            raise CompileError(f"{_where(node)}: the mask output of Dropout is not supported")
+        self.alias[node.output[0]] = self.act(node)
+
+    def op_Pad(self, node) -> None:
+        a = _attrs(node)
+        mode = a.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        pads = list(a["pads"]) if "pads" in a else [int(v) for v in self.const(node, 1, "pads")]
+        value = a.get("value", 0.0)
+        if len(node.input) > 2 and node.input[2]:
+            value = float(self.const(node, 2, "constant value").reshape(-1)[0])
+        if mode != "constant" or value != 0.0:
+            raise CompileError(f"{_where(node)}: only constant zero padding is supported (got mode {mode}, value {value})")
+        if len(node.input) > 3 and node.input[3]:
+            raise CompileError(f"{_where(node)}: the axes input of Pad is not supported")
+        if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+            raise CompileError(f"{_where(node)}: only non-negative padding of H and W is supported, got {pads}")
+        x = self.act(node)
+        if x in self.padded:
+            raise CompileError(f"{_where(node)}: two Pads in a row are not supported")
+        self.padded[node.output[0]] = (x, (pads[2], pads[3], pads[6], pads[7]))
+
+    # ------------------------------------------------------------------ compute ops
+    def op_Conv(self, node) -> None:
+        a = _attrs(node)
+        x = self.act(node)
+        extra = (0, 0, 0, 0)
+        if x in self.padded:
+            x, extra = self.padded[x]
+        c, h, w = self.shapes[x]
+        weight = self.const(node, 1, "weight").astype(np.float64)
+        bias = self.opt_const(node, 2)
+        if weight.ndim != 4:
+            raise CompileError(f"{_where(node)}: only 2-D convolutions are supported (weight rank {weight.ndim})")
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            raise CompileError(f"{_where(node)}: dilations {list(a['dilations'])} are not supported")
+        group = a.get("group", 1)
+        co, cig, kh, kw = weight.shape
+        if cig * group != c or co % group:
+            raise CompileError(f"{_where(node)}: weight {list(weight.shape)} and group {group} do not match {c} input channels")
+        if "kernel_shape" in a and tuple(a["kernel_shape"]) != (kh, kw):
+            raise CompileError(f"{_where(node)}: kernel_shape {list(a['kernel_shape'])} differs from the weight")
+        sh, sw = a.get("strides", [1, 1])
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            ph = max((-(-h // sh) - 1) * sh + kh - h, 0)
+            pw = max((-(-w // sw) - 1) * sw + kw - w, 0)
+            lo_h, lo_w = (ph // 2, pw // 2) if auto == "SAME_UPPER" else (ph - ph // 2, pw - pw // 2)
+            pads = (lo_h, lo_w, ph - lo_h, pw - lo_w)
+        elif auto in ("NOTSET", "VALID"):
+            p = a.get("pads", [0, 0, 0, 0]) if auto == "NOTSET" else [0, 0, 0, 0]
+            pads = (p[0], p[1], p[2], p[3])
+        else:
+            raise CompileError(f"{_where(node)}: auto_pad {auto} is not supported")
+        pads = tuple(int(p + e) for p, e in zip(pads, extra))
+        dense = np.zeros((co, c, kh, kw))
+        per = co // group
+        for gi in range(group):
+            dense[gi * per:(gi + 1) * per, gi * cig:(gi + 1) * cig] = weight[gi * per:(gi + 1) * per]
+        b = np.zeros(co) if bias is None else bias.astype(np.float64).reshape(co)
+        self.conv(node, x, dense, b, (int(sh), int(sw)), pads)
+
+    def conv(self, node, x: str, weight: np.ndarray, bias: np.ndarray, strides, pads) -> None:
+        c, h, w = self.shapes[x]
+        kh, kw = weight.shape[2:]
+        ho = (h + pads[0] + pads[2] - kh) // strides[0] + 1
+        wo = (w + pads[1] + pads[3] - kw) // strides[1] + 1
+        if ho < 1 or wo < 1 or min(strides) < 1:
+            raise CompileError(f"{_where(node)}: kernel {kh}x{kw} does not fit the {h}x{w} input")
+        self.emit(node, "conv", [x], (weight.shape[0], ho, wo), weight=weight, bias=bias, strides=strides, pads=pads)
+        self.rank[node.output[0]] = 4
+
+    def dense(self, node, weight_kn: np.ndarray, bias: np.ndarray) -> None:
+        """(1, K) x (K, N) + bias, as a convolution over the map the K features came from."""
+        x = self.act(node)
+        src = self.flat.get(x)
+        k, n = weight_kn.shape
+        if src is not None:
+            c, h, w = self.shapes[src]
+            if c * h * w != k:
+                raise CompileError(f"{_where(node)}: {k} weight rows for {c * h * w} features")
+            weight = weight_kn.T.reshape(n, c, h, w)  # ONNX flattens NCHW: row = c*H*W + y*W + x
+            x = src
+        else:
+            c, h, w = self.shapes[x]
+            if (h, w) != (1, 1) or c != k:
+                raise CompileError(f"{_where(node)}: input of shape {self.onnx_shape(x)} does not match weight rows {k}")
+            weight = weight_kn.T.reshape(n, k, 1, 1)
+        self.conv(node, x, weight, bias, (1, 1), (0, 0, 0, 0))
+        self.rank[node.output[0]] = 2
+
+    def op_Gemm(self, node) -> None:
+        a = _attrs(node)
+        if a.get("transA", 0):
+            raise CompileError(f"{_where(node)}: transA=1 is not supported")
+        b = self.const(node, 1, "B").astype(np.float64)
+        if b.ndim != 2:
+            raise CompileError(f"{_where(node)}: B must be 2-D")
+        b = (b.T if a.get("transB", 0) else b) * a.get("alpha", 1.0)
+        c = self.opt_const(node, 2)
+        n = b.shape[1]
+        bias = np.zeros(n) if c is None else np.broadcast_to(c.astype(np.float64).reshape(-1), (n,)) * a.get("beta", 1.0)
+        self.dense(node, b, np.array(bias, dtype=np.float64))
+
+    def op_MatMul(self, node) -> None:
+        b = self.const(node, 1, "B").astype(np.float64)
+        if b.ndim != 2:
+            raise CompileError(f"{_where(node)}: B must be a 2-D constant")
+        self.dense(node, b, np.zeros(b.shape[1]))
+
+    def op_BatchNormalization(self, node) -> None:
+        a = _attrs(node)
+        if a.get("training_mode", 0):
+            raise CompileError(f"{_where(node)}: training_mode=1 is not supported")
+        if any(o for o in node.output[1:]):
+            raise CompileError(f"{_where(node)}: running-statistics outputs are not supported")
+        x = self.act(node)
+        gamma, beta, mean, var = (self.const(node, i, n).astype(np.float64) for i, n in
+                                  ((1, "scale"), (2, "B"), (3, "mean"), (4, "var")))
+        scale = gamma / np.sqrt(var + a.get("epsilon", 1e-5))
+        self.emit(node, "affine", [x], self.shapes[x], scale=scale, offset=beta - mean * scale)
+        self.rank[node.output[0]] = self.rank.get(x, 4)
+
+    def channel_const(self, node, value: np.ndarray, x: str) -> np.ndarray:
+        c = self.shapes[x][0]
+        v = np.asarray(value, dtype=np.float64)
+        r = self.rank.get(x, 4)
+        if v.size == 1:
+            return np.full(c, float(v.reshape(-1)[0]))
+        shape = list(v.shape)
+        while len(shape) < r:
+            shape.insert(0, 1)
+        ok = shape[0] == 1 and shape[1] == c and all(s == 1 for s in shape[2:])
+        if not ok:
+            raise CompileError(f"{_where(node)}: constant of shape {list(v.shape)} is not per-channel for {self.onnx_shape(x)}")
+        return v.reshape(c)
+
+    def binary(self, node, kind: str) -> None:
+        a_const, b_const = (node.input[i] in self.consts for i in (0, 1))
+        if not a_const and not b_const:
+            if kind != "Add":
+                raise CompileError(f"{_where(node)}: {kind} of two activations is not supported")
+            xa, xb = self.act(node, 0), self.act(node, 1)
+            if self.shapes[xa] != self.shapes[xb]:
+                raise CompileError(f"{_where(node)}: broadcasting {self.shapes[xa]} with {self.shapes[xb]} is not supported")
+            self.emit(node, "add", [xa, xb], self.shapes[xa])
+            self.rank[node.output[0]] = self.rank.get(xa, 4)
+            return
+        if a_const and kind in ("Sub", "Div"):
+            raise CompileError(f"{_where(node)}: a constant on the left of {kind} is not supported")
+        xi = 1 if a_const else 0
+        x = self.act(node, xi)
+        v = self.channel_const(node, self.consts[node.input[1 - xi]], x)
+        c = self.shapes[x][0]
+        scale, offset = {
+            "Add": (np.ones(c), v), "Sub": (np.ones(c), -v), "Mul": (v, np.zeros(c)), "Div": (1.0 / v, np.zeros(c)),
+        }[kind]
+        self.emit(node, "affine", [x], self.shapes[x], scale=scale, offset=offset)
+        self.rank[node.output[0]] = self.rank.get(x, 4)
+
+    def op_Add(self, node) -> None:
+        self.binary(node, "Add")
+
+    def op_Sub(self, node) -> None:
+        self.binary(node, "Sub")
+
+    def op_Mul(self, node) -> None:
+        self.binary(node, "Mul")
+
+    def op_Div(self, node) -> None:
+        self.binary(node, "Div")
+
+    def unary(self, node, kind: str, **attrs) -> None:
+        x = self.act(node)
+        self.emit(node, kind, [x], self.shapes[x], **attrs)
+        self.rank[node.output[0]] = self.rank.get(x, 4)
+
+    def op_Relu(self, node) -> None:
+        self.unary(node, "relu")
+
+    def op_LeakyRelu(self, node) -> None:
+        alpha = float(_attrs(node).get("alpha", 0.01))
+        if not 0.0 <= alpha <= 1.0:
+            raise CompileError(f"{_where(node)}: LeakyRelu alpha {alpha} outside [0, 1] is not supported")
+        self.unary(node, "leaky", alpha=alpha)
+
+    def op_Clip(self, node) -> None:
+        a = _attrs(node)
+        lo, hi = a.get("min", -np.inf), a.get("max", np.inf)
+        if len(node.input) > 1 and node.input[1]:
+            lo = float(self.const(node, 1, "min").reshape(-1)[0])
+        if len(node.input) > 2 and node.input[2]:
+            hi = float(self.const(node, 2, "max").reshape(-1)[0])
+        if lo > 0.0 or hi < 0.0:
+            raise CompileError(f"{_where(node)}: Clip to [{lo}, {hi}] excludes 0; not supported (padding lanes must stay 0)")
+        if lo == 0.0 and hi == np.inf:
+            self.unary(node, "relu")
+        else:
+            self.unary(node, "clip", lo=float(lo), hi=float(hi))
+
+    def pool_attrs(self, node) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int, int, int]]:
+        a = _attrs(node)
+        if len(node.output) > 1 and node.output[1]:
+            raise CompileError(f"{_where(node)}: the indices output is not supported")
+        k = tuple(a["kernel_shape"])
+        if len(k) != 2:
+            raise CompileError(f"{_where(node)}: only 2-D pooling is supported")
+        s = tuple(a.get("strides", [1, 1]))
+        p = tuple(a.get("pads", [0, 0, 0, 0]))
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else auto
+        if auto not in ("NOTSET", "VALID"):
+            raise CompileError(f"{_where(node)}: auto_pad {auto} is not supported for pooling")
+        if any(d != 1 for d in a.get("dilations", [1, 1])):
+            raise CompileError(f"{_where(node)}: dilations are not supported")
+        if a.get("ceil_mode", 0):
+            c, h, w = self.shapes[self.act(node)]
+            for n, kk, ss, pp in ((h, k[0], s[0], p[0] + p[2]), (w, k[1], s[1], p[1] + p[3])):
+                if (n + pp - kk) % ss:
+                    raise CompileError(f"{_where(node)}: ceil_mode=1 changes the output size; not supported")
+        return k, s, p
+
+    def op_MaxPool(self, node) -> None:
+        k, s, p = self.pool_attrs(node)
+        if any(p):
+            raise CompileError(f"{_where(node)}: MaxPool padding {list(p)} is not supported")
+        x = self.act(node)
+        c, h, w = self.shapes[x]
+        ho, wo = (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1
+        if ho < 1 or wo < 1:
+            raise CompileError(f"{_where(node)}: kernel {k} larger than the {h}x{w} input")
+        self.emit(node, "maxpool", [x], (c, ho, wo), kernel=k, strides=s)
+        self.rank[node.output[0]] = 4
+
+    def op_AveragePool(self, node) -> None:
+        k, s, p = self.pool_attrs(node)
+        if any(p) and not _attrs(node).get("count_include_pad", 0):
+            raise CompileError(
+                f"{_where(node)}: AveragePool with padding and count_include_pad=0 has per-position divisors; not supported"
+            )
+        x = self.act(node)
+        c = self.shapes[x][0]
+        weight = np.zeros((c, c, k[0], k[1]))
+        weight[np.arange(c), np.arange(c)] = 1.0 / (k[0] * k[1])
+        self.conv(node, x, weight, np.zeros(c), (int(s[0]), int(s[1])), tuple(int(v) for v in p))
+
+    def op_GlobalAveragePool(self, node) -> None:
+        x = self.act(node)
+        self.emit(node, "gap", [x], (self.shapes[x][0], 1, 1))
+        self.rank[node.output[0]] = 4
+
+    def op_GlobalMaxPool(self, node) -> None:
+        x = self.act(node)
+        c, h, w = self.shapes[x]
+        self.emit(node, "maxpool", [x], (c, 1, 1), kernel=(h, w), strides=(1, 1))
+        self.rank[node.output[0]] = 4
+
+    def op_ReduceMean(self, node) -> None:
+        a = _attrs(node)
+        axes = a.get("axes") if len(node.input) < 2 else [int(v) for v in self.const(node, 1, "axes")]
+        if axes is None or sorted(ax % 4 for ax in axes) != [2, 3]:
+            raise CompileError(f"{_where(node)}: ReduceMean is only supported over H and W (axes [2, 3])")
+        self.op_GlobalAveragePool(node)
+        self.rank[node.output[0]] = 4 if a.get("keepdims", 1) else 2
+
+    def op_Concat(self, node) -> None:
+        xs = [self.act(node, i) for i in range(len(node.input))]
+        axis = _attrs(node).get("axis")
+        rank = self.rank.get(xs[0], 4)
+        if axis is None or axis % rank != 1:
+            raise CompileError(f"{_where(node)}: Concat is only supported on the channel axis (got axis {axis})")
+        hw = {self.shapes[x][1:] for x in xs}
+        if len(hw) != 1:
+            raise CompileError(f"{_where(node)}: inputs differ in H and W")
+        c = sum(self.shapes[x][0] for x in xs)
+        self.emit(node, "concat", xs, (c, *hw.pop()))
+        self.rank[node.output[0]] = rank
+
+
+def load_graph(path: str | Path) -> Graph:
+    """Read an ONNX file into a canonical graph (raises CompileError with one line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CompileError(f"ONNX file {path} does not exist")
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:
+        raise CompileError(f"{path}: not a readable ONNX model ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    return graph_from_model(model)
+
+
+def graph_from_model(model: onnx.ModelProto) -> Graph:
+    return _Frontend(model).run()

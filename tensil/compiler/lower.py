@@ -1,0 +1,619 @@
+"""Lowering: fused layers -> Tensil instructions, with memory planning.
+
+Plan (see `memory.py` for the activation layout):
+* Every activation is a planar padded `Buffer` homed in local memory while everything fits,
+  so consecutive layers never round-trip through DRAM. When the live set does not fit
+  (large inputs), the largest live buffer is spilled to DRAM0 and the plan restarts; layers
+  then stream bands of rows through local staging.
+* A layer is computed per band of output rows and per output-channel tile: its weight tiles
+  (A+1 vectors: bias + A rows) are staged in local memory once per layer when they fit (else
+  once per band and tile); for each (term, kernel tap, input tile) one LoadWeight and a
+  MatMul per output row -- or one MatMul for the whole band when input and output rows have
+  the same pitch (stride-1 convolutions): the padding columns then receive junk that the
+  border pass clears. Every term accumulates into the same accumulators; only the first
+  weight tile carries the bias and writes without `accumulate`.
+* Borders of the output's padded band are cleared with `zeroes` MatMuls (bias register
+  zero), activations run on the SIMD unit over valid vectors only, max pooling reads the
+  conv band and writes the pooled band, then one acc->local move (and local->DRAM0 when
+  spilled) stores the band.
+* Graph inputs are copied from the host layout into their padded buffer by a prologue
+  (zero borders come from a zero block in DRAM1); graph outputs are copied back out to
+  the host layout as they are produced.
+Reserved: local vector `local_depth-1` and DRAM0 vectors `dram0_depth-2..-1` (the PYNQ
+driver's completion probe), accumulator vectors `acc_depth-2..-1` (SIMD constants).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tensil.arch import Arch
+from tensil.compiler.errors import CompileError
+from tensil.compiler.graph import GlobalPool, Layer, Network, Term
+from tensil.compiler.memory import Allocator, Buffer, ConstPool, HostRegion, tiles
+from tensil.compiler.program import Group, ProgramBuilder, stride_code
+from tensil.isa import DataFlow, Instruction, SimdOp
+
+CONST_ACC_SLOTS = 2  # accumulator vectors reserved at the top for SIMD constants
+
+
+@dataclass
+class LoweringOptions:
+    merge_rows: bool = False  # one MatMul per (tap, tile) over a whole band when pitches agree
+
+
+@dataclass
+class Lowered:
+    """Result of the lowering: everything the emitter and the report need."""
+
+    instrs: list[Instruction]
+    consts: ConstPool
+    inputs: list[HostRegion]
+    outputs: list[HostRegion]
+    groups: list[Group]
+    buffers: dict[str, Buffer]
+    local_peak: int
+    acc_peak: int
+    dram0_size: int
+    spilled: list[str] = field(default_factory=list)
+
+
+class _Spill(Exception):
+    """Raised inside a lowering attempt when a step cannot fit; the planner spills and retries."""
+
+    def __init__(self, step: str, need: str):
+        super().__init__(step)
+        self.step = step
+        self.need = need
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of the runs of True in a flat boolean mask."""
+    m = np.concatenate([[False], mask.ravel(), [False]])
+    d = np.diff(m.astype(np.int8))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    return [(int(s), int(e - s)) for s, e in zip(starts, ends)]
+
+
+@dataclass
+class _Band:
+    """Output rows [r0, r1) and the padded rows [pr0, pr1) of the output buffer they cover."""
+
+    r0: int
+    r1: int
+    pr0: int
+    pr1: int
+
+
+def _band(buf: Buffer, r0: int, r1: int) -> _Band:
+    pr0 = 0 if r0 == 0 else r0 + buf.pad
+    pr1 = buf.hp if r1 == buf.height else r1 + buf.pad
+    return _Band(r0, r1, pr0, pr1)
+
+
+def _bands(buf: Buffer, rows: int) -> list[_Band]:
+    return [_band(buf, r, min(r + rows, buf.height)) for r in range(0, buf.height, rows)]
+
+
+def _valid_mask(buf: Buffer, band: _Band) -> np.ndarray:
+    """Which vectors of the band's padded rows hold real (non-border) values."""
+    rows = np.arange(band.pr0, band.pr1)[:, None]
+    cols = np.arange(buf.wp)[None, :]
+    return ((rows >= band.r0 + buf.pad) & (rows < band.r1 + buf.pad)
+            & (cols >= buf.pad) & (cols < buf.pad + buf.width))
+
+
+class _Attempt:
+    """One lowering attempt with a fixed choice of spilled tensors."""
+
+    def __init__(self, net: Network, arch: Arch, spilled: set[str], options: LoweringOptions):
+        self.net, self.arch, self.opt = net, arch, options
+        self.a = arch.array_size
+        self.p = ProgramBuilder(arch)
+        self.consts = ConstPool(arch)
+        self.local = Allocator(arch.local_depth - 1, "local memory")
+        self.acc_budget = arch.accumulator_depth - CONST_ACC_SLOTS
+        self.acc_const = arch.accumulator_depth - CONST_ACC_SLOTS
+        self.acc_peak = 0
+        self.buffers = self.make_buffers(spilled)
+        self.dram0_top = 0
+        self.hosts_in: list[HostRegion] = []
+        self.hosts_out: dict[str, HostRegion] = {}
+        self.zero_block: tuple[int, int] | None = None  # (dram1 addr, size)
+
+    # ---------------------------------------------------------------- planning helpers
+    def make_buffers(self, spilled: set[str]) -> dict[str, Buffer]:
+        pads: dict[str, int] = {}
+        for step in self.net.steps:
+            for t in getattr(step, "terms", []):
+                pads[t.input] = max(pads.get(t.input, 0), *t.pads)
+        bufs = {}
+        for name, (c, h, w) in self.net.shapes.items():
+            bufs[name] = Buffer(name, c, h, w, pads.get(name, 0), tiles(c, self.a),
+                                home="dram0" if name in spilled else "local")
+        return bufs
+
+    def dram0_alloc(self, size: int, what: str) -> int:
+        base = self.dram0_top
+        self.dram0_top += size
+        if self.dram0_top > self.arch.dram0_depth - 2:
+            raise CompileError(f"DRAM0 too small: {what} needs vectors up to {self.dram0_top}, "
+                               f"{self.arch.dram0_depth - 2} usable")
+        return base
+
+    def place(self, buf: Buffer, step_name: str) -> None:
+        if buf.home == "dram0":
+            buf.base = self.dram0_alloc(buf.size, buf.tensor)
+            return
+        base = self.local.alloc(buf.size)
+        if base is None:
+            raise _Spill(step_name, f"{buf.size} local vectors for {buf.tensor}")
+        buf.base = base
+
+    def scratch(self, size: int, step_name: str) -> int:
+        base = self.local.alloc(max(size, 1))
+        if base is None:
+            raise _Spill(step_name, f"{size} local vectors of scratch")
+        return base
+
+    def use_acc(self, n: int) -> None:
+        self.acc_peak = max(self.acc_peak, n)
+
+    # ---------------------------------------------------------------- constants
+    def zeros_in_dram1(self, n: int) -> int:
+        if self.zero_block is None or self.zero_block[1] < n:
+            self.zero_block = (self.consts.add_raw(np.zeros((n, self.a), dtype=np.int64)), n)
+        return self.zero_block[0]
+
+    def const_to_acc(self, values: list[float], owner: str, local_tmp: int) -> list[int]:
+        """Broadcast scalars into the reserved accumulator slots (via one local vector)."""
+        addrs = []
+        for i, v in enumerate(values):
+            d1 = self.consts.add(np.full((1, self.a), v), owner)
+            acc = self.acc_const + i
+            self.p.move(DataFlow.DRAM1_TO_LOCAL, local_tmp, d1, 1)
+            self.p.move(DataFlow.LOCAL_TO_ACC, local_tmp, acc, 1)
+            addrs.append(acc)
+        return addrs
+
+    def weight_tiles(self, layer: Layer) -> tuple[np.ndarray, list[int], list[int]]:
+        """All weight tiles of a layer, output-tile major, as (Cot, V, A) floats, with each tile's
+        offset and length inside an output tile's block of V vectors.
+
+        A tile is [bias, W[0], ..., W[c-1]] for the c real input channels of its input tile:
+        LoadWeight pushes it highest address first, so the bias lands in the bias register and
+        W[k] in column k. Columns c..A-1 keep older weights, which is harmless because lanes
+        >= C of every activation are exactly zero (0 * w adds nothing, exactly). Only the
+        first tile carries the layer's bias; the others push a zero bias.
+        """
+        a = self.a
+        co = layer.out_channels
+        cot = tiles(co, a)
+        tiles_w, sizes = [], []
+        for t in layer.terms:
+            _, ci, kh, kw = t.weight.shape
+            cit = tiles(ci, a)
+            w = np.zeros((cot * a, cit * a, kh, kw))
+            w[:co, :ci] = t.weight
+            # (Cot, A_o, Cit, A_k, kh, kw) -> (kh, kw, Cit, Cot, A_k, A_o)
+            w = w.reshape(cot, a, cit, a, kh, kw).transpose(4, 5, 2, 0, 3, 1)
+            for i in range(kh):
+                for j in range(kw):
+                    for c in range(cit):
+                        rows = min(a, ci - c * a)
+                        block = np.zeros((cot, rows + 1, a))
+                        block[:, 1:, :] = w[i, j, c, :, :rows, :]
+                        tiles_w.append(block)
+                        sizes.append(rows + 1)
+        bias = np.zeros(cot * a)
+        bias[:co] = layer.bias
+        tiles_w[0][:, 0, :] = bias.reshape(cot, a)
+        offsets = list(np.cumsum([0] + sizes[:-1]))
+        return np.concatenate(tiles_w, axis=1), [int(o) for o in offsets], sizes
+
+    # ---------------------------------------------------------------- host I/O
+    def load_input(self, name: str) -> None:
+        """Prologue: host NHWC region -> the input's padded buffer (local or DRAM0)."""
+        c, h, w = self.net.shapes[name]
+        buf = self.buffers[name]
+        host = HostRegion(name, c, h, w, buf.tiles, self.dram0_alloc(h * w * buf.tiles, name))
+        self.hosts_in.append(host)
+        g = self.p.begin(f"input {name}", "input")
+        self.place(buf, g.name)
+        if buf.home == "local":
+            self.fill_from_host(buf, host, _band(buf, 0, h), lambda t, r: buf.addr(t, r, 0))
+        else:
+            rows = max(1, min(h, (self.local.largest_free() // (buf.tiles * buf.wp)) - 2 * buf.pad))
+            for band in _bands(buf, rows):
+                n_rows = band.pr1 - band.pr0
+                base = self.scratch(buf.tiles * n_rows * buf.wp, g.name)
+                self.fill_from_host(buf, host, band, lambda t, r, b=base, o=band.pr0: b + (t * n_rows + r - o) * buf.wp)
+                for t in range(buf.tiles):
+                    self.p.move(DataFlow.LOCAL_TO_DRAM0, base + t * n_rows * buf.wp, buf.addr(t, band.pr0, 0),
+                                n_rows * buf.wp)
+                self.local.free(base)
+        self.p.end(g)
+
+    def fill_from_host(self, buf: Buffer, host: HostRegion, band: _Band, row_addr) -> None:
+        """Write the band's padded rows at `row_addr(tile, padded_row)`: zero borders, host pixels."""
+        border = _runs(~_valid_mask(buf, band))
+        if border:
+            zero = self.zeros_in_dram1(max(n for _, n in border))
+        for t in range(buf.tiles):
+            base = row_addr(t, band.pr0)
+            for start, n in border:
+                self.p.move(DataFlow.DRAM1_TO_LOCAL, base + start, zero, n)
+            if buf.pad == 0 and host.tiles == 1:
+                self.p.move(DataFlow.DRAM0_TO_LOCAL, row_addr(t, band.r0), host.addr(t, band.r0, 0),
+                            (band.r1 - band.r0) * buf.width)
+                continue
+            for y in range(band.r0, band.r1):
+                self.p.move(DataFlow.DRAM0_TO_LOCAL, row_addr(t, y + buf.pad) + buf.pad, host.addr(t, y, 0),
+                            buf.width, step=host.tiles)
+
+    def store_output(self, buf: Buffer, band: _Band, tile: int, row_addr) -> None:
+        """Copy the band's valid vectors of one tile to the graph output's host region."""
+        host = self.hosts_out.get(buf.tensor)
+        if host is None:
+            return
+        if buf.pad == 0 and host.tiles == 1:
+            self.p.move(DataFlow.LOCAL_TO_DRAM0, row_addr(tile, band.r0), host.addr(tile, band.r0, 0),
+                        (band.r1 - band.r0) * buf.width)
+            return
+        for y in range(band.r0, band.r1):
+            self.p.move(DataFlow.LOCAL_TO_DRAM0, row_addr(tile, y + buf.pad) + buf.pad, host.addr(tile, y, 0),
+                        buf.width, step=host.tiles)
+
+    # ---------------------------------------------------------------- layers
+    def layer_geometry(self, layer: Layer) -> tuple[int, int]:
+        """(conv output rows, conv output width) before pooling."""
+        t0 = layer.terms[0]
+        _, h, w = self.net.shapes[t0.input]
+        kh, kw = t0.weight.shape[2:]
+        return ((h + t0.pads[0] + t0.pads[2] - kh) // t0.strides[0] + 1,
+                (w + t0.pads[1] + t0.pads[3] - kw) // t0.strides[1] + 1)
+
+    def conv_rows(self, layer: Layer, band: _Band) -> tuple[int, int]:
+        if not layer.pool:
+            return band.r0, band.r1
+        _, (kh, _), (sh, _) = layer.pool
+        return band.r0 * sh, (band.r1 - 1) * sh + kh
+
+    def input_rows(self, term: Term, cr0: int, cr1: int) -> tuple[int, int]:
+        """Padded input rows [first, last+1) that conv rows [cr0, cr1) read."""
+        buf = self.buffers[term.input]
+        kh = term.weight.shape[2]
+        sh, pt = term.strides[0], term.pads[0]
+        return cr0 * sh - pt + buf.pad, (cr1 - 1) * sh + kh - pt + buf.pad
+
+    def layer_needs(self, layer: Layer, rows: int, out: Buffer) -> tuple[int, int]:
+        """(accumulator vectors, local staging vectors) for bands of `rows` output rows."""
+        hc, wc = self.layer_geometry(layer)
+        region = (rows + 2 * out.pad) * out.wp
+        acc = region
+        if layer.pool:
+            _, (kh, _), (sh, _) = layer.pool
+            acc += ((rows - 1) * sh + kh) * wc
+        stage = 0
+        for t in layer.terms:
+            ib = self.buffers[t.input]
+            if ib.home == "dram0":
+                if layer.pool:
+                    _, (kh, _), (sh, _) = layer.pool
+                    c_rows = (rows - 1) * sh + kh
+                else:
+                    c_rows = rows
+                kh_t = t.weight.shape[2]
+                stage += ib.tiles * ((c_rows - 1) * t.strides[0] + kh_t) * ib.wp
+        if out.home == "dram0":
+            stage += region
+        return acc, stage + 1  # + one vector for SIMD constants
+
+    def lower_layer(self, layer: Layer) -> None:
+        a, p = self.a, self.p
+        out = self.buffers[layer.output]
+        cot = out.tiles
+        blocks, offsets, sizes = self.weight_tiles(layer)
+        n_tiles = len(sizes)
+        g = p.begin(layer.name, "layer", macs=self.layer_macs(layer), sources=list(layer.sources))
+        self.place(out, layer.name)
+        tile_vectors = blocks.shape[1]
+        free = self.local.largest_free()
+        plan = None
+        for weights_once in (True, False):
+            w_need = tile_vectors * (cot if weights_once else 1)
+            for rows in range(out.height, 0, -1):
+                acc, stage = self.layer_needs(layer, rows, out)
+                if acc <= self.acc_budget and w_need + stage <= free:
+                    if plan is None or -(-out.height // rows) < -(-out.height // plan[1]):
+                        plan = (weights_once, rows, w_need, stage)
+                    break
+        if plan is None:
+            raise _Spill(layer.name, f"room for one output row (weights {tile_vectors} vectors per tile)")
+        weights_once, rows, w_need, stage = plan
+        g.info.update(bands=-(-out.height // rows), weights_once=weights_once)
+        w_base = self.scratch(w_need + stage, layer.name)
+        const_tmp = w_base + w_need + stage - 1
+        w_dram = self.consts.add(blocks.reshape(-1, a), layer.name)
+        if weights_once:
+            p.move(DataFlow.DRAM1_TO_LOCAL, w_base, w_dram, cot * tile_vectors)
+        act_slots = self.load_act_consts(layer, const_tmp)
+        for band in _bands(out, rows):
+            stage_at = w_base + w_need
+            in_addr = self.stage_inputs(layer, band, stage_at)
+            out_stage = stage_at + sum(s for s in self.staged_sizes(layer, band))
+            for ct in range(cot):
+                w_local = w_base + (ct * tile_vectors if weights_once else 0)
+                if not weights_once:
+                    p.move(DataFlow.DRAM1_TO_LOCAL, w_local, w_dram + ct * tile_vectors, tile_vectors)
+                self.band_tile(layer, out, band, ct, w_local, offsets, sizes, in_addr, out_stage, act_slots)
+        self.local.free(w_base)
+        p.end(g)
+
+    def staged_sizes(self, layer: Layer, band: _Band) -> list[int]:
+        cr0, cr1 = self.conv_rows(layer, band)
+        sizes = []
+        for t in layer.terms:
+            ib = self.buffers[t.input]
+            if ib.home == "dram0":
+                f, l = self.input_rows(t, cr0, cr1)
+                sizes.append(ib.tiles * (l - f) * ib.wp)
+        return sizes
+
+    def stage_inputs(self, layer: Layer, band: _Band, at: int) -> list:
+        """Per term: a function (tile, padded_row) -> local address of that input row."""
+        cr0, cr1 = self.conv_rows(layer, band)
+        fns, staged = [], {}
+        for t in layer.terms:
+            ib = self.buffers[t.input]
+            if ib.home == "local":
+                fns.append(lambda tile, r, b=ib: b.addr(tile, r, 0))
+                continue
+            f, l = self.input_rows(t, cr0, cr1)
+            n = (l - f) * ib.wp
+            for tile in range(ib.tiles):
+                self.p.move(DataFlow.DRAM0_TO_LOCAL, at + tile * n, ib.addr(tile, f, 0), n)
+            fns.append(lambda tile, r, base=at, n=n, f=f, wp=ib.wp: base + tile * n + (r - f) * wp)
+            staged[t.input] = at
+            at += ib.tiles * n
+        return fns
+
+    def load_act_consts(self, layer: Layer, tmp: int) -> list[int]:
+        if not layer.act or layer.act[0] == "relu":
+            return []
+        if layer.act[0] == "leaky":
+            return self.const_to_acc([layer.act[1]], layer.name, tmp)
+        dt = self.arch.dtype
+        lo = max(layer.act[1], dt.min_value)
+        hi = min(layer.act[2], dt.max_value)
+        return self.const_to_acc([lo, hi], layer.name, tmp)
+
+    def band_tile(self, layer: Layer, out: Buffer, band: _Band, ct: int, w_local: int, offsets: list[int],
+                  sizes: list[int], in_addr: list, out_stage: int, act_slots: list[int]) -> None:
+        a, p = self.a, self.p
+        hc, wc = self.layer_geometry(layer)
+        cr0, cr1 = self.conv_rows(layer, band)
+        region_rows = band.pr1 - band.pr0
+        region = region_rows * out.wp
+        if layer.pool:
+            conv_base, out_base = 0, (cr1 - cr0) * wc
+            conv_pitch = wc
+            acc_of = lambda r, c: conv_base + (r - cr0) * wc + c  # noqa: E731
+        else:
+            out_base = 0
+            conv_pitch = out.wp
+            acc_of = lambda r, c: (r + out.pad - band.pr0) * out.wp + out.pad + c  # noqa: E731
+        self.use_acc(out_base + region)
+        k = 0
+        for ti, term in enumerate(layer.terms):
+            ib = self.buffers[term.input]
+            _, ci, kh, kw = term.weight.shape
+            sh, sw = term.strides
+            for i in range(kh):
+                for j in range(kw):
+                    for cit in range(tiles(ci, a)):
+                        p.load_weights(w_local + offsets[k], sizes[k])
+                        first = k == 0
+                        col0 = j - term.pads[1] + ib.pad
+                        merge = (self.opt.merge_rows and sh == 1 and sw == 1 and conv_pitch == ib.wp)
+                        if merge:
+                            r_in = cr0 * sh + i - term.pads[0] + ib.pad
+                            n = (cr1 - cr0 - 1) * conv_pitch + wc
+                            p.matmul(in_addr[ti](cit, r_in) + col0, acc_of(cr0, 0), n, accumulate=not first)
+                        else:
+                            for r in range(cr0, cr1):
+                                r_in = r * sh + i - term.pads[0] + ib.pad
+                                p.matmul(in_addr[ti](cit, r_in) + col0, acc_of(r, 0), wc, accumulate=not first,
+                                         local_step=sw)
+                        k += 1
+        last_has_bias = len(sizes) == 1 and bool(np.any(layer.bias[ct * a:(ct + 1) * a]))
+        if layer.pool:
+            self.max_pool(layer, band, out, acc_of, out_base)
+        border = _runs(~_valid_mask(out, band))
+        if border:
+            if last_has_bias:
+                p.zero_bias()
+            for start, n in border:
+                p.matmul(0, out_base + start, n, accumulate=False, zeroes=True)
+        self.activation(layer, out, band, out_base, act_slots)
+        if out.home == "local":
+            dest = out.addr(ct, band.pr0, 0)
+            row_addr = lambda t, r: out.addr(t, r, 0)  # noqa: E731
+        else:
+            dest = out_stage
+            row_addr = lambda t, r: out_stage + (r - band.pr0) * out.wp  # noqa: E731
+        p.move(DataFlow.ACC_TO_LOCAL, dest, out_base, region)
+        if out.home == "dram0":
+            p.move(DataFlow.LOCAL_TO_DRAM0, out_stage, out.addr(ct, band.pr0, 0), region)
+        self.store_output(out, band, ct, row_addr)
+
+    def valid_acc(self, out: Buffer, band: _Band, base: int) -> np.ndarray:
+        return base + np.flatnonzero(_valid_mask(out, band).ravel())
+
+    def activation(self, layer: Layer, out: Buffer, band: _Band, base: int, slots: list[int]) -> None:
+        if not layer.act:
+            return
+        p = self.p
+        addrs = self.valid_acc(out, band, base)
+        kind = layer.act[0]
+        if kind == "relu":
+            p.simd(SimdOp.ZERO, left=1, right=1, dest=1)
+            for x in addrs:
+                p.simd(SimdOp.MAX, left=0, right=1, read=True, write=True, read_addr=int(x), write_addr=int(x))
+        elif kind == "leaky":
+            for x in addrs:
+                x = int(x)
+                p.simd(SimdOp.MOVE, dest=1, read=True, read_addr=slots[0])
+                p.simd(SimdOp.MULTIPLY, left=0, right=1, dest=1, read=True, read_addr=x)
+                p.simd(SimdOp.MAX, left=0, right=1, read=True, write=True, read_addr=x, write_addr=x)
+        else:
+            for x in addrs:
+                x = int(x)
+                p.simd(SimdOp.MOVE, dest=1, read=True, read_addr=slots[0])
+                p.simd(SimdOp.MAX, left=0, right=1, dest=1, read=True, read_addr=x)
+                p.simd(SimdOp.MIN, left=0, right=1, read=True, write=True, read_addr=slots[1], write_addr=x)
+
+    def max_pool(self, layer: Layer, band: _Band, out: Buffer, acc_of, out_base: int) -> None:
+        p = self.p
+        _, (kh, kw), (sh, sw) = layer.pool
+        for r in range(band.r0, band.r1):
+            for c in range(out.width):
+                srcs = [acc_of(r * sh + i, c * sw + j) for i in range(kh) for j in range(kw)]
+                dst = out_base + (r + out.pad - band.pr0) * out.wp + out.pad + c
+                if len(srcs) == 1:
+                    p.simd(SimdOp.MOVE, read=True, write=True, read_addr=srcs[0], write_addr=dst)
+                    continue
+                p.simd(SimdOp.MOVE, dest=1, read=True, read_addr=srcs[0])
+                for s in srcs[1:-1]:
+                    p.simd(SimdOp.MAX, left=0, right=1, dest=1, read=True, read_addr=s)
+                p.simd(SimdOp.MAX, left=0, right=1, read=True, write=True, read_addr=srcs[-1], write_addr=dst)
+
+    def layer_macs(self, layer: Layer) -> int:
+        hc, wc = self.layer_geometry(layer)
+        return int(sum(np.count_nonzero(t.weight) for t in layer.terms)) * hc * wc
+
+    # ---------------------------------------------------------------- global average pooling
+    def gap_weights(self, hw: int) -> tuple[float, float]:
+        """(per-pixel weight 2^-m, correction) with weight * correction = 1/hw, both exact or near."""
+        m = min(max(math.ceil(math.log2(hw)), 0), self.arch.dtype.frac_bits)
+        return 2.0 ** -m, (2.0 ** m) / hw
+
+    def lower_gap(self, step: GlobalPool) -> None:
+        a, p = self.a, self.p
+        ib, out = self.buffers[step.input], self.buffers[step.output]
+        if out.pad:
+            raise CompileError(f"{step.name}: a padded consumer of a global pooling output is not supported")
+        g = p.begin(step.name, "gap", macs=ib.channels * ib.height * ib.width, sources=list(step.sources))
+        self.place(out, step.name)
+        hw = ib.height * ib.width
+        w, corr = self.gap_weights(hw)
+        tiles_n = ib.tiles
+        rows = ib.height
+        if ib.home == "dram0":
+            free = self.local.largest_free() - 3 * (a + 1) - tiles_n
+            rows = max(1, min(ib.height, free // (ib.tiles * ib.wp)))
+            if free < ib.tiles * ib.wp:
+                raise _Spill(step.name, "room for one staged input row")
+        n_stage = ib.tiles * rows * ib.wp if ib.home == "dram0" else 0
+        scratch = self.scratch(2 * (a + 1) + tiles_n + n_stage, step.name)
+        diag = np.zeros((a + 1, a))
+        diag[1:] = np.eye(a) * w
+        p.move(DataFlow.DRAM1_TO_LOCAL, scratch, self.consts.add(diag, step.name), a + 1)
+        p.load_weights(scratch, a + 1)
+        self.use_acc(tiles_n)
+        first = [True] * tiles_n
+        stage = scratch + 2 * (a + 1) + tiles_n
+        for y0 in range(0, ib.height, rows):
+            y1 = min(ib.height, y0 + rows)
+            for t in range(tiles_n):
+                if ib.home == "dram0":
+                    n = (y1 - y0) * ib.wp
+                    p.move(DataFlow.DRAM0_TO_LOCAL, stage + t * n, ib.addr(t, y0 + ib.pad, 0), n)
+                    at = lambda y, x, t=t, n=n: stage + t * n + (y - y0) * ib.wp + x + ib.pad  # noqa: E731
+                else:
+                    at = lambda y, x, t=t: ib.addr(t, y + ib.pad, x + ib.pad)  # noqa: E731
+                for y in range(y0, y1):
+                    for x in range(ib.width):
+                        p.matmul(at(y, x), t, 1, accumulate=not first[t])
+                        first[t] = False
+        q = self.arch.dtype.scale
+        if round(corr * q) != q:
+            corr_block = np.zeros((a + 1, a))
+            corr_block[1:] = np.eye(a) * corr
+            cw = scratch + a + 1
+            p.move(DataFlow.DRAM1_TO_LOCAL, cw, self.consts.add(corr_block, step.name), a + 1)
+            tmp = scratch + 2 * (a + 1)
+            p.move(DataFlow.ACC_TO_LOCAL, tmp, 0, tiles_n)
+            p.load_weights(cw, a + 1)
+            p.matmul(tmp, 0, tiles_n, accumulate=False)
+        g.info.update(gap_weight=w, gap_correction=corr)
+        band = _band(out, 0, 1)
+        if out.home == "local":
+            p.move(DataFlow.ACC_TO_LOCAL, out.base, 0, tiles_n)
+            row_addr = lambda t, r: out.addr(t, r, 0)  # noqa: E731
+        else:
+            tmp = scratch + 2 * (a + 1)
+            p.move(DataFlow.ACC_TO_LOCAL, tmp, 0, tiles_n)
+            p.move(DataFlow.LOCAL_TO_DRAM0, tmp, out.base, tiles_n)
+            row_addr = lambda t, r: tmp + t  # noqa: E731
+        if out.tensor in self.hosts_out and out.height == out.width == 1:
+            host = self.hosts_out[out.tensor]
+            p.move(DataFlow.LOCAL_TO_DRAM0, row_addr(0, 0), host.base, tiles_n)
+        else:
+            for t in range(tiles_n):
+                self.store_output(out, band, t, row_addr)
+        self.local.free(scratch)
+        p.end(g)
+
+    # ---------------------------------------------------------------- driver
+    def run(self) -> Lowered:
+        net = self.net
+        last_use: dict[str, int] = {}
+        for i, step in enumerate(net.steps):
+            for x in step.inputs:
+                last_use[x] = i
+        for name in net.inputs:
+            self.load_input(name)
+        for name in net.outputs:
+            c, h, w = net.shapes[name]
+            self.hosts_out[name] = HostRegion(name, c, h, w, tiles(c, self.a), 0)
+        for name, host in self.hosts_out.items():
+            host.base = self.dram0_alloc(host.size, name)
+        for i, step in enumerate(net.steps):
+            if isinstance(step, GlobalPool):
+                self.lower_gap(step)
+            else:
+                self.lower_layer(step)
+            for x in set(step.inputs):
+                buf = self.buffers[x]
+                if last_use[x] == i and buf.home == "local" and x not in net.outputs and buf.base >= 0:
+                    self.local.free(buf.base)
+                    buf.base = -2  # freed
+        for name in net.inputs:
+            if name not in last_use:
+                raise CompileError(f"graph input {name!r} is not used")
+        return Lowered(self.p.instrs, self.consts, self.hosts_in, [self.hosts_out[o] for o in net.outputs],
+                       self.p.groups, self.buffers, self.local.peak, self.acc_peak + CONST_ACC_SLOTS, self.dram0_top)
+
+
+def lower(net: Network, arch: Arch, options: LoweringOptions | None = None) -> Lowered:
+    """Plan memory and generate the program; spill activations to DRAM0 until everything fits."""
+    options = options or LoweringOptions()
+    spilled: set[str] = set()
+    while True:
+        attempt = _Attempt(net, arch, spilled, options)
+        try:
+            result = attempt.run()
+            result.spilled = sorted(spilled)
+            return result
+        except _Spill as s:
+            candidates = [b for b in attempt.buffers.values() if b.home == "local" and b.base >= 0]
+            if not candidates:
+                raise CompileError(
+                    f"{s.step}: the network does not fit the architecture (needs {s.need}; local memory "
+                    f"{arch.local_depth}, accumulators {arch.accumulator_depth} vectors)"
+                ) from None
+            spilled.add(max(candidates, key=lambda b: b.size).tensor)

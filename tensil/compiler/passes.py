@@ -1,0 +1,222 @@
+"""Graph passes: fold and fuse canonical ops into accumulator-resident `Layer`s.
+
+* BatchNormalization / per-channel affine after a Conv is folded into its weights and bias
+  (exact in float; quantized once). Anywhere else it becomes a 1x1 diagonal convolution.
+* A residual Add merges the terms of both operands into one layer: both convolutions
+  accumulate into the same accumulators (no SIMD add, no extra pass). An operand that is not a
+  fusable convolution enters as an identity 1x1 term (an exact copy through the array).
+* Relu / LeakyRelu / Clip and then MaxPool fuse onto the layer that produces their input.
+* Concat on channels is a layer of identity terms placed at each input's channel offset.
+* A standalone activation or pooling is a layer with one identity term.
+A layer absorbs a follower only if the follower is the sole consumer of its output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tensil.compiler.graph import GlobalPool, Graph, Layer, Network, Op, Step, Term
+
+
+def _identity(c_out: int, c_in: int, offset: int = 0) -> np.ndarray:
+    w = np.zeros((c_out, c_in, 1, 1))
+    w[offset + np.arange(c_in), np.arange(c_in), 0, 0] = 1.0
+    return w
+
+
+class _Fuser:
+    def __init__(self, graph: Graph):
+        self.g = graph
+        self.steps: list[Step] = []
+        self.layer_of: dict[str, Layer] = {}
+        self.uses: dict[str, int] = {}
+        for op in graph.ops:
+            for i in op.inputs:
+                self.uses[i] = self.uses.get(i, 0) + 1
+        for o in graph.outputs:
+            self.uses[o] = self.uses.get(o, 0) + 1
+
+    def fusable(self, tensor: str, *, act_free: bool = True, pool_free: bool = True) -> Layer | None:
+        """The layer producing `tensor` if the current op may extend it."""
+        layer = self.layer_of.get(tensor)
+        if layer is None or self.uses.get(tensor, 0) != 1:
+            return None
+        if (act_free and (layer.act or layer.pool)) or (pool_free and layer.pool):
+            return None
+        return layer
+
+    def rename(self, layer: Layer, op: Op) -> None:
+        del self.layer_of[layer.output]
+        layer.output = op.output
+        layer.sources.append(op.name)
+        self.layer_of[op.output] = layer
+
+    def add_layer(self, layer: Layer) -> None:
+        self.steps.append(layer)
+        self.layer_of[layer.output] = layer
+
+    def move_last(self, layer: Layer) -> None:
+        self.steps.remove(layer)
+        self.steps.append(layer)
+
+    def identity_layer(self, op: Op, **kw) -> Layer:
+        x = op.inputs[0]
+        c = self.g.shapes[x][0]
+        layer = Layer(op.name, [Term(x, _identity(c, c), (1, 1), (0, 0, 0, 0))], np.zeros(c), op.output,
+                      sources=[op.name], **kw)
+        self.add_layer(layer)
+        return layer
+
+    def run(self) -> Network:
+        for op in self.g.ops:
+            getattr(self, f"op_{op.kind}")(op)
+        return Network(self.steps, self.g.shapes, self.g.inputs, self.g.outputs, self.g.io_shapes)
+
+    def op_conv(self, op: Op) -> None:
+        a = op.attrs
+        self.add_layer(Layer(op.name, [Term(op.inputs[0], a["weight"], a["strides"], a["pads"])],
+                             np.array(a["bias"], dtype=np.float64), op.output, sources=[op.name]))
+
+    def op_affine(self, op: Op) -> None:
+        scale, offset = op.attrs["scale"], op.attrs["offset"]
+        layer = self.fusable(op.inputs[0])
+        if layer is not None:
+            for t in layer.terms:
+                t.weight = t.weight * scale[:, None, None, None]
+            layer.bias = layer.bias * scale + offset
+            self.rename(layer, op)
+            return
+        c = len(scale)
+        w = np.zeros((c, c, 1, 1))
+        w[np.arange(c), np.arange(c), 0, 0] = scale
+        self.add_layer(Layer(op.name, [Term(op.inputs[0], w, (1, 1), (0, 0, 0, 0))], np.array(offset, dtype=np.float64),
+                             op.output, sources=[op.name]))
+
+    def op_add(self, op: Op) -> None:
+        a, b = op.inputs
+        la, lb = self.fusable(a), self.fusable(b)
+        if la is None and lb is not None:
+            a, b, la, lb = b, a, lb, la
+        c = self.g.shapes[a][0]
+        if la is None:
+            layer = Layer(op.name, [Term(x, _identity(c, c), (1, 1), (0, 0, 0, 0)) for x in (a, b)], np.zeros(c),
+                          op.output, sources=[op.name])
+            self.add_layer(layer)
+            return
+        if lb is not None and lb is not la:
+            la.terms.extend(lb.terms)
+            la.bias = la.bias + lb.bias
+            la.sources.extend(lb.sources)
+            self.steps.remove(lb)
+            del self.layer_of[lb.output]
+        else:
+            la.terms.append(Term(b, _identity(c, c), (1, 1), (0, 0, 0, 0)))
+        self.rename(la, op)
+        self.move_last(la)
+
+    def activation(self, op: Op, act: tuple) -> None:
+        layer = self.fusable(op.inputs[0])
+        if layer is not None:
+            layer.act = act
+            self.rename(layer, op)
+        else:
+            self.identity_layer(op, act=act)
+
+    def op_relu(self, op: Op) -> None:
+        self.activation(op, ("relu",))
+
+    def op_leaky(self, op: Op) -> None:
+        self.activation(op, ("leaky", op.attrs["alpha"]))
+
+    def op_clip(self, op: Op) -> None:
+        self.activation(op, ("clip", op.attrs["lo"], op.attrs["hi"]))
+
+    def op_maxpool(self, op: Op) -> None:
+        pool = ("max", tuple(op.attrs["kernel"]), tuple(op.attrs["strides"]))
+        layer = self.fusable(op.inputs[0], act_free=False)
+        if layer is not None:
+            layer.pool = pool
+            self.rename(layer, op)
+        else:
+            self.identity_layer(op, pool=pool)
+
+    def op_gap(self, op: Op) -> None:
+        self.steps.append(GlobalPool(op.name, op.inputs[0], op.output, sources=[op.name]))
+
+    def op_concat(self, op: Op) -> None:
+        c = self.g.shapes[op.output][0]
+        terms, offset = [], 0
+        for x in op.inputs:
+            ci = self.g.shapes[x][0]
+            terms.append(Term(x, _identity(c, ci, offset), (1, 1), (0, 0, 0, 0)))
+            offset += ci
+        self.add_layer(Layer(op.name, terms, np.zeros(c), op.output, sources=[op.name]))
+
+
+def fuse(graph: Graph) -> Network:
+    """Canonical graph -> network of fused layers in execution order."""
+    return _Fuser(graph).run()
+
+
+def reference_forward(net: Network, inputs: dict[str, np.ndarray],
+                      ranges: dict[str, dict] | None = None) -> dict[str, np.ndarray]:
+    """Float64 evaluation of the fused network (checks the passes against onnxruntime).
+
+    With `ranges`, records per step the largest magnitude of its accumulator contents (every
+    partial sum in term/tap order, then the sum) and of its output, where FP16BP8 saturates.
+    """
+    env = {k: np.asarray(v, dtype=np.float64).reshape(net.shapes[k]) for k, v in inputs.items()}
+    for step in net.steps:
+        if isinstance(step, GlobalPool):
+            env[step.output] = env[step.input].mean(axis=(1, 2), keepdims=True)
+            peak = float(np.abs(env[step.output]).max())
+        else:
+            total, peak = None, 0.0
+            for t in step.terms:
+                y = conv2d(env[t.input], t.weight, t.strides, t.pads)
+                total = y + step.bias[:, None, None] if total is None else total + y
+                peak = max(peak, float(np.abs(total).max()))
+            env[step.output] = apply_pool(apply_act(total, step.act), step.pool)
+        if ranges is not None:
+            r = ranges.setdefault(step.name, {"accumulator_max_abs": 0.0, "output_max_abs": 0.0})
+            r["accumulator_max_abs"] = max(r["accumulator_max_abs"], peak)
+            r["output_max_abs"] = max(r["output_max_abs"], float(np.abs(env[step.output]).max()))
+    return {o: env[o] for o in net.outputs}
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, strides, pads) -> np.ndarray:
+    """Plain float convolution of one (C, H, W) image (im2col with numpy)."""
+    c, h, wd = x.shape
+    co, ci, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    ho = (h + pads[0] + pads[2] - kh) // strides[0] + 1
+    wo = (wd + pads[1] + pads[3] - kw) // strides[1] + 1
+    out = np.zeros((co, ho, wo))
+    for i in range(kh):
+        for j in range(kw):
+            patch = xp[:, i:i + strides[0] * (ho - 1) + 1:strides[0], j:j + strides[1] * (wo - 1) + 1:strides[1]]
+            out += np.einsum("oc,chw->ohw", w[:, :, i, j], patch)
+    return out
+
+
+def apply_act(x: np.ndarray, act: tuple) -> np.ndarray:
+    if not act:
+        return x
+    if act[0] == "relu":
+        return np.maximum(x, 0.0)
+    if act[0] == "leaky":
+        return np.maximum(x, act[1] * x)
+    return np.clip(x, act[1], act[2])
+
+
+def apply_pool(x: np.ndarray, pool: tuple) -> np.ndarray:
+    if not pool:
+        return x
+    _, (kh, kw), (sh, sw) = pool
+    c, h, w = x.shape
+    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    out = np.full((c, ho, wo), -np.inf)
+    for i in range(kh):
+        for j in range(kw):
+            out = np.maximum(out, x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw])
+    return out
