@@ -95,3 +95,21 @@ def test_hung_accelerator_times_out(tmp_path):
     device.tcu.hung = True                                     # e.g. a SIMD hazard stalled it
     with pytest.raises(AcceleratorTimeoutError, match="within 0.3 s"):
         driver.run({"x": np.zeros((1, 3, 4, 4), np.float32)})
+
+
+def test_emulator_backend_gives_the_emulators_features(tensil_bundle):
+    """A compiled backbone through the driver and the emulated PYNQ == tensil.emulator directly."""
+    from board.backends import BackendConfig, open_backend
+    from board.bundle import load_bundle
+
+    bundle = load_bundle(tensil_bundle)
+    backend = open_backend(bundle, BackendConfig("emulator"))
+    onnx_backend = open_backend(bundle, BackendConfig("onnx"))
+    direct = ModelRunner(read_model(bundle.path("tmodel")))
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        x = rng.normal(size=(1, 3, 32, 32)).astype(np.float32)
+        ours = backend.features(x)
+        np.testing.assert_array_equal(ours, direct.run({"input": x}, {"output": (1, 24)})["output"].ravel())
+        np.testing.assert_allclose(ours, onnx_backend.features(x), atol=0.05)   # FP16BP8 vs float
+    assert backend.driver.arch.name == "custom_perf"
