@@ -74,7 +74,7 @@ class DesignSpec:
 def _ps7_config(spec: DesignSpec) -> dict:
     config = dict(board.PS7_BASE_CONFIG)
     if spec.clock.source == "fclk":
-        config |= {"PCW_FPGA3_PERIPHERAL_FREQMHZ": spec.clock.actual_mhz, "PCW_FPGA_FCLK3_ENABLE": 1, "PCW_EN_CLK3_PORT": 1}
+        config |= {"PCW_FPGA3_PERIPHERAL_FREQMHZ": round(spec.clock.actual_mhz, 6), "PCW_FPGA_FCLK3_ENABLE": 1, "PCW_EN_CLK3_PORT": 1}
     else:
         config |= {"PCW_FPGA_FCLK3_ENABLE": 0, "PCW_EN_CLK3_PORT": 0}
     return config

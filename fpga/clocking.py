@@ -19,8 +19,10 @@ IO_PLL_MHZ = 1000
 FCLK_DIVIDER_MAX = 63
 MIN_MHZ = 10.0
 MAX_MHZ = 250.0
-# Largest relative error accepted between the requested and the made frequency.
+# Largest relative error accepted between the requested and the made frequency, and the one
+# under which an FCLK divider pair counts as making the frequency (142.857 -> 1000/7).
 TOLERANCE = 0.001
+FCLK_MATCH = 1e-5
 
 MMCM_REF_MHZ = 100
 MMCM_D_RANGE = range(1, 107)
@@ -54,7 +56,7 @@ def _fclk(mhz: float) -> ClockPlan | None:
     for d0 in range(1, FCLK_DIVIDER_MAX + 1):
         for d1 in range(1, FCLK_DIVIDER_MAX + 1):
             made = IO_PLL_MHZ / (d0 * d1)
-            if abs(made - mhz) <= 1e-9 * mhz:
+            if abs(made - mhz) <= FCLK_MATCH * mhz:
                 return ClockPlan(mhz, made, "fclk", fclk_divisors=(d0, d1))
     return None
 

@@ -35,12 +35,19 @@ class TclWriter:
 
     def config(self, path: str, config: dict) -> None:
         if config:
-            items = " ".join(f"CONFIG.{k} {brace(v)}" for k, v in config.items())
-            self.lines.append(f"set_property -dict [list {items}] [get_bd_cells {path}]")
+            self._properties(config, f"[get_bd_cells {path}]")
 
     def pin_property(self, pin: str, config: dict) -> None:
-        items = " ".join(f"CONFIG.{k} {brace(v)}" for k, v in config.items())
-        self.lines.append(f"set_property -dict [list {items}] [get_bd_pins {pin}]")
+        self._properties(config, f"[get_bd_pins {pin}]")
+
+    def _properties(self, config: dict, target: str) -> None:
+        if len(config) <= 2:
+            items = " ".join(f"CONFIG.{k} {brace(v)}" for k, v in config.items())
+            self.lines.append(f"set_property -dict [list {items}] {target}")
+            return
+        self.lines.append("set_property -dict [list \\")
+        self.lines.extend(f"    CONFIG.{k} {brace(v)} \\" for k, v in config.items())
+        self.lines.append(f"] {target}")
 
     def intf_port(self, name: str, mode: str, vlnv: str) -> None:
         self.lines.append(f"create_bd_intf_port -mode {mode} -vlnv {vlnv} {name}")

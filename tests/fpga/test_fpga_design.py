@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import a16_arch
 
+from fpga.__main__ import main
 from fpga.bdcheck import check_design, external_pins
 from fpga.project import ProjectConfig, write_project
 from fpga.standin import StandinError, record_design
@@ -93,3 +96,17 @@ def test_standin_rejects_references_to_missing_cells(tmp_path, rtl_factory, fake
     project.create_tcl.write_text(text)
     with pytest.raises(StandinError, match="no block design cell 'dram2_smc'"):
         record_design(project.create_tcl)
+
+
+def test_project_check_command(tmp_path, rtl_factory, fake_pynq, capsys):
+    rtl = rtl_factory(load_arch("pynqz1"))
+    argv = ["project", "--arch", "pynqz1", "--mhz", "125", "--rtl-dir", str(rtl), "--pynq-dir", str(fake_pynq),
+            "--out", str(tmp_path / "out"), "--check"]  # fmt: skip
+    assert main(argv) == 0
+    assert "stand-in check passed" in capsys.readouterr().err
+    check = json.loads((tmp_path / "out" / "standin_check.json").read_text())
+    assert check["problems"] == [] and check["cells"] > 20
+    record = json.loads((tmp_path / "out" / "project.json").read_text())
+    assert record["clock"]["source"] == "fclk" and record["resources"]["fits"]
+    assert record["instances"] == {"dma": "axi_dma_0", "buttons_gpio": "btns_gpio", "hdmi_out": "video/hdmi_out",
+                                   "tcu": "top_pynqz1_0"}  # fmt: skip
