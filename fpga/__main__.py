@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (FpgaError, ArchError, ResourceError, ValueError) as e:
+    except (FpgaError, ArchError, ResourceError, OSError) as e:
         print(f"fpga: error: {e}", file=sys.stderr)
         return 2
 

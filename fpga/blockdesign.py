@@ -97,6 +97,7 @@ def _clocks_and_resets(t: TclWriter, spec: DesignSpec) -> None:
             "xilinx.com:ip:clk_wiz:6.0",
             {
                 "PRIM_IN_FREQ": 100,
+                "PRIM_SOURCE": "Global_buffer",
                 "CLKOUT1_REQUESTED_OUT_FREQ": round(spec.clock.actual_mhz, 6),
                 "USE_LOCKED": "true",
                 "USE_RESET": "true",
@@ -161,22 +162,15 @@ def _accelerator(t: TclWriter, spec: DesignSpec) -> None:
 
 def _buttons(t: TclWriter, spec: DesignSpec) -> None:
     t.comment("Buttons: channel 1 = BTN0-3, channel 2 = PMOD JA buttons; inputs, interrupt on change")
-    t.cell(
-        board.BUTTONS_GPIO,
-        "xilinx.com:ip:axi_gpio:2.0",
-        {
-            "C_IS_DUAL": 1,
-            "C_ALL_INPUTS": 1,
-            "C_GPIO_WIDTH": len(board.BUTTON_PINS),
-            "C_ALL_INPUTS_2": 1,
-            "C_GPIO2_WIDTH": spec.pmod_buttons,
-            "C_INTERRUPT_PRESENT": 1,
-        },
-    )
+    config = {"C_ALL_INPUTS": 1, "C_GPIO_WIDTH": len(board.BUTTON_PINS), "C_INTERRUPT_PRESENT": 1}
+    if spec.pmod_buttons:
+        config |= {"C_IS_DUAL": 1, "C_ALL_INPUTS_2": 1, "C_GPIO2_WIDTH": spec.pmod_buttons}
+    t.cell(board.BUTTONS_GPIO, "xilinx.com:ip:axi_gpio:2.0", config)
     t.intf_port("btns_4bits", "Master", "xilinx.com:interface:gpio_rtl:1.0")
-    t.intf_port("pmoda_btns", "Master", "xilinx.com:interface:gpio_rtl:1.0")
     t.intf("btns_4bits", f"{board.BUTTONS_GPIO}/GPIO", a_is_port=True)
-    t.intf("pmoda_btns", f"{board.BUTTONS_GPIO}/GPIO2", a_is_port=True)
+    if spec.pmod_buttons:
+        t.intf_port("pmoda_btns", "Master", "xilinx.com:interface:gpio_rtl:1.0")
+        t.intf("pmoda_btns", f"{board.BUTTONS_GPIO}/GPIO2", a_is_port=True)
 
 
 def _video(t: TclWriter, spec: DesignSpec) -> None:

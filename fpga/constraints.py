@@ -20,7 +20,8 @@ def xdc(pmod_buttons: int) -> str:
     lines = ["# PYNQ-Z1 pins (from the PYNQ v3.0.1 base overlay's base.xdc)", "", "# BTN0-3 (active high)"]
     for i, pin in enumerate(board.BUTTON_PINS):
         lines += _pin(f"btns_4bits_tri_i[{i}]", pin, "LVCMOS33")
-    lines += ["", "# Buttons on PMOD JA (pins 1-4, 7-10), pulled down: a press drives 3.3 V"]
+    if pmod_buttons:
+        lines += ["", "# Buttons on PMOD JA (pins 1-4, 7-10), pulled down: a press drives 3.3 V"]
     for i, pin in enumerate(board.PMOD_JA_PINS[:pmod_buttons]):
         lines += _pin(f"pmoda_btns_tri_i[{i}]", pin, "LVCMOS33", "PULLDOWN TRUE")
     lines += ["", "# HDMI out (TMDS)"]

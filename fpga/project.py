@@ -18,6 +18,7 @@ from fpga import board
 from fpga.blockdesign import DesignSpec, block_design_tcl
 from fpga.clocking import ClockPlan, plan_clock
 from fpga.constraints import xdc
+from fpga.errors import FpgaError
 from fpga.pynq_ip import PynqIp, check_pynq_checkout
 from fpga.rtl import RtlInfo, check_rtl, generate_rtl
 from tensil.arch import DEFAULT_ARCH, Arch, load_arch
@@ -164,7 +165,7 @@ def prepare(config: ProjectConfig) -> tuple[Arch, ClockPlan, FitPlan, PynqIp, Rt
 def write_project(config: ProjectConfig) -> Project:
     """Check every input, then write the project scripts into the output folder."""
     if not 0 <= config.pmod_buttons <= len(board.PMOD_JA_PINS):
-        raise ValueError(f"--pmod-buttons must be 0..{len(board.PMOD_JA_PINS)}")
+        raise FpgaError(f"--pmod-buttons must be 0..{len(board.PMOD_JA_PINS)}, got {config.pmod_buttons}")
     arch, clock, fit, pynq, rtl = prepare(config)
     out = config.out_dir(arch)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from conftest import a16_arch
@@ -12,6 +13,8 @@ from fpga.bdcheck import check_design, external_pins
 from fpga.project import ProjectConfig, write_project
 from fpga.standin import StandinError, record_design
 from tensil.arch import load_arch
+
+pytestmark = pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh (Debian package tcl) runs the stand-in")
 
 
 def _build(tmp_path, rtl_factory, fake_pynq, arch_name, mhz):
@@ -110,3 +113,14 @@ def test_project_check_command(tmp_path, rtl_factory, fake_pynq, capsys):
     assert record["clock"]["source"] == "fclk" and record["resources"]["fits"]
     assert record["instances"] == {"dma": "axi_dma_0", "buttons_gpio": "btns_gpio", "hdmi_out": "video/hdmi_out",
                                    "tcu": "top_pynqz1_0"}  # fmt: skip
+
+
+@pytest.mark.parametrize("pmod_buttons", [0, 8])
+def test_pmod_button_count(tmp_path, rtl_factory, fake_pynq, pmod_buttons):
+    rtl = rtl_factory(load_arch("custom_perf"))
+    config = ProjectConfig(rtl_dir=str(rtl), pynq_dir=str(fake_pynq), out=str(tmp_path / "out"), pmod_buttons=pmod_buttons)
+    project = write_project(config)
+    design = record_design(project.create_tcl)
+    assert check_design(design, "top_custom_perf_0", project.clock) == []
+    assert len(external_pins(design)) == 4 + pmod_buttons + 8
+    assert ("pmoda_btns" in design["ports"]) == bool(pmod_buttons)

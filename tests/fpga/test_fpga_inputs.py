@@ -95,3 +95,9 @@ def test_rtl_command_without_docker_engine(tmp_path, capsys, monkeypatch):
     code, line = _run(capsys, "rtl", "--out", str(tmp_path / "rtl"))
     assert code == 2 and "docker command is not on PATH" in line and "--rtl-dir" in line
     assert not (tmp_path / "rtl").exists()
+
+
+def test_too_many_pmod_buttons(tmp_path, capsys, fake_pynq, rtl_factory):
+    rtl = rtl_factory(load_arch("custom_perf"))
+    code, line = _run(capsys, *_args(rtl, fake_pynq, tmp_path / "out", "--pmod-buttons", "9"))
+    assert code == 2 and line == "fpga: error: --pmod-buttons must be 0..8, got 9"
