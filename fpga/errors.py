@@ -25,3 +25,7 @@ class VivadoError(FpgaError):
 
 class TimingError(FpgaError):
     """The implemented design misses timing by more than the allowed margin."""
+
+
+class StandinError(FpgaError):
+    """Generated Tcl that fails in the Vivado stand-in (it references something that does not exist)."""

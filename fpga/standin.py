@@ -8,20 +8,16 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fpga.errors import FpgaError
+from fpga.errors import StandinError
 
 STANDIN_TCL = Path(__file__).resolve().parent / "standin" / "vivado_standin.tcl"
-
-
-class StandinError(FpgaError):
-    """The generated Tcl failed in the stand-in (a reference to something that does not exist)."""
 
 
 def record_design(create_tcl: str | Path) -> dict:
     """Execute `create_tcl` with the stand-in's commands; return the recorded design."""
     tclsh = shutil.which("tclsh")
     if tclsh is None:
-        raise StandinError("tclsh is not on PATH (apt-get install tcl) : it runs the Vivado stand-in")
+        raise StandinError("tclsh is not on PATH (apt-get install tcl): it runs the Vivado stand-in")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "design.json"
         driver = Path(tmp) / "driver.tcl"

@@ -11,7 +11,8 @@ from conftest import a16_arch
 from fpga.__main__ import main
 from fpga.bdcheck import check_design, external_pins
 from fpga.project import ProjectConfig, write_project
-from fpga.standin import StandinError, record_design
+from fpga.errors import StandinError
+from fpga.standin import record_design
 from tensil.arch import load_arch
 
 pytestmark = pytest.mark.skipif(shutil.which("tclsh") is None, reason="tclsh (Debian package tcl) runs the stand-in")
