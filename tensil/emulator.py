@@ -18,7 +18,8 @@ Semantics are those measured on the generated RTL (`tensil_rtl_facts.md`), which
   the memory raise `EmulatorError`. Configure is recorded, NoOp does nothing.
 
 Speed comes from a *plan*: the program is cut once into steps that numpy executes in bulk
-(runs of MatMuls sharing weights, folded LoadWeights, runs of same-direction DataMoves, periodic
+(runs of LoadWeights and MatMuls, whose weight states are gathers from local memory, go through
+the array chain at once; runs of same-direction DataMoves; periodic
 SIMD blocks executed slot by slot across periods when their registers and accumulator addresses
 do not interact across periods). Every grouping is checked at plan time to give exactly the
 sequential result; `tensil.emulator_ref` is the slow scalar reference the tests compare with.
@@ -190,17 +191,51 @@ def _strided(addr: int, stride: int, size: int) -> np.ndarray:
     return addr + np.arange(size + 1, dtype=np.int64) * (1 << stride)
 
 
-class _MatMulRun:
-    """Consecutive MatMuls: same weights, reads local only, writes accumulators."""
+def _fixed_work_dtype(arch: Arch) -> np.dtype:
+    """int32 when every MAC intermediate fits (FP8BP4, FP16BP8), else int64."""
+    widest = 2 * (arch.dtype.bits - 1) + 1  # |x*y| <= 2^(2(w-1)), plus the shifted partial sum
+    return np.dtype(np.int32) if widest <= 30 else np.dtype(np.int64)
 
-    def __init__(self, instrs: Sequence[MatMul], arch: Arch):
-        self.n = len(instrs)
-        x_idx, zero, t_idx, accum = [], [], [], []
-        for m in instrs:
-            x_idx.append(_strided(m.local_addr, m.local_stride, m.size) % arch.local_depth)
-            zero.append(np.full(m.size + 1, bool(m.zeroes)))
-            t_idx.append(_strided(m.acc_addr, m.acc_stride, m.size) % arch.accumulator_depth)
-            accum.append(np.full(m.size + 1, bool(m.accumulate)))
+
+class _ArrayRun:
+    """A maximal run of LoadWeights and MatMuls. Neither writes local memory, so every weight
+    state the MatMuls use is a gather from local memory (or zeros, or the weights before the
+    run), and all MatMul vectors of the run go through the array chain at once, each with its
+    own weight state; accumulator writes are then applied in program order."""
+
+    def __init__(self, instrs: Sequence[Union[MatMul, LoadWeight]], arch: Arch):
+        rows = arch.array_size + 1
+        self.n_matmul = sum(isinstance(i, MatMul) for i in instrs)
+        self.n_load = len(instrs) - self.n_matmul
+        # row sources relative to the start of the run: kind 0 = old row j, 1 = zero, 2 = local[addr]
+        kind = np.zeros(rows, dtype=np.int8)
+        index = np.arange(rows, dtype=np.int64)
+        group_kind, group_index = [], []
+        fresh = True
+        x_idx, zero, t_idx, accum, group = [], [], [], [], []
+        for ins in instrs:
+            if isinstance(ins, LoadWeight):
+                count = min(ins.size + 1, rows)
+                pushed = (ins.local_addr + np.arange(count) * (1 << ins.local_stride)) % arch.local_depth
+                kind = np.r_[np.full(count, 1 if ins.zeroes else 2, dtype=np.int8), kind[: rows - count]]
+                index = np.r_[pushed, index[: rows - count]]
+                fresh = True
+                continue
+            if fresh:
+                group_kind.append(kind)
+                group_index.append(index)
+                fresh = False
+            n = ins.size + 1
+            x_idx.append(_strided(ins.local_addr, ins.local_stride, ins.size) % arch.local_depth)
+            zero.append(np.full(n, bool(ins.zeroes)))
+            t_idx.append(_strided(ins.acc_addr, ins.acc_stride, ins.size) % arch.accumulator_depth)
+            accum.append(np.full(n, bool(ins.accumulate)))
+            group.append(np.full(n, len(group_kind) - 1))
+        self.final_kind, self.final_index = kind, index
+        if not self.n_matmul:
+            return
+        self.group_kind = np.array(group_kind)
+        self.group_index = np.array(group_index)
         self.x_idx = np.concatenate(x_idx)
         self.zero = np.concatenate(zero)
         self.any_zero = bool(self.zero.any())
@@ -208,29 +243,65 @@ class _MatMulRun:
         self.accum = np.concatenate(accum)
         self.all_accum = bool(self.accum.all())
         self.none_accum = not self.accum.any()
+        self.group = np.concatenate(group)
+        self.single_group = len(group_kind) == 1
         self.generations = _generations(self.t_idx)
+        self.work = _fixed_work_dtype(arch)
+
+    @property
+    def n(self) -> int:
+        return self.n_matmul + self.n_load
+
+    @staticmethod
+    def _states(m: Machine, kind: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Weight states (..., A+1, A) from row sources and the weights before the run."""
+        out = np.zeros(kind.shape + (m.arch.array_size,), dtype=np.int64)
+        old, local = kind == 0, kind == 2
+        out[old] = m.weights[index[old]]
+        out[local] = m.local[index[local]]
+        return out
 
     def run(self, m: Machine) -> None:
+        if self.n_load:
+            m.counters.count("LoadWeight", self.n_load)
+        if self.n_matmul:
+            self._matmul(m)
+        m.weights = self._states(m, self.final_kind, self.final_index)
+
+    def _matmul(self, m: Machine) -> None:
         bp = m.dtype.frac_bits
-        half_minus_one = (1 << (bp - 1)) - 1 if bp else 0
-        x = m.local[self.x_idx]
-        if self.any_zero:
-            x[self.zero] = 0
-        w = m.weights
-        y = np.broadcast_to(w[0], x.shape).copy()
         lo, hi = m.dtype.min_raw, m.dtype.max_raw
+        states = self._states(m, self.group_kind, self.group_index).astype(self.work)  # (G, A+1, A)
+        xt = m.local[self.x_idx].T.astype(self.work)  # (A, N): lane k of every vector, contiguous
+        if self.any_zero:
+            xt[:, self.zero] = 0
+
+        def per_vector(rows: np.ndarray) -> np.ndarray:
+            return rows[0] if self.single_group else rows[self.group]
+
+        y = np.empty((xt.shape[1], m.arch.array_size), dtype=self.work)
+        y[...] = per_vector(states[:, 0])  # the bias row
+        wide = np.empty_like(y)
+        tmp = np.empty_like(y)
         n_sat = 0
         for k in range(m.arch.array_size):
-            wk = w[k + 1]
+            wk = states[:, k + 1]
             if not wk.any():
                 continue  # mac(x, 0, y) = y exactly
-            wide = x[:, k : k + 1] * wk + (y << bp)
-            if bp:
-                wide = (wide + half_minus_one + ((wide >> bp) & 1)) >> bp
-            y = np.clip(wide, lo, hi)
+            np.multiply(xt[k][:, None], per_vector(wk), out=wide)
+            np.left_shift(y, bp, out=tmp)
+            wide += tmp
+            if bp:  # round half to even at bit bp (see tensil.fixed.round_shift_even)
+                np.right_shift(wide, bp, out=tmp)
+                tmp &= 1
+                tmp += (1 << (bp - 1)) - 1
+                wide += tmp
+                wide >>= bp
+            np.clip(wide, lo, hi, out=y)
             n_sat += int(np.count_nonzero(y != wide))
         m.counters.mac_saturations += n_sat
-        m.counters.count("MatMul", self.n)
+        m.counters.count("MatMul", self.n_matmul)
+        y = y.astype(np.int64)
         if self.generations is None:
             self._write(m, slice(None), y)
         else:
@@ -244,36 +315,6 @@ class _MatMulRun:
             return
         summed = m.sat(m.acc[t] + y, "accumulate_saturations")
         m.acc[t] = summed if self.all_accum else np.where(self.accum[sel][:, None], summed, y)
-
-
-class _LoadWeights:
-    """Consecutive LoadWeights folded into one gather: each final row is a local vector, zero,
-    or an old row."""
-
-    def __init__(self, instrs: Sequence[LoadWeight], arch: Arch):
-        rows = arch.array_size + 1
-        self.n = len(instrs)
-        # source of each row: ("old", j) | ("zero", 0) | ("local", addr)
-        src = [("old", j) for j in range(rows)]
-        for lw in instrs:
-            count = min(lw.size + 1, rows)
-            new = [
-                ("zero", 0) if lw.zeroes else ("local", (lw.local_addr + j * (1 << lw.local_stride)) % arch.local_depth)
-                for j in range(count)
-            ]
-            src = new + src[: rows - count]
-        self.kind = np.array([{"old": 0, "zero": 1, "local": 2}[k] for k, _ in src])
-        self.index = np.array([i for _, i in src], dtype=np.int64)
-
-    def run(self, m: Machine) -> None:
-        old = m.weights
-        new = np.zeros_like(old)
-        sel_old = self.kind == 0
-        sel_local = self.kind == 2
-        new[sel_old] = old[self.index[sel_old]]
-        new[sel_local] = m.local[self.index[sel_local]]
-        m.weights = new
-        m.counters.count("LoadWeight", self.n)
 
 
 class _DataMoves:
@@ -524,14 +565,15 @@ def build_plan(program: Union[bytes, Sequence[Instruction]], arch: Arch) -> Plan
             flow = DataFlow(instrs[i].flow)
             while j < n and type(instrs[j]) is DataMove and DataFlow(instrs[j].flow) == flow:
                 j += 1
-        elif kind in (MatMul, LoadWeight, Simd):
-            while j < n and type(instrs[j]) is kind:
+        elif kind in (MatMul, LoadWeight):
+            while j < n and type(instrs[j]) in (MatMul, LoadWeight):
+                j += 1
+        elif kind is Simd:
+            while j < n and type(instrs[j]) is Simd:
                 j += 1
         run = instrs[i:j]
-        if kind is MatMul:
-            steps.append(_MatMulRun(run, arch))
-        elif kind is LoadWeight:
-            steps.append(_LoadWeights(run, arch))
+        if kind in (MatMul, LoadWeight):
+            steps.append(_ArrayRun(run, arch))
         elif kind is DataMove:
             steps.append(_DataMoves(run, arch))
         elif kind is Simd:
