@@ -64,10 +64,11 @@ class Lowered:
 class _Spill(Exception):
     """Raised inside a lowering attempt when a step cannot fit; the planner spills and retries."""
 
-    def __init__(self, step: str, need: str):
+    def __init__(self, step: str, need: str, tensor: str | None = None):
         super().__init__(step)
         self.step = step
         self.need = need
+        self.tensor = tensor  # the buffer that could not be placed, if that was the problem
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -150,7 +151,7 @@ class _Attempt:
             return
         base = self.local.alloc(buf.size)
         if base is None:
-            raise _Spill(step_name, f"{buf.size} local vectors for {buf.tensor}")
+            raise _Spill(step_name, f"{buf.size} local vectors for {buf.tensor}", buf.tensor)
         buf.base = base
 
     def scratch(self, size: int, step_name: str) -> int:
@@ -611,6 +612,8 @@ def lower(net: Network, arch: Arch, options: LoweringOptions | None = None) -> L
             return result
         except _Spill as s:
             candidates = [b for b in attempt.buffers.values() if b.home == "local" and b.base >= 0]
+            if s.tensor is not None:
+                candidates.append(attempt.buffers[s.tensor])
             if not candidates:
                 raise CompileError(
                     f"{s.step}: the network does not fit the architecture (needs {s.need}; local memory "

@@ -1,0 +1,276 @@
+"""`python -m tensil compile | emulate | inspect`.
+
+Every command maps its flags onto a config dataclass (saved in the compile report). User errors
+print `tensil: error: <one line>` to stderr and exit with status 2, leaving no partial files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tensil.arch import DEFAULT_ARCH, ArchError, load_arch
+
+DEFAULT_ONNX = "build/export/default.onnx"
+DEFAULT_OUT = "build/tensil"
+
+
+@dataclass
+class CompileConfig:
+    onnx: str = DEFAULT_ONNX
+    arch: str = DEFAULT_ARCH
+    out: str = DEFAULT_OUT
+    name: str | None = None
+    backend: str = "ours"
+    samples: int = 2
+    seed: int = 0
+    merge_rows: bool = False
+
+
+@dataclass
+class EmulateConfig:
+    tmodel: str
+    input: str
+    out: str
+    arch: str | None = None
+    output_shape: str | None = None
+
+
+@dataclass
+class InspectConfig:
+    tmodel: str
+    arch: str | None = None
+    listing: bool = False
+    memory: bool = False
+    estimate: bool = False
+    mhz: float = 125.0
+
+
+def log(msg: str) -> None:
+    print(f"tensil: {msg}", file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------ compile
+def run_compile(cfg: CompileConfig) -> Path:
+    from tensil.compiler.errors import CompileError
+    from tensil.compiler.pipeline import CompileOptions, compile_onnx
+    from tensil.report import build_report, write_outputs
+
+    arch = load_arch(cfg.arch)
+    if cfg.samples < 0:
+        raise CompileError("--samples must be >= 0")
+    if cfg.backend == "upstream":
+        return run_upstream(cfg, arch)
+    compiled = compile_onnx(cfg.onnx, arch, cfg.name, CompileOptions(merge_rows=cfg.merge_rows))
+    log(f"compiled {cfg.onnx} for {arch.name} in {compiled.seconds:.2f} s: {len(compiled.lowered.instrs)} instructions, "
+        f"{compiled.lowered.consts.size} constant vectors")
+    start = time.perf_counter()
+    report = build_report(compiled, cfg.onnx, asdict(cfg), samples=cfg.samples, seed=cfg.seed)
+    path = write_outputs(compiled, cfg.out, report)
+    est, ver = report["estimate"], report["verification"]
+    log(f"estimate: {est['tensil_cycles'] / 1e3:.1f} KCycles (Tensil model), MAC efficiency "
+        f"{100 * est['mac_efficiency']:.1f}%, hardware-aware {est['latency_ms']['125MHz']:.2f} ms at 125 MHz")
+    if cfg.samples:
+        log(f"verified on {ver['samples']} sample input(s) in {time.perf_counter() - start:.1f} s: cosine "
+            f"{ver['min_cosine_similarity']:.5f}, max abs error {ver['max_abs_error']:.4g} vs onnxruntime")
+    for s in report["fixed_point"]["activations"]["saturating_layers"]:
+        log(f"warning: layer {s['layer']} reaches |{s['max_abs']:.1f}|, beyond the {arch.data_type} limit "
+            f"{s['limit']:.2f} (x{s['over_by']:.2f}) on the sample inputs")
+    log(f"wrote {path} (+ .tprog, .tdata, .report.json) in {Path(cfg.out)}")
+    return path
+
+
+def run_upstream(cfg: CompileConfig, arch) -> Path:
+    import onnx
+
+    from tensil.compiler.errors import CompileError
+    from tensil.upstream import compile_upstream, docker_engine
+
+    docker_engine()  # fail first, with the clear reason, if no engine answers
+    if not Path(cfg.onnx).is_file():
+        raise CompileError(f"ONNX file {cfg.onnx} does not exist")
+    outputs = [o.name for o in onnx.load(cfg.onnx).graph.output]
+    result = compile_upstream(cfg.onnx, arch, outputs, cfg.out)
+    log(f"upstream Tensil wrote {result.tmodel} (log {result.log})")
+    return result.tmodel
+
+
+# ------------------------------------------------------------------------------------ emulate
+def _report_for(tmodel: Path) -> dict | None:
+    p = tmodel.with_name(tmodel.name[: -len(".tmodel")] + ".report.json") if tmodel.name.endswith(".tmodel") else None
+    if p is None or not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def _parse_shape(text: str) -> list[int]:
+    from tensil.layout import LayoutError
+
+    try:
+        shape = [int(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        raise LayoutError(f"--output-shape {text!r} is not a comma-separated list of integers") from None
+    if not shape or min(shape) < 1:
+        raise LayoutError(f"--output-shape {text!r} is not a shape")
+    return shape
+
+
+def run_emulate(cfg: EmulateConfig) -> Path:
+    from tensil.emulator import ModelRunner
+    from tensil.layout import LayoutError
+    from tensil.tmodel import ModelError, read_model
+
+    tmodel = Path(cfg.tmodel)
+    loaded = read_model(tmodel, expect_arch=load_arch(cfg.arch) if cfg.arch else None)
+    man = loaded.manifest
+    if len(man.input_names) != 1 or len(man.output_names) != 1:
+        raise ModelError(f"{tmodel}: emulate handles one input and one output, the model has "
+                         f"{len(man.input_names)} and {len(man.output_names)}")
+    try:
+        x = np.load(cfg.input, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise LayoutError(f"cannot read {cfg.input} as a .npy array ({e})") from None
+    report = _report_for(tmodel)
+    out_name = man.output_names[0]
+    if cfg.output_shape:
+        out_shape = _parse_shape(cfg.output_shape)
+    elif report is not None:
+        out_shape = report["io"]["outputs"][0]["onnx_shape"]
+        want = report["io"]["inputs"][0]["onnx_shape"]
+        if list(x.shape) != list(want):
+            raise LayoutError(f"{cfg.input} has shape {list(x.shape)}, the model takes {want}")
+    else:
+        raise LayoutError(f"no {tmodel.stem}.report.json next to the model: pass --output-shape (e.g. 1,80)")
+    start = time.perf_counter()
+    runner = ModelRunner(loaded)
+    y = runner.run({man.input_names[0]: x.astype(np.float32)}, {out_name: out_shape})[out_name]
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, y.astype(np.float32))
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    sat = runner.machine.counters.saturations
+    log(f"emulated {man.name} in {time.perf_counter() - start:.2f} s ({sat} saturations, "
+        f"{runner.input_overflows} input values clipped); wrote {out} {list(y.shape)}")
+    return out
+
+
+# ------------------------------------------------------------------------------------ inspect
+def run_inspect(cfg: InspectConfig) -> None:
+    from tensil import estimator
+    from tensil.isa import listing
+    from tensil.tmodel import read_model
+
+    tmodel = Path(cfg.tmodel)
+    loaded = read_model(tmodel, expect_arch=load_arch(cfg.arch) if cfg.arch else None)
+    man, arch = loaded.manifest, loaded.arch
+    instrs = loaded.instructions()
+    report = _report_for(tmodel)
+    print(f"model {man.name}: {len(instrs)} instructions ({len(loaded.program)} bytes), "
+          f"{man.consts[0].size if man.consts else 0} constant vectors, arch {arch.data_type} A={arch.array_size}")
+    for kind, spans in (("input", man.inputs), ("output", man.outputs)):
+        for s in spans:
+            print(f"  {kind} {s.name!r}: DRAM0 [{s.base}, {s.base + s.size}) = {s.size} vectors")
+    if cfg.memory:
+        print(f"DRAM1: constants [0, {man.consts[0].size if man.consts else 0}) vectors")
+        if report:
+            m = report["memory"]
+            print(f"local memory peak {m['local_peak_vectors']}/{m['local_depth']} vectors, accumulators "
+                  f"{m['accumulator_peak_vectors']}/{m['accumulator_depth']}, DRAM0 {m['dram0_vectors']} vectors, "
+                  f"spilled to DRAM0: {', '.join(m['spilled_to_dram0']) or 'none'}")
+            for b in m["buffers"]:
+                print(f"  {b['home']:<6} {b['size']:>6} vectors  pad {b['pad']}  {b['shape']}  {b['tensor']}")
+        else:
+            print("(no report next to the model: on-chip buffers unknown)")
+    if cfg.estimate:
+        groups = []
+        if report:
+            groups = [estimator.Group(r["name"], r["first_instruction"], r["first_instruction"] + r["instructions"],
+                                      int(r.get("macs", 0))) for r in report["layers"]]
+        est = estimator.estimate(instrs, arch, groups=groups, clocks_mhz=(cfg.mhz,))
+        print(est.table(cfg.mhz))
+        print(f"Tensil model: {est.tensil_cycles / 1e3:.1f} KCycles, MAC efficiency {100 * est.mac_efficiency:.1f}%; "
+              f"hardware-aware: {est.hardware_cycles[cfg.mhz] / 1e3:.1f} KCycles = {est.latency_ms[cfg.mhz]:.3f} ms "
+              f"at {cfg.mhz:g} MHz (instruction streaming included)")
+    if cfg.listing:
+        print(listing(instrs, loaded.layout))
+
+
+# ------------------------------------------------------------------------------------ main
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tensil", description="Tensil compiler, emulator and inspector")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="ONNX -> .tmodel/.tprog/.tdata + .report.json")
+    c.add_argument("--onnx", default=DEFAULT_ONNX, help=f"ONNX model (default {DEFAULT_ONNX})")
+    c.add_argument("--arch", default=DEFAULT_ARCH, help="shipped arch name or .tarch path (default %(default)s)")
+    c.add_argument("--out", default=DEFAULT_OUT, help="output directory (default %(default)s)")
+    c.add_argument("--name", default=None, help="model name (default: upstream's <onnx file name>_<arch>)")
+    c.add_argument("--backend", choices=("ours", "upstream"), default="ours",
+                   help="ours, or upstream Tensil in Docker (needs a Docker engine)")
+    c.add_argument("--samples", type=int, default=2, help="sample inputs for the report's verification (0 skips)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the sample inputs")
+    c.add_argument("--merge-rows", action="store_true",
+                   help="one MatMul per kernel tap over a whole band (fewer instructions, a few more cycles)")
+    e = sub.add_parser("emulate", help="run a .tmodel on an input .npy with the bit-exact emulator")
+    e.add_argument("--tmodel", required=True)
+    e.add_argument("--input", required=True, help="x.npy, float32, exactly as the ONNX model takes it (NCHW)")
+    e.add_argument("--out", required=True, help="y.npy, exactly as the ONNX model gives it")
+    e.add_argument("--arch", default=None, help="refuse a model compiled for another architecture")
+    e.add_argument("--output-shape", default=None, help="ONNX output shape, e.g. 1,80 (default: from the report)")
+    i = sub.add_parser("inspect", help="summary, listing, memory map and estimate of a .tmodel")
+    i.add_argument("--tmodel", required=True)
+    i.add_argument("--arch", default=None, help="refuse a model compiled for another architecture")
+    i.add_argument("--listing", action="store_true", help="disassembly of every instruction")
+    i.add_argument("--memory", action="store_true", help="memory map")
+    i.add_argument("--estimate", action="store_true", help="cycle estimates and per-layer table")
+    i.add_argument("--mhz", type=float, default=125.0, help="clock for --estimate (default %(default)s)")
+    return p
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from tensil.compiler.errors import CompileError
+    from tensil.emulator import EmulatorError
+    from tensil.estimator import EstimateError
+    from tensil.fixed import FixedPointError
+    from tensil.hazards import HazardError
+    from tensil.isa import ProgramError
+    from tensil.layout import LayoutError
+    from tensil.tmodel import ModelError
+    from tensil.upstream import UpstreamError
+
+    return (ArchError, CompileError, EmulatorError, EstimateError, FixedPointError, HazardError, ProgramError,
+            LayoutError, ModelError, UpstreamError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    fields = {k: v for k, v in vars(args).items() if k != "command"}
+    try:
+        if args.command == "compile":
+            run_compile(CompileConfig(**fields))
+        elif args.command == "emulate":
+            run_emulate(EmulateConfig(**fields))
+        else:
+            run_inspect(InspectConfig(**fields))
+    except user_errors() as e:
+        print(f"tensil: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"tensil: error: {e.filename or ''}: {e.strerror or e}".replace(": : ", ": "), file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,187 @@
+"""The compile report (contract 3) and the all-or-nothing writing of a compiled model.
+
+`<name>.report.json` holds: the config, compile time, program and constants sizes, memory
+use (peaks, homes and addresses of every activation buffer), estimated cycles in Tensil's
+own model and in the hardware-aware model with a per-layer table, fixed-point overflow counts
+(weights at quantization; activations on sample inputs, from the emulator's counters), the
+float activation ranges per layer and which layers exceed the data type's range, and the
+emulator-vs-onnxruntime error on sample inputs. The I/O section gives every input's and
+output's ONNX shape and DRAM0 span so `emulate` can convert back to the ONNX output shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from tensil.compiler.errors import CompileError
+from tensil.compiler.passes import reference_forward
+from tensil.compiler.pipeline import CompiledModel
+from tensil.emulator import ModelRunner
+from tensil import estimator
+from tensil.tmodel import write_model
+
+REPORT_FORMAT = "tensil-compile-report/1"
+CLOCKS_MHZ = (50, 125)
+
+
+def sample_inputs(compiled: CompiledModel, n: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """Standard-normal inputs (the scale of normalised images), reproducible from `seed`."""
+    rng = np.random.default_rng(seed)
+    shapes = compiled.graph.io_shapes
+    return [{name: rng.standard_normal(shapes[name]).astype(np.float32) for name in compiled.graph.inputs}
+            for _ in range(n)]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        return 1.0 if na == nb else 0.0
+    return float(a @ b / (na * nb))
+
+
+def verify(compiled: CompiledModel, onnx_path: str | Path, samples: list[dict[str, np.ndarray]]) -> dict:
+    """Emulate the program and onnxruntime side by side on the same inputs."""
+    import onnxruntime as ort  # only the report needs it
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    shapes = {o: compiled.graph.io_shapes[o] for o in compiled.graph.outputs}
+    per_sample, counters = [], Counter()
+    input_overflows = 0
+    for feeds in samples:
+        runner = ModelRunner(compiled.loaded())
+        ours = runner.run(feeds, shapes)
+        ref = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+        input_overflows += runner.input_overflows
+        c = runner.machine.counters.to_json_dict()
+        counters.update({k: v for k, v in c.items() if isinstance(v, int)})
+        for name in compiled.graph.outputs:
+            diff = np.abs(ours[name].astype(np.float64) - ref[name].reshape(ours[name].shape))
+            per_sample.append({"output": name, "max_abs_error": float(diff.max()),
+                               "mean_abs_error": float(diff.mean()), "cosine_similarity": cosine(ours[name], ref[name]),
+                               "reference_max_abs": float(np.abs(ref[name]).max())})
+    return {
+        "reference": "onnxruntime (float32, CPU)",
+        "samples": len(samples),
+        "max_abs_error": max(s["max_abs_error"] for s in per_sample),
+        "min_cosine_similarity": min(s["cosine_similarity"] for s in per_sample),
+        "per_sample": per_sample,
+        "emulator_saturations": dict(counters),
+        "input_overflows": input_overflows,
+    }
+
+
+def activation_ranges(compiled: CompiledModel, samples: list[dict[str, np.ndarray]]) -> dict:
+    """Float ranges per layer; the layers whose accumulators or outputs exceed the data type."""
+    ranges: dict[str, dict] = {}
+    for feeds in samples:
+        reference_forward(compiled.network, feeds, ranges)
+    limit = compiled.arch.dtype.max_value
+    saturating = [
+        {"layer": name, "max_abs": max(r.values()), "limit": limit, "over_by": max(r.values()) / limit}
+        for name, r in ranges.items() if max(r.values()) > limit
+    ]
+    return {"per_layer": ranges, "limit": limit, "saturating_layers": saturating}
+
+
+def estimates(compiled: CompiledModel) -> tuple[dict, list[dict]]:
+    """Both cycle models over the whole program, and the per-layer table."""
+    low = compiled.lowered
+    groups = [estimator.Group(g.name, g.start, g.end, int(g.info.get("macs", 0))) for g in low.groups]
+    est = estimator.estimate(low.instrs, compiled.arch, groups=groups, clocks_mhz=CLOCKS_MHZ)
+    summary = est.to_json_dict()
+    per_group = summary.pop("groups")
+    table = []
+    for g, ge in zip(low.groups, per_group):
+        row = {"name": g.name, "kind": g.kind, "onnx_nodes": g.info.get("sources", []),
+               "first_instruction": g.start, **{k: v for k, v in ge.items() if k != "name"}}
+        row.update({k: v for k, v in g.info.items() if k not in ("sources", "macs")})
+        table.append(row)
+    return summary, table
+
+
+def build_report(compiled: CompiledModel, onnx_path: str | Path, config: dict, samples: int = 2,
+                 seed: int = 0) -> dict:
+    low, arch = compiled.lowered, compiled.arch
+    inputs = sample_inputs(compiled, samples, seed)
+    summary, table = estimates(compiled)
+    spans = {s.name: s for s in compiled.inputs + compiled.outputs}
+    live = set(compiled.network.inputs) | {step.output for step in compiled.network.steps}
+    return {
+        "format": REPORT_FORMAT,
+        "name": compiled.name,
+        "onnx": str(onnx_path),
+        "arch": {"name": arch.name, **arch.to_json_dict()},
+        "config": config,
+        "compile_seconds": compiled.seconds,
+        "program": {
+            "instructions": len(low.instrs),
+            "bytes": len(compiled.program),
+            "by_kind": dict(Counter(type(i).__name__ for i in low.instrs)),
+        },
+        "consts": {"vectors": low.consts.size, "bytes": len(compiled.consts)},
+        "memory": {
+            "local_peak_vectors": low.local_peak, "local_depth": arch.local_depth,
+            "accumulator_peak_vectors": low.acc_peak, "accumulator_depth": arch.accumulator_depth,
+            "dram0_vectors": low.dram0_size, "dram1_vectors": low.consts.size,
+            "spilled_to_dram0": low.spilled,
+            "buffers": [{"tensor": b.tensor, "shape": [b.channels, b.height, b.width], "pad": b.pad,
+                         "home": b.home, "size": b.size} for b in low.buffers.values() if b.tensor in live],
+        },
+        "estimate": summary,
+        "layers": table,
+        "io": {
+            "inputs": [{"name": n, "onnx_shape": compiled.graph.io_shapes[n], "base": spans[n].base,
+                        "size": spans[n].size} for n in compiled.graph.inputs],
+            "outputs": [{"name": n, "onnx_shape": compiled.graph.io_shapes[n], "base": spans[n].base,
+                         "size": spans[n].size} for n in compiled.graph.outputs],
+        },
+        "fixed_point": {
+            "data_type": arch.data_type,
+            "weight_overflows": {k: v for k, v in low.consts.overflow.items()},
+            "weight_overflow_total": int(sum(low.consts.overflow.values())),
+            "activations": activation_ranges(compiled, inputs),
+        },
+        "verification": verify(compiled, onnx_path, inputs) if samples else {"samples": 0},
+    }
+
+
+def report_path(out_dir: str | Path, name: str) -> Path:
+    return Path(out_dir) / f"{name}.report.json"
+
+
+def write_outputs(compiled: CompiledModel, out_dir: str | Path, report: dict) -> Path:
+    """Write `.tmodel/.tprog/.tdata/.report.json` together: all four files or none."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CompileError(f"cannot create output directory {out_dir}: {e.strerror}") from None
+    tmp = Path(tempfile.mkdtemp(prefix=".tensil-", dir=out_dir))
+    try:
+        write_model(tmp, compiled.name, compiled.arch, compiled.program, compiled.consts,
+                    compiled.inputs, compiled.outputs)
+        report_path(tmp, compiled.name).write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+        names = [f"{compiled.name}.{ext}" for ext in ("tdata", "tprog", "report.json", "tmodel")]
+        for n in names:
+            os.replace(tmp / n, out_dir / n)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir / f"{compiled.name}.tmodel"
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
