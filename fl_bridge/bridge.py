@@ -11,10 +11,10 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,10 +25,14 @@ from fl_bridge.config import RunConfig
 from fl_bridge.data import dataset
 from fl_bridge.errors import DeployError, FLError
 from fl_bridge.evaluate import features
+from fl_bridge.local import to_input
 from fl_bridge.model import build_model, layout, set_communicated
 from fl_bridge.rundir import RunDir, write_json
 from train.checkpoint import build_model as build_feature_model
 from train.checkpoint import load_checkpoint
+
+# Emulated (FP16BP8 fixed point) and float32 torch features must point the same way.
+MIN_COSINE = 0.999
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,8 @@ def deploy(cfg: DeployConfig) -> Path:
     export_dir, tensil_dir, bundle_dir = build / "export", build / "tensil", build / "bundle" / name
     onnx = export_dir / f"{name}.onnx"
     _step("export", [py, "-m", "export", "--checkpoint", str(ckpt_path), "--out", str(export_dir), "--name", name])
-    _step("compile", [py, "-m", "tensil", "compile", "--onnx", str(onnx), "--arch", cfg.arch, "--out", str(tensil_dir)])
+    _step("compile", [py, "-m", "tensil", "compile", "--onnx", str(onnx), "--arch", cfg.arch, "--out", str(tensil_dir),
+                     "--name", f"{name}_{cfg.arch}"])
     fpga_dir = None
     if shutil.which("vivado"):
         fpga_dir = build / "fpga" / f"{cfg.arch}_50MHz"
@@ -86,7 +91,13 @@ def deploy(cfg: DeployConfig) -> Path:
               file=sys.stderr)
     _step("bundle", [py, "-m", "board", "bundle", "--onnx", str(onnx), "--tensil", str(tensil_dir),
                      "--arch", cfg.arch, "--fpga", str(fpga_dir) if fpga_dir else "none", "--out", str(bundle_dir)])
-    check = emulator_check(ckpt_path, tensil_dir / f"{name}_{cfg.arch}.tmodel", cfg.check_images)
+    tmodels = sorted(bundle_dir.glob("*.tmodel"))
+    if len(tmodels) != 1:
+        raise DeployError(f"the bundle {bundle_dir} should hold one .tmodel, it holds {len(tmodels)}")
+    check = emulator_check(ckpt_path, tmodels[0], cfg.check_images)
+    if check["min_cosine"] < MIN_COSINE:
+        raise DeployError(f"emulated features differ from the merged torch model (cosine {check['min_cosine']:.5f} "
+                          f"< {MIN_COSINE})")
     report = run.path / "deploy.json"
     write_json(report, {"config": asdict(cfg), "checkpoint": str(ckpt_path), "onnx": str(onnx),
                         "tensil": str(tensil_dir), "bitstream": str(fpga_dir) if fpga_dir else None,
@@ -97,20 +108,21 @@ def deploy(cfg: DeployConfig) -> Path:
 def emulator_check(ckpt_path: Path, tmodel: Path, count: int) -> dict:
     """Features of `count` clean base images: `python -m tensil emulate` vs the merged torch model."""
     ckpt = load_checkpoint(ckpt_path)
-    data = dataset(ckpt.dataset, ckpt.config.get("data_root", ""), ckpt.preprocessing.image_size)
+    data = dataset(ckpt.dataset, str(ckpt.config.get("data_root", "")), ckpt.preprocessing.image_size)
     images = data.base.images[:count]
     reference = features(build_feature_model(ckpt), images, data.preprocessing).numpy()
-    work = ckpt_path.parent / "emulator_check"
-    work.mkdir(exist_ok=True)
-    inputs, outputs = work / "inputs.npy", work / "features.npy"
-    from fl_bridge.local import to_input
-
-    np.save(inputs, to_input(images, data.preprocessing).numpy())
-    _step("emulate", [sys.executable, "-m", "tensil", "emulate", "--tmodel", str(tmodel), "--input", str(inputs),
-                      "--out", str(outputs)])
-    emulated = np.load(outputs, allow_pickle=False).reshape(reference.shape)
+    inputs = to_input(images, data.preprocessing).numpy()
+    emulated = []
+    with tempfile.TemporaryDirectory(prefix="fl_emulate_") as tmp:
+        for i in range(len(images)):
+            x, y = Path(tmp) / f"x{i}.npy", Path(tmp) / f"y{i}.npy"
+            np.save(x, inputs[i : i + 1])
+            _step(f"emulate image {i}", [sys.executable, "-m", "tensil", "emulate", "--tmodel", str(tmodel),
+                                         "--input", str(x), "--out", str(y)])
+            emulated.append(np.load(y, allow_pickle=False).reshape(-1))
+    emulated = np.stack(emulated)
     err = np.abs(emulated - reference)
     cos = (emulated * reference).sum(1) / (np.linalg.norm(emulated, axis=1) * np.linalg.norm(reference, axis=1))
-    return {"images": int(count), "max_abs_diff": float(err.max()), "mean_abs_diff": float(err.mean()),
-            "feature_scale": float(np.abs(reference).max()), "min_cosine": float(cos.min()),
-            "tmodel": str(tmodel), "note": json.dumps("FP16BP8 fixed point vs float32 torch")}
+    return {"images": len(images), "max_abs_diff": float(err.max()), "mean_abs_diff": float(err.mean()),
+            "feature_scale": float(np.abs(reference).max()), "min_cosine": float(cos.min()), "tmodel": str(tmodel),
+            "reference": "merged torch backbone, float32; emulator: Tensil fixed point of the arch"}
