@@ -79,7 +79,7 @@ def encode(tensors: dict[str, np.ndarray], layout: Layout, codec: CodecConfig) -
             parts.append(arrays[name].astype("<f4").tobytes())
     blob = b"".join(parts)
     if codec.deflate:
-        blob = zlib.compress(blob, 9)
+        blob = zlib.compress(blob, 6)
     return ArrayRecord({PAYLOAD_KEY: Array(np.frombuffer(blob, dtype=np.uint8))})
 
 

@@ -88,7 +88,8 @@ class CompressedFedAvg(FedAvg):
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         valid, errors = self._check_and_log_replies(list(replies), is_train=True, validate=False)
-        updates, weights, losses, dropped, bytes_up = [], [], [], 0, 0
+        sums: dict[str, np.ndarray] = {}  # running sums of n_k * update_k: one update in memory at a time
+        examples, loss_sum, received, dropped, bytes_up = 0, 0.0, 0, 0, 0
         for msg in valid:
             bytes_up += record_nbytes(msg.content["arrays"]) if "arrays" in msg.content else 0
             try:
@@ -97,16 +98,19 @@ class CompressedFedAvg(FedAvg):
                 log.warning("round %d: dropped the update of node %d: %s", server_round, msg.metadata.src_node_id, e)
                 dropped += 1
                 continue
-            updates.append(tensors)
-            weights.append(n)
-            losses.append(float(msg.content["metrics"].get("train-loss", float("nan"))))
-        metrics = MetricRecord({"bytes-up": bytes_up, "received": len(updates), "dropped": dropped,
-                                "failed": len(errors), "num-examples": int(sum(weights))})
-        if not updates:
+            for name, value in tensors.items():
+                if name in sums:
+                    sums[name] += n * value.astype(np.float64)
+                else:
+                    sums[name] = n * value.astype(np.float64)
+            examples += n
+            received += 1
+            loss_sum += n * float(msg.content["metrics"].get("train-loss", float("nan")))
+        metrics = MetricRecord({"bytes-up": bytes_up, "received": received, "dropped": dropped,
+                                "failed": len(errors), "num-examples": examples})
+        if not received:
             log.warning("round %d: no usable update; the global model is unchanged", server_round)
             return None, metrics
-        w = np.asarray(weights, dtype=np.float64) / sum(weights)
-        averaged = {name: sum(wk * u[name].astype(np.float64) for wk, u in zip(w, updates)).astype(np.float32)
-                    for name, _ in self.layout}
-        metrics["train-loss"] = float(np.dot(w, losses))
+        averaged = {name: (sums[name] / examples).astype(np.float32) for name, _ in self.layout}
+        metrics["train-loss"] = loss_sum / examples
         return to_record(averaged), metrics
