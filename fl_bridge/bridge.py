@@ -60,6 +60,8 @@ def _step(what: str, cmd: list[str]) -> None:
 
 def write_merged_checkpoint(run: RunDir) -> Path:
     cfg = RunConfig.load(run.path)
+    if cfg.norm != "batch":
+        raise DeployError("Tensil has no GroupNormalization: only --norm batch backbones can be deployed")
     data = dataset(cfg.dataset, cfg.data_root, cfg.image_size)
     model_cfg = cfg.model_config(int(data.base.labels.max()) + 1)
     model = build_model(model_cfg)

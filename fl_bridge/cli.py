@@ -1,4 +1,4 @@
-"""`python -m fl_bridge <command>`: run | deploy | superlink | supernode.
+"""`python -m fl_bridge <command>`: run | compare | deploy | superlink | supernode.
 
 Defaults are the embedded default. Errors print one `fl_bridge: error: <line>` to stderr and
 exit with status 2, without a traceback.
@@ -42,9 +42,9 @@ HELP = {
 }
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+def _add_config_flags(parser: argparse.ArgumentParser, **defaults: object) -> None:
     for f in dataclasses.fields(RunConfig):
-        flag, default = "--" + f.name.replace("_", "-"), f.default
+        flag, default = "--" + f.name.replace("_", "-"), defaults.get(f.name, f.default)
         help_text = f"{HELP.get(f.name, f.name.replace('_', ' '))} (default: {default})"
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(run)
     run.add_argument("--superlink", default=None, metavar="HOST:PORT",
                      help="submit to this SuperLink with `flwr run` instead of simulating")
+    cmp = sub.add_parser("compare", help="simulate FedAvg (float32) and these FLoCoRA settings side by side")
+    _add_config_flags(cmp, out="build/fl/compare")
     dep = sub.add_parser("deploy", help="merge the adapters and run export, compile, (bitstream) and bundle")
     dep.add_argument("--run", default="build/fl/default", help="federated run folder (default: build/fl/default)")
     dep.add_argument("--name", default=None, help="artifact name (default: fl_<run folder name>)")
@@ -124,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "compare":
+            from fl_bridge.compare import compare
+
+            print(compare(_config(args)))
+            return 0
         if args.command == "deploy":
             return _deploy(args)
         from fl_bridge.deployment import superlink_command, supernode_command
