@@ -1,0 +1,153 @@
+"""`python -m tensil compile | emulate | inspect`: outputs, and one clear line + exit 2 + no
+partial files on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper
+
+from compiler_helpers import make_model, weights
+from tensil.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def small_model(path: Path, op: str = "Relu", c: int = 5, dims=(1, 3, 8, 8)) -> Path:
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node(op, ["c"], ["r"], name="act"),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["y"])]
+    model = make_model(nodes, [("x", list(dims))], [("y", None)],
+                       {"W": weights(rng, c, 3, 3, 3), "B": weights(rng, c, scale=0.2)}, opset=10)
+    onnx.save(model, path)
+    return path
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture()
+def compiled(tmp_path, capsys):
+    onnx_path = small_model(tmp_path / "net.onnx")
+    rc, _, err = run(capsys, "compile", "--onnx", str(onnx_path), "--arch", "custom_perf", "--out",
+                     str(tmp_path / "out"), "--samples", "1")
+    assert rc == 0, err
+    return onnx_path, tmp_path / "out" / "net_onnx_custom_perf.tmodel"
+
+
+def test_compile_writes_model_and_report(compiled):
+    onnx_path, tmodel = compiled
+    names = sorted(p.name for p in tmodel.parent.iterdir())
+    assert names == [f"net_onnx_custom_perf.{e}" for e in ("report.json", "tdata", "tmodel", "tprog")]
+    manifest = json.loads(tmodel.read_text())
+    assert list(manifest) == ["name", "prog", "consts", "inputs", "outputs", "arch", "load_consts_to_local"]
+    report = json.loads(tmodel.with_name("net_onnx_custom_perf.report.json").read_text())
+    assert report["io"]["outputs"][0]["onnx_shape"] == [1, 5]
+    assert report["verification"]["min_cosine_similarity"] > 0.99
+    assert report["estimate"]["tensil_cycles"] > 0 and report["layers"]
+    assert report["config"]["arch"] == "custom_perf"
+
+
+def test_emulate_returns_the_onnx_shape(compiled, tmp_path, capsys):
+    onnx_path, tmodel = compiled
+    x = np.random.default_rng(5).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    rc, _, err = run(capsys, "emulate", "--tmodel", str(tmodel), "--input", str(tmp_path / "x.npy"), "--out",
+                     str(tmp_path / "y.npy"))
+    assert rc == 0, err
+    y = np.load(tmp_path / "y.npy")
+    ref = ort.InferenceSession(str(onnx_path)).run(None, {"x": x})[0]
+    assert y.shape == ref.shape == (1, 5) and np.abs(y - ref).max() < 0.05
+
+
+def test_inspect_prints_listing_memory_and_estimate(compiled, capsys):
+    _, tmodel = compiled
+    rc, out, err = run(capsys, "inspect", "--tmodel", str(tmodel), "--listing", "--memory", "--estimate", "--mhz", "50")
+    assert rc == 0, err
+    assert "MatMul" in out and "local memory peak" in out and "KCycles" in out and "ms@50MHz" in out
+
+
+def bad(capsys, *argv) -> str:
+    rc, _, err = run(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert rc == 2 and lines and lines[-1].startswith("tensil: error: ") and "Traceback" not in err, err
+    return lines[-1]
+
+
+def test_bad_inputs_to_compile_leave_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    cases = [
+        (small_model(tmp_path / "sig.onnx", op="Sigmoid"), "custom_perf", "node 'act' (Sigmoid)"),
+        (small_model(tmp_path / "dyn.onnx", dims=("N", 3, 8, 8)), "custom_perf", "dynamic dimension"),
+        (small_model(tmp_path / "big.onnx", c=5, dims=(1, 3, 8, 8)), str(tmp_path / "bad.tarch"), "missing key"),
+        (tmp_path / "missing.onnx", "custom_perf", "does not exist"),
+    ]
+    (tmp_path / "bad.tarch").write_text(json.dumps({"data_type": "FP16BP8", "array_size": 12}))
+    for onnx_path, arch, message in cases:
+        line = bad(capsys, "compile", "--onnx", str(onnx_path), "--arch", arch, "--out", str(out))
+        assert message in line
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_network_that_does_not_fit(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "W"], ["y"], kernel_shape=[3, 3])]
+    onnx.save(make_model(nodes, [("x", [1, 1200, 3, 3])], [("y", None)], {"W": weights(rng, 4, 1200, 3, 3)}),
+              tmp_path / "wide.onnx")
+    line = bad(capsys, "compile", "--onnx", str(tmp_path / "wide.onnx"), "--out", str(tmp_path / "out"))
+    assert "does not fit" in line
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_bad_model_files(compiled, tmp_path, capsys):
+    _, tmodel = compiled
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((1, 3, 8, 8), np.float32))
+    y = tmp_path / "y.npy"
+    # another architecture than the one asked for
+    assert "another architecture" in bad(capsys, "emulate", "--tmodel", str(tmodel), "--input", str(x), "--out",
+                                         str(y), "--arch", "pynqz1")
+    # wrong input shape
+    np.save(tmp_path / "x2.npy", np.zeros((1, 3, 9, 9), np.float32))
+    assert "shape" in bad(capsys, "emulate", "--tmodel", str(tmodel), "--input", str(tmp_path / "x2.npy"), "--out",
+                          str(y))
+    for ext in ("tprog", "tdata"):
+        f = tmodel.with_name(f"net_onnx_custom_perf.{ext}")
+        data = f.read_bytes()
+        f.write_bytes(data[:-8])
+        assert "truncated" in bad(capsys, "emulate", "--tmodel", str(tmodel), "--input", str(x), "--out", str(y))
+        assert "truncated" in bad(capsys, "inspect", "--tmodel", str(tmodel))
+        f.write_bytes(data)
+    assert not y.exists()
+
+
+def test_upstream_backend_says_why_it_cannot_run(tmp_path, capsys):
+    from tensil.upstream import UpstreamError, docker_engine
+
+    try:
+        docker_engine()
+        pytest.skip("a Docker engine answers here; the no-engine path cannot be shown")
+    except UpstreamError:
+        pass
+    onnx_path = small_model(tmp_path / "net.onnx")
+    line = bad(capsys, "compile", "--onnx", str(onnx_path), "--backend", "upstream", "--out", str(tmp_path / "o"))
+    assert "Docker" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_module_entry_point(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "tensil", "inspect", "--tmodel", str(tmp_path / "none.tmodel")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and r.stderr.startswith("tensil: error: ") and "Traceback" not in r.stderr
