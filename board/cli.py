@@ -12,8 +12,9 @@ from board.errors import BoardError
 log = logging.getLogger("board")
 
 
-def _add_fields(parser: argparse.ArgumentParser, cls, helps: dict | None = None) -> None:
+def _add_fields(parser: argparse.ArgumentParser, cls, helps: dict | None = None, choices: dict | None = None) -> None:
     """One flag per dataclass field (`--field-name`), typed from the default."""
+    choices = choices or {}
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
@@ -22,6 +23,8 @@ def _add_fields(parser: argparse.ArgumentParser, cls, helps: dict | None = None)
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         elif isinstance(default, (int, float)) and not isinstance(default, bool):
             parser.add_argument(flag, type=type(default), default=default, help=help_text)
+        elif f.name in choices:
+            parser.add_argument(flag, choices=choices[f.name], default=default, help=help_text)
         elif f.name == "camera":
             parser.add_argument(flag, type=int, default=default, help=help_text)
         else:
@@ -52,10 +55,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fields(sub.add_parser("video", help="generate a camera-like video, events and ground truth"), VideoConfig, {
         "samples": "npz from `python -m train sample-images`"})
     _add_fields(sub.add_parser("demo", help="run the few-shot demo"), DemoConfig, {
-        "backend": "|".join(BACKENDS), "display": "file (headless: annotated.avi + log.json) | window | hdmi",
-        "video": "video file or generated folder", "camera": "live camera index"})
+        "backend": "backbone runtime", "display": "file = headless: annotated.avi + log.json in --out",
+        "video": "video file, or a folder from `python -m board video`", "camera": "live camera index (overrides --video)",
+        "events": "scripted events '<frame> <action> [class]'", "truth": "ground truth json (per-frame class)",
+        "buttons": "PYNQ push/PMOD buttons (AXI GPIO)", "frames_per_shot": "frames averaged into one shot",
+        "temperature": "softmax(-T * distance)", "smoothing": "EMA weight of past scores",
+        "unknown_distance": "answer 'unknown' beyond this distance (0 = never)",
+        "classes_file": "taught classes, saved after every change (default <out>/classes.npz)",
+        "restore": "start from the saved classes", "timeout": "accelerator timeout in seconds",
+        "max_frames": "stop after this many frames (0 = all)"},
+        {"backend": BACKENDS, "display": ("file", "window", "hdmi")})
     _add_fields(sub.add_parser("deploy", help="copy the bundle and board/ to the PYNQ board"), DeployConfig, {
-        "board": "user@host", "tool": "auto | rsync | scp"})
+        "board": "user@host", "dest": "folder on the board", "dry_run": "print the commands only"},
+        {"tool": ("auto", "rsync", "scp")})
     return parser
 
 

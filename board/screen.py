@@ -48,7 +48,7 @@ class Screen:
             self._video(canvas, frame_bgr)
         self._banner(canvas, app)
         self._classes(canvas, app)
-        _text(canvas, f"{timing.fps:5.1f} FPS  {timing.latency_ms:5.0f} ms  backbone {timing.backbone_ms:4.0f} ms",
+        _text(canvas, f"{timing.fps:5.1f} FPS  {timing.latency_ms:5.0f} ms  backbone {timing.backbone_ms:5.1f} ms",
               (8, HEIGHT - 10), 0.5)
         if app.state is State.ERROR:
             cv2.rectangle(canvas, (20, 180), (VIDEO_W - 20, 300), (30, 30, 120), -1)
@@ -97,12 +97,14 @@ class Screen:
             if taught.thumbnail is not None and size >= 12:
                 canvas[y + 3:y + 3 + size, x0 + 4:x0 + 4 + size] = cv2.resize(taught.thumbnail, (size, size))
             tx = x0 + 8 + size
-            _text(canvas, _fit(taught.name, 12), (tx, y + 14), 0.42)
-            _text(canvas, f"{len(taught.shots)} shots", (tx, y + min(28, row - 4)), 0.36, GREY if not taught.shots else WHITE)
+            _text(canvas, _fit(taught.name, 13 if scores is not None else 17), (tx, y + 14), 0.42)
+            second = y + min(30, row - 4)
+            _text(canvas, f"{len(taught.shots)} shots", (tx, second), 0.36, WHITE if taught.shots else GREY)
             if scores is not None:
-                bar = int(scores[i] * (WIDTH - 50 - (tx + 64)))
-                cv2.rectangle(canvas, (tx + 64, y + 4), (tx + 64 + max(bar, 1), y + 14), GREEN, -1)
-                _text(canvas, f"{scores[i] * 100:3.0f}%", (WIDTH - 44, y + 14), 0.4)
+                _text(canvas, f"{scores[i] * 100:3.0f}%", (WIDTH - 40, y + 14), 0.4)
+                left, right = tx + 54, WIDTH - 8
+                cv2.rectangle(canvas, (left, second - 8), (right, second), (70, 70, 70), -1)
+                cv2.rectangle(canvas, (left, second - 8), (left + int(scores[i] * (right - left)), second), GREEN, -1)
 
 
 def _fit(text: str, chars: int) -> str:

@@ -33,7 +33,7 @@ class VideoConfig:
     shots: int = 3                 # teaching shots per class
     frames_per_shot: int = 5       # must match the demo's --frames-per-shot
     settle_frames: int = 4         # frames shown before each class's first shot
-    test_frames: int = 60          # frames per class in the inference phase
+    test_frames: int = 40          # frames per class in the inference phase
     hold_frames: int = 6           # frames one test picture stays in view
     width: int = 320
     height: int = 240
