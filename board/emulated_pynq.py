@@ -154,26 +154,26 @@ class _SendChannel:
 
     def __init__(self, tcu: EmulatedTcu, max_size: int):
         self._tcu, self._max_size = tcu, max_size
-        self._started = False
+        self._stuck = False          # a transfer the accelerator never accepted
 
     @property
     def idle(self) -> bool:
-        return not (self._started and self._tcu.busy)
+        return not self._stuck
 
     def transfer(self, array, start: int = 0, nbytes: int = 0) -> None:
         if not isinstance(array, EmulatedBuffer):
             raise RuntimeError("DMA transfers need a buffer from allocate()")
-        if not self.idle:
+        if self._stuck:
             raise RuntimeError("DMA channel not idle")
         data = array.reshape(-1).view(np.uint8)
         nbytes = nbytes or data.nbytes - start
         if nbytes > self._max_size:
             raise ValueError(f"transfer of {nbytes} bytes exceeds the DMA's {self._max_size}")
-        self._started = True
         self._tcu.consume(data[start:start + nbytes].tobytes())
+        self._stuck = self._tcu.busy
 
     def wait(self) -> None:
-        if not self.idle:
+        if self._stuck:
             raise RuntimeError("emulated DMA would wait forever: the accelerator does not accept instructions")
 
 

@@ -73,6 +73,9 @@ class Pipeline:
                 index += 1
         except BoardError as exc:
             self._put(self._frames, Result(index, None, None, time.perf_counter(), error=str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a dead worker must end the stream, not hang it
+            self._put(self._frames, Result(index, None, None, time.perf_counter(),
+                                           error=f"frame capture failed: {type(exc).__name__}: {exc}"))
         self._put(self._frames, _END)
 
     def _infer(self) -> None:
@@ -92,8 +95,9 @@ class Pipeline:
                 t1 = time.perf_counter()
                 item.features = self._backend.features(batch)
                 item.preprocess_s, item.backbone_s = t1 - t0, time.perf_counter() - t1
-            except BoardError as exc:
-                item.error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - report, never hang the display loop
+                item.error = str(exc) if isinstance(exc, BoardError) else \
+                    f"{self._backend.name} backend failed: {type(exc).__name__}: {exc}"
                 self._put(self._results, item)
                 self._put(self._results, _END)
                 return

@@ -112,8 +112,10 @@ class TcuDriver:
         deadline = time.monotonic() + self.timeout_s
         channel = self._dma.sendchannel
         for start in range(0, nbytes, self._chunk):
-            self._wait(lambda: channel.idle, deadline, what)
+            # PYNQ's DMA.wait() has no timeout; idleness is polled instead. (The idle bit is only
+            # meaningful after a transfer, which is why it is checked after each one, not before.)
             channel.transfer(buffer, start=start, nbytes=min(self._chunk, nbytes - start))
+            self._wait(lambda: channel.idle, deadline, what)
         self._wait(lambda: np.array_equal(probe, self._probe_pattern), deadline, what)
 
     def _wait(self, done, deadline: float, what: str) -> None:

@@ -84,3 +84,16 @@ def test_app_controls_add_shots_while_inferring_undo_delete():
     assert [c.name for c in app.classifier.classes] == ["class 1"]
     app.handle(Event(Action.SHOT, 5))
     assert "teach class 1 before class 5" in app.message
+
+
+def test_a_crashing_backend_ends_the_run_with_a_message(onnx_bundle, generated_video, tmp_path, monkeypatch):
+    from board import backends
+
+    def broken(self, batch):
+        raise FloatingPointError("overflow")
+
+    monkeypatch.setattr(backends.OnnxBackend, "features", broken)
+    report = run_demo(DemoConfig(bundle=str(onnx_bundle), backend="onnx", video=str(generated_video),
+                                 out=str(tmp_path)))
+    assert report.error == "onnx backend failed: FloatingPointError: overflow"
+    assert report.frames == 0
