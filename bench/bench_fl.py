@@ -73,16 +73,16 @@ def bench_aggregation(clients: int = 100) -> None:
 
 
 def bench_simulation_overhead(rounds: int = 3) -> None:
-    from flwr.app import ArrayRecord
     from flwr.supercore.task_identity import TaskIdentity
 
     from fl_bridge.client_app import run_train_task
     from fl_bridge.config import RunConfig
     from fl_bridge.server import data_task
     from fl_bridge.simulate import simulate
-    from fl_bridge.strategy import CompressedFedAvg, to_record
     from fl_bridge.data import dataset
     from fl_bridge.model import base_hash
+    from fl_bridge.partition import sample_clients
+    from fl_bridge.strategy import CompressedFedAvg
 
     TaskIdentity.run_id = TaskIdentity.node_id = TaskIdentity.task_id = 1
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,8 +99,6 @@ def bench_simulation_overhead(rounds: int = 3) -> None:
         strategy = CompressedFedAvg(mcfg, cfg.codec, LocalConfig(cfg.epochs, cfg.batch_size, cfg.lr), data_task(cfg),
                                     lay, base_hash(model), cfg.per_round)
         payload = encode(get_communicated(model), lay, cfg.codec)
-        from fl_bridge.partition import sample_clients
-
         start = time.perf_counter()
         for p in sample_clients(cfg.clients, cfg.per_round, cfg.seed, 1):
             run_train_task(strategy.task(1, p), payload)

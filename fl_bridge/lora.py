@@ -93,12 +93,6 @@ def merge_lora(model: nn.Module) -> nn.Module:
     return model
 
 
-def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict of a merged model under the original (adapter-free) key names."""
-    merged = merge_lora(model)
-    return {k: v.detach().clone() for k, v in merged.state_dict().items()}
-
-
 def frozen_base_hash(model: nn.Module) -> str:
     """SHA-256 over the frozen base weights (name, shape, bytes): clients refuse a different base."""
     h = hashlib.sha256()
@@ -108,12 +102,4 @@ def frozen_base_hash(model: nn.Module) -> str:
             h.update(str(tuple(p.shape)).encode())
             h.update(p.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def lora_forward_matches(model_lora: nn.Module, model_merged: nn.Module, x: torch.Tensor) -> float:
-    """max |f_lora(x) - f_merged(x)|, both in eval mode."""
-    model_lora.eval()
-    model_merged.eval()
-    with torch.no_grad():
-        return float((model_lora(x) - model_merged(x)).abs().max())
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def prunable(name: str, array: np.ndarray) -> bool:
+def prunable(array: np.ndarray) -> bool:
     return array.ndim > 1
 
 
@@ -19,7 +19,7 @@ def global_threshold(arrays: dict[str, np.ndarray], rate: float) -> float:
     """The magnitude below which a fraction `rate` of the prunable entries lies."""
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"pruning rate must be in [0, 1) (got {rate})")
-    mags = [np.abs(a).ravel() for n, a in arrays.items() if prunable(n, a)]
+    mags = [np.abs(a).ravel() for a in arrays.values() if prunable(a)]
     if rate == 0.0 or not mags:
         return 0.0
     flat = np.concatenate(mags)
@@ -32,11 +32,11 @@ def prune(arrays: dict[str, np.ndarray], rate: float) -> dict[str, np.ndarray]:
     thr = global_threshold(arrays, rate)
     if thr == 0.0:
         return dict(arrays)
-    return {n: np.where(np.abs(a) < thr, 0, a).astype(a.dtype) if prunable(n, a) else a for n, a in arrays.items()}
+    return {n: np.where(np.abs(a) < thr, 0, a).astype(a.dtype) if prunable(a) else a for n, a in arrays.items()}
 
 
 def sparsity(arrays: dict[str, np.ndarray]) -> float:
     """Fraction of zeros among the prunable entries."""
-    sizes = [(a.size, int(np.count_nonzero(a == 0))) for n, a in arrays.items() if prunable(n, a)]
+    sizes = [(a.size, int(np.count_nonzero(a == 0))) for a in arrays.values() if prunable(a)]
     total = sum(s for s, _ in sizes)
     return sum(z for _, z in sizes) / total if total else 0.0

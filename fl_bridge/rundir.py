@@ -49,14 +49,16 @@ class ServerState:
 
 
 class RunDir:
+    """The files of one federated run."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    config_path = property(lambda self: self.path / "config.json")
-    state_path = property(lambda self: self.path / "state.pt")
-    metrics_path = property(lambda self: self.path / "metrics.json")
-    checkpoint_path = property(lambda self: self.path / "backbone.pt")
-    partitions_path = property(lambda self: self.path / "partitions.json")
+        self.config_path = self.path / "config.json"
+        self.state_path = self.path / "state.pt"
+        self.metrics_path = self.path / "metrics.json"
+        self.checkpoint_path = self.path / "backbone.pt"
+        self.partitions_path = self.path / "partitions.json"
 
     def start(self, cfg: RunConfig) -> None:
         """Write `config.json`, or check that an existing one describes the same run."""

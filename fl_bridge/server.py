@@ -18,15 +18,14 @@ from flwr.serverapp import Grid
 
 from fl_bridge.accounting import count_message
 from fl_bridge.codec import record_nbytes
+from fl_bridge.checkpointing import write_backbone_checkpoint
 from fl_bridge.config import RunConfig
-from fl_bridge.data import dataset
+from fl_bridge.data import dataset, partitions
 from fl_bridge.evaluate import Evaluator
 from fl_bridge.local import LocalConfig
 from fl_bridge.model import ModelConfig, base_hash, build_model, get_communicated, layout, set_communicated
-from fl_bridge.rundir import RunDir, ServerState, write_json
-from fl_bridge.checkpointing import write_backbone_checkpoint
 from fl_bridge.partition import histograms
-from fl_bridge.data import partitions
+from fl_bridge.rundir import RunDir, ServerState, write_json
 from fl_bridge.strategy import CompressedFedAvg, from_record, to_record
 from fl_bridge.task import DataTask
 
