@@ -477,7 +477,7 @@ def _simd_block_ok(instrs: Sequence[Simd], period: int, depth: int) -> bool:
     q = len(instrs) // p
     if q == 1:
         return True
-    slot = instrs[:p]
+    slot = [s for s in instrs[:p] if s.op != SimdOp.NOOP]  # NoOp (no flags) has no effect
     written_before: set = set()
     all_written = {s.dest for s in slot if s.dest}
     for s in slot:

@@ -17,6 +17,7 @@ appears in the error:
   flags it).
 * `simd-stall`: SIMD that consumes the input without `read`, `read` without consuming it,
   op Zero with `read`, op NoOp with `read`/`write` (permanent stall, hazards 1-3).
+* `simd-noop-dest`: op NoOp naming a destination register (never measured on the RTL).
 * `simd-dest-write`: `write` with a register `dest` writes both (hazard 4; upstream's emulator
   disagrees with the RTL).
 * `simd-register`: register codes up to `simd_registers_depth`.
@@ -41,6 +42,7 @@ from tensil.isa import (
     NoOp,
     ProgramError,
     Simd,
+    SimdOp,
     encode_int,
     mnemonic,
 )
@@ -117,6 +119,8 @@ def check_program(instrs: Sequence[Instruction], arch: Arch, reserve_driver_prob
             reason = simd_stall_reason(ins)
             if reason:
                 fail("simd-stall", reason)
+            if ins.op == SimdOp.NOOP and ins.dest:
+                fail("simd-noop-dest", "ALU op NoOp with a register destination has no measured meaning")
             if ins.write and ins.dest:
                 fail("simd-dest-write", "write with a register destination writes both register and accumulator")
             if max(ins.left, ins.right, ins.dest) > arch.simd_registers_depth:

@@ -56,6 +56,7 @@ def test_clean_program_passes():
         (Simd(SimdOp.NOOP, read=True), "simd-stall"),  # hazard 3
         (Simd(SimdOp.NOOP, write=True), "simd-stall"),
         (Simd(SimdOp.MAX, left=0, right=1, dest=1, read=True, write=True), "simd-dest-write"),  # hazard 4
+        (Simd(SimdOp.NOOP, dest=1), "simd-noop-dest"),
         (Simd(SimdOp.ZERO, dest=1, accumulate=True), "simd-accumulate"),
         (Simd(SimdOp.MOVE, left=0, right=0, read=True, write=True, write_addr=2048), "simd-address"),
         (Simd(SimdOp.MOVE, left=0, right=0, read=True, write=True, read_addr=5000), "simd-address"),
