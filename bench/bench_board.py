@@ -7,6 +7,7 @@ absolute terms; the ratios are what transfer). Run: `python -m bench board`.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -179,6 +180,7 @@ def _backend_fps(bundle_dir: Path, video: Path) -> dict:
 
 
 def main() -> None:
+    logging.getLogger("board").setLevel(logging.WARNING)     # no "wrote ..." lines in the figures
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (timings inflated by other jobs)")
     with tempfile.TemporaryDirectory() as tmp:
         video = _video(Path(tmp))

@@ -97,3 +97,20 @@ def test_a_crashing_backend_ends_the_run_with_a_message(onnx_bundle, generated_v
                                  out=str(tmp_path)))
     assert report.error == "onnx backend failed: FloatingPointError: overflow"
     assert report.frames == 0
+
+
+def test_desktop_window_without_gui_support_says_so(onnx_bundle, generated_video, tmp_path):
+    import cv2
+    import pytest
+
+    from board.errors import BoardError
+
+    try:
+        cv2.namedWindow("probe")
+        cv2.destroyWindow("probe")
+        pytest.skip("this OpenCV has window support")
+    except cv2.error:
+        pass
+    with pytest.raises(BoardError, match="no window support"):
+        run_demo(DemoConfig(bundle=str(onnx_bundle), backend="onnx", video=str(generated_video),
+                            display="window", out=str(tmp_path)))
