@@ -80,6 +80,7 @@ class Layer:
     act: tuple = ()  # () | ("relu",) | ("leaky", alpha) | ("clip", lo, hi)
     pool: tuple = ()  # () | ("max", (kh, kw), (sh, sw))
     sources: list[str] = field(default_factory=list)  # ONNX node names fused into this layer
+    copy: bool = False  # pure data rearrangement added by the compiler (no useful MACs)
 
     @property
     def inputs(self) -> list[str]:

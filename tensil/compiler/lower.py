@@ -493,6 +493,8 @@ class _Attempt:
                 p.simd(SimdOp.MAX, left=0, right=1, read=True, write=True, read_addr=srcs[-1], write_addr=dst)
 
     def layer_macs(self, layer: Layer) -> int:
+        if layer.copy:
+            return 0
         hc, wc = self.layer_geometry(layer)
         return int(sum(np.count_nonzero(t.weight) for t in layer.terms)) * hc * wc
 

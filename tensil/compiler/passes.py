@@ -220,3 +220,39 @@ def apply_pool(x: np.ndarray, pool: tuple) -> np.ndarray:
         for j in range(kw):
             out = np.maximum(out, x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw])
     return out
+
+
+def pack_taps_into_lanes(net: Network, array_size: int) -> Network:
+    """Narrow-input convolutions (e.g. RGB, 3 of A lanes used): move the kernel's horizontal taps
+    into lanes first.
+
+    A term conv(x, W[Co, Ci, kh, kw]) with Ci * kw <= A and horizontal stride 1 becomes
+    conv(x', W'[Co, Ci*kw, kh, 1]) where x'[k*Ci + c, y, x] = x_padded[c, y, x + k] is built by a
+    copy layer (0/1 weights: exact). The main conv then runs kh instead of kh*kw weight tiles
+    per output tile: for the default backbone's first layer, 6 + 3 passes over the image
+    instead of 18.
+    """
+    steps: list[Step] = []
+    shapes = dict(net.shapes)
+    for step in net.steps:
+        if isinstance(step, Layer):
+            new_terms = []
+            for t in step.terms:
+                co, ci, kh, kw = t.weight.shape
+                if kw > 1 and ci * kw <= array_size and t.strides[1] == 1:
+                    c, h, w = shapes[t.input]
+                    wo = w + t.pads[1] + t.pads[3] - kw + 1
+                    packed = f"{t.input}/taps_in_lanes/{step.name}"
+                    copy = np.zeros((ci * kw, ci, 1, kw))
+                    for k in range(kw):
+                        copy[k * ci + np.arange(ci), np.arange(ci), 0, k] = 1.0
+                    steps.append(Layer(f"{step.name}/taps_in_lanes", [Term(t.input, copy, (1, 1), (0, t.pads[1], 0, t.pads[3]))],
+                                       np.zeros(ci * kw), packed, sources=list(step.sources[:1]), copy=True))
+                    shapes[packed] = (ci * kw, h, wo)
+                    w2 = t.weight.transpose(0, 3, 1, 2).reshape(co, kw * ci, kh, 1)
+                    new_terms.append(Term(packed, w2, t.strides, (t.pads[0], 0, t.pads[2], 0)))
+                else:
+                    new_terms.append(t)
+            step.terms = new_terms
+        steps.append(step)
+    return Network(steps, shapes, net.inputs, net.outputs, net.io_shapes)

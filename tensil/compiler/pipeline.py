@@ -15,7 +15,7 @@ from tensil.compiler.errors import CompileError
 from tensil.compiler.frontend import load_graph
 from tensil.compiler.graph import Graph, Network
 from tensil.compiler.lower import Lowered, LoweringOptions, lower
-from tensil.compiler.passes import fuse
+from tensil.compiler.passes import fuse, pack_taps_into_lanes
 from tensil.hazards import HazardError, check_program
 from tensil.isa import Layout, ProgramError, decode, encode_program
 from tensil.tmodel import LoadedModel, Span, TModel, model_file_name
@@ -26,6 +26,7 @@ class CompileOptions:
     """Lowering choices (saved in the report's config)."""
 
     merge_rows: bool = False
+    pack_taps: bool = True  # narrow-input convs: horizontal kernel taps into lanes first
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +88,8 @@ def compile_network(graph: Graph, arch: Arch, name: str, options: CompileOptions
     options = options or CompileOptions()
     start = time.perf_counter()
     network = fuse(graph)
+    if options.pack_taps:
+        network = pack_taps_into_lanes(network, arch.array_size)
     lowered = lower(network, arch, LoweringOptions(merge_rows=options.merge_rows))
     program = emit(lowered, arch)
     consts = lowered.consts.to_bytes()

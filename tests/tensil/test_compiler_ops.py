@@ -11,7 +11,7 @@ from compiler_helpers import assert_close, compile_and_compare, make_model, weig
 from tensil.compiler.errors import CompileError
 from tensil.compiler.frontend import graph_from_model
 from tensil.compiler.passes import reference_forward
-from tensil.compiler.pipeline import compile_network
+from tensil.compiler.pipeline import CompileOptions, compile_network
 from tensil.arch import load_arch
 from tensil.emulator import ModelRunner
 
@@ -216,3 +216,22 @@ def test_network_that_cannot_fit():
     model = conv_model(ci=1200, co=4, hw=3)
     with pytest.raises(CompileError, match="does not fit the architecture"):
         compile_network(graph_from_model(model), load_arch("custom_perf"), "m")
+
+
+def test_taps_into_lanes_pass_is_exact_and_cheaper():
+    """RGB-like 3x3 conv: the packed network computes the same float function, and the program
+    needs fewer weight tiles."""
+    model = conv_model(ci=3, co=16, hw=10, after=[("LeakyRelu", {"alpha": 0.1}, {})])
+    graph = graph_from_model(model)
+    arch = load_arch("custom_perf")
+    packed = compile_network(graph, arch, "m", CompileOptions(pack_taps=True))
+    plain = compile_network(graph_from_model(model), arch, "m", CompileOptions(pack_taps=False))
+    assert any(s.copy for s in packed.network.steps) and not any(getattr(s, "copy", False) for s in plain.network.steps)
+    x = np.random.default_rng(2).standard_normal((1, 3, 10, 10))
+    a = reference_forward(packed.network, {"x": x})["y"]
+    b = reference_forward(plain.network, {"x": x})["y"]
+    assert np.allclose(a, b, atol=1e-9)
+    count = lambda c: sum(type(i).__name__ == "LoadWeight" for i in c.lowered.instrs)  # noqa: E731
+    assert count(packed) < count(plain)
+    ours, ref, _ = compile_and_compare(model)
+    assert_close(ours, ref)
