@@ -79,7 +79,7 @@ def bench_simulation_overhead(rounds: int = 3) -> None:
     from fl_bridge.config import RunConfig
     from fl_bridge.server import data_task
     from fl_bridge.simulate import simulate
-    from fl_bridge.data import dataset
+    from fl_bridge.data import dataset, model_config
     from fl_bridge.model import base_hash
     from fl_bridge.partition import sample_clients
     from fl_bridge.strategy import CompressedFedAvg
@@ -93,7 +93,7 @@ def bench_simulation_overhead(rounds: int = 3) -> None:
         wall = time.perf_counter() - start
         sim_rounds = [r["seconds"] for r in json.loads((Path(cfg.out) / "metrics.json").read_text())["rounds"][1:]]
         data = dataset(cfg.dataset, cfg.data_root, cfg.image_size)
-        mcfg = cfg.model_config(int(data.base.labels.max()) + 1)
+        mcfg = model_config(cfg, data)
         model = build_model(mcfg)
         lay = layout(model)
         strategy = CompressedFedAvg(mcfg, cfg.codec, LocalConfig(cfg.epochs, cfg.batch_size, cfg.lr), data_task(cfg),

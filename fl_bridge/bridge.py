@@ -22,7 +22,7 @@ import numpy as np
 
 from fl_bridge.checkpointing import write_backbone_checkpoint
 from fl_bridge.config import RunConfig
-from fl_bridge.data import dataset
+from fl_bridge.data import dataset, model_config
 from fl_bridge.errors import DeployError, FLError
 from fl_bridge.evaluate import features
 from fl_bridge.local import to_input
@@ -64,7 +64,7 @@ def write_merged_checkpoint(run: RunDir) -> Path:
     if cfg.norm != "batch":
         raise DeployError("Tensil has no GroupNormalization: only --norm batch backbones can be deployed")
     data = dataset(cfg.dataset, cfg.data_root, cfg.image_size)
-    model_cfg = cfg.model_config(int(data.base.labels.max()) + 1)
+    model_cfg = model_config(cfg, data)
     model = build_model(model_cfg)
     state = run.load_state(layout(model))
     if state is None:

@@ -61,22 +61,21 @@ class RunConfig:
     client_cpus: float = 1.0
     seed: int = 0
 
-    @property
-    def spec(self) -> BackboneSpec:
-        return BackboneSpec(self.backbone, self.feature_maps, self.strided, 3, self.image_size, self.norm)
+    def spec(self, in_channels: int = 3) -> BackboneSpec:
+        return BackboneSpec(self.backbone, self.feature_maps, self.strided, in_channels, self.image_size, self.norm)
 
     @property
     def codec(self) -> CodecConfig:
         return CodecConfig(self.quant_bits, self.prune_rate, self.deflate)
 
-    def model_config(self, num_classes: int) -> ModelConfig:
-        return ModelConfig(self.spec, num_classes, self.method, self.rank, self.alpha, self.adapt_stem,
+    def model_config(self, num_classes: int, in_channels: int) -> ModelConfig:
+        return ModelConfig(self.spec(in_channels), num_classes, self.method, self.rank, self.alpha, self.adapt_stem,
                            self.rotation, self.seed)
 
     def check(self) -> "RunConfig":
         """Raise FLError with one clear line for any inconsistent setting."""
         try:
-            check_spec(self.spec)
+            check_spec(self.spec())
             self.codec.check()
         except (BackboneError, ValueError) as e:
             raise FLError(str(e)) from None

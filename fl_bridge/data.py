@@ -11,7 +11,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from fl_bridge.config import RunConfig
 from fl_bridge.errors import FLError
+from fl_bridge.model import ModelConfig
 from fl_bridge.partition import lda_partition
 from fl_bridge.task import DataTask
 from train.datasets import DatasetError, FewShotData, load_dataset
@@ -43,3 +45,8 @@ def client_data(task: DataTask, partition: int) -> tuple[np.ndarray, np.ndarray]
     base = dataset(task.dataset, task.data_root, task.image_size).base
     idx = partitions(task)[partition]
     return np.asarray(base.images[idx]), np.asarray(base.labels[idx])
+
+
+def model_config(cfg: RunConfig, data: FewShotData) -> ModelConfig:
+    """The model of a run on `data`: its input channels, one output per base class."""
+    return cfg.model_config(int(data.base.labels.max()) + 1, int(data.base.images.shape[1]))

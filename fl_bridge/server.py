@@ -20,7 +20,7 @@ from fl_bridge.accounting import count_message
 from fl_bridge.codec import record_nbytes
 from fl_bridge.checkpointing import write_backbone_checkpoint
 from fl_bridge.config import RunConfig
-from fl_bridge.data import dataset, partitions
+from fl_bridge.data import dataset, model_config, partitions
 from fl_bridge.evaluate import Evaluator
 from fl_bridge.local import LocalConfig
 from fl_bridge.model import ModelConfig, base_hash, build_model, get_communicated, layout, set_communicated
@@ -57,8 +57,8 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
     run = RunDir(cfg.out)
     run.start(cfg)
     data = dataset(cfg.dataset, cfg.data_root, cfg.image_size)
-    num_classes = int(data.base.labels.max()) + 1
-    model_cfg = cfg.model_config(num_classes)
+    model_cfg = model_config(cfg, data)
+    num_classes = model_cfg.num_classes
     model = build_model(model_cfg)
     lay, dtask = layout(model), data_task(cfg)
     write_json(run.partitions_path, {
