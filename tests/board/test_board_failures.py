@@ -114,3 +114,27 @@ def test_desktop_window_without_gui_support_says_so(onnx_bundle, generated_video
     with pytest.raises(BoardError, match="no window support"):
         run_demo(DemoConfig(bundle=str(onnx_bundle), backend="onnx", video=str(generated_video),
                             display="window", out=str(tmp_path)))
+
+
+def test_accelerator_hanging_mid_run_times_out_and_keeps_classes(tensil_bundle, samples_npz, tmp_path, monkeypatch):
+    from board.emulated_pynq import EmulatedTcu
+    from board.synthvideo import VideoConfig, generate_video
+
+    generate_video(VideoConfig(samples=str(samples_npz), out=str(tmp_path / "video"), classes=2, shots=1,
+                               test_frames=5))
+    consume = EmulatedTcu.consume
+    calls = {"n": 0}
+
+    def hang_after_a_while(self, stream):
+        calls["n"] += 1
+        if calls["n"] > 30:                 # configuration + ~25 frames, then the TCU stalls
+            self.hung = True
+        consume(self, stream)
+
+    monkeypatch.setattr(EmulatedTcu, "consume", hang_after_a_while)
+    report = run_demo(DemoConfig(bundle=str(tensil_bundle), backend="emulator", video=str(tmp_path / "video"),
+                                 out=str(tmp_path / "demo"), timeout=0.3))
+    assert "did not finish the program within 0.3 s" in report.error
+    saved = FewShotClassifier(24, None, NcmConfig())
+    saved.restore(tmp_path / "demo" / "classes.npz", "tiny")
+    assert len(saved.classes) == 2
