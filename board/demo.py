@@ -103,7 +103,8 @@ def _open_source(config: DemoConfig, video: Path | None):
 def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=None) -> DemoReport:
     """Run the demo until the source ends or QUIT; headless runs write video + log.json to `out`.
 
-    `open_source(config)` replaces the camera/video opening (tests use it to unplug a camera).
+    `open_source(config)` replaces the camera/video opening (tests use it to unplug a camera);
+    `hardware_arch` is the emulated device's architecture (default: the bitstream's).
     """
     bundle = load_bundle(config.bundle)
     require_backend(bundle, config.backend)
@@ -115,26 +116,25 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
     app = FewShotApp(classifier, AppConfig(config.frames_per_shot, config.classes_file or str(out / "classes.npz"),
                                            config.restore, tuple(class_names)), bundle.name)
     controls = [ScriptedControls.from_file(events_path)] if events_path else []
-    live = video is None
     if overlay is None and (config.backend == "tensil" or config.display == "hdmi" or config.buttons):
         overlay = _load_overlay(bundle)
     if config.buttons:
         controls.append(GpioButtons(overlay, bundle.meta.get("instances", {}).get("buttons_gpio", "btns_gpio")))
     backend = open_backend(bundle, BackendConfig(config.backend, config.timeout), hardware_arch, overlay)
-    sink = (HdmiSink(overlay) if config.display == "hdmi" else WindowSink() if config.display == "window"
-            else VideoFileSink(out / "annotated.avi", _fps_of(video), (WIDTH, HEIGHT)))
-    if config.display == "window":
-        log.info("board: keys: %s", KEY_HELP)
-    opener = open_source or (lambda cfg: _open_source(cfg, video))
-    report = DemoReport()
     try:
-        # waiting on the error screen for RESET only makes sense with someone to press it
-        interactive = live and (config.buttons or config.display == "window")
-        _loop(config, app, backend, Preprocessor(bundle.preprocessing), opener, sink, controls, truth,
-              live, interactive, report)
+        sink = (HdmiSink(overlay) if config.display == "hdmi" else WindowSink() if config.display == "window"
+                else VideoFileSink(out / "annotated.avi", _fps_of(video), (WIDTH, HEIGHT)))
+        if config.display == "window":
+            log.info("board: keys: %s", KEY_HELP)
+        try:
+            loop = _Loop(config, app, backend, Preprocessor(bundle.preprocessing),
+                         open_source or (lambda cfg: _open_source(cfg, video)), sink, controls, truth,
+                         live=video is None, frames=_frame_count(video))
+            report = loop.run()
+        finally:
+            sink.close(keep=True)
     finally:
         backend.close()
-        sink.close(keep=True)
     if config.display == "file":
         _write_log(out / "log.json", config, bundle, backend.name, report)
     return report
@@ -157,105 +157,139 @@ def _fps_of(video: Path | None) -> float:
     return fps
 
 
-def _loop(config, app, backend, pre, opener, sink, controls, truth, live, interactive, report) -> None:
-    screen, timing = Screen(), Timing()
-    clock = {"first": None, "last": None}
-    while not app.quit:
+def _frame_count(video: Path | None) -> int | None:
+    if video is None:
+        return None
+    cap = cv2.VideoCapture(str(video))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    return count or None
+
+
+def _progress(total: int | None):
+    """A tqdm bar on stderr when tqdm is installed (it is not needed on the board)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="demo", unit="frame", file=sys.stderr, leave=False)
+
+
+class _Loop:
+    """One demo session: frames and events in, screen out, the report filled frame by frame."""
+
+    def __init__(self, config: DemoConfig, app: FewShotApp, backend, pre: Preprocessor, opener, sink,
+                 controls: list, truth: list | None, live: bool, frames: int | None):
+        self.config, self.app, self.backend, self.pre, self.opener = config, app, backend, pre, opener
+        self.sink, self.controls, self.truth, self.live = sink, controls, truth, live
+        # waiting on the error screen for RESET only makes sense with someone to press it
+        self.interactive = live and (config.buttons or config.display == "window")
+        self.screen, self.timing, self.report = Screen(), Timing(), DemoReport()
+        self._first = self._last = None
+        self._bar = None if live else _progress(frames)
+
+    def run(self) -> DemoReport:
+        app, report = self.app, self.report
         try:
-            source = opener(config)
-        except CameraError as exc:
-            if not interactive:
-                _show_error(app, str(exc), screen, timing, sink)
-                raise
-            _wait_in_error(app, str(exc), screen, timing, sink, controls, report.frames)
-            continue
-        pipeline = Pipeline(source, pre, backend, live=live)
+            while not app.quit:
+                try:
+                    source = self.opener(self.config)
+                except CameraError as exc:
+                    if not self.interactive:
+                        self._show_error(str(exc))
+                        raise
+                    self._wait_in_error(str(exc))
+                    continue
+                self._stream(source)
+                if report.error is not None:
+                    if not self.interactive:
+                        self._show_error(report.error)
+                        break
+                    self._wait_in_error(report.error)
+                    report.error = None
+                elif not app.reopen_requested:
+                    break                               # end of the video, QUIT or --max-frames
+                app.reopen_requested = False
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+        if report.frames > 1:
+            report.fps = (report.frames - 1) / max(self._last - self._first, 1e-9)
+        if report.records:
+            report.backbone_ms = float(np.mean([r["backbone_ms"] for r in report.records]))
+        return report
+
+    def _stream(self, source) -> None:
+        pipeline = Pipeline(source, self.pre, self.backend, live=self.live)
+        limit = self.config.max_frames
         try:
             for result in pipeline:
                 if result.error:
-                    report.error = result.error
-                    break
-                _show(result, app, controls, sink, screen, timing, truth, live, report, clock)
-                if app.quit or app.reopen_requested or (config.max_frames and report.frames >= config.max_frames):
-                    break
+                    self.report.error = result.error
+                    return
+                self._show(result)
+                if self.app.quit or self.app.reopen_requested or (limit and self.report.frames >= limit):
+                    return
         finally:
             pipeline.close()
             source.close()
-        if report.error is not None:
-            if not interactive:
-                _show_error(app, report.error, screen, timing, sink)
-                break
-            _wait_in_error(app, report.error, screen, timing, sink, controls, report.frames)
-            report.error = None
-        elif not app.reopen_requested:
-            break                                   # end of the video, QUIT or --max-frames
-        app.reopen_requested = False
-    if report.frames > 1:
-        report.fps = (report.frames - 1) / max(clock["last"] - clock["first"], 1e-9)
-    if report.records:
-        report.backbone_ms = float(np.mean([r["backbone_ms"] for r in report.records]))
 
+    def _poll(self, frame_number: int) -> None:
+        for control in self.controls:
+            for event in control.poll(frame_number):
+                self.app.handle(event)
+        key = getattr(self.sink, "last_key", -1)
+        if key is not None and key >= 0:
+            self.sink.last_key = -1
+            event = key_event(key)
+            if event:
+                self.app.handle(event)
 
-def _show(result, app, controls, sink, screen, timing, truth, live, report, clock) -> None:
-    """Apply the controls, classify, draw and record one frame."""
-    for control in controls:
-        for event in control.poll(report.frames if live else result.index):
-            app.handle(event)
-    _keyboard(sink, app)
-    prediction = app.on_frame(result.frame, result.features) if app.state is not State.PAUSED else None
-    now = time.perf_counter()
-    if clock["last"] is not None:
-        instant = 1.0 / max(now - clock["last"], 1e-6)
-        timing.fps = instant if timing.fps == 0 else 0.9 * timing.fps + 0.1 * instant
-    clock["first"] = clock["first"] or now
-    clock["last"] = now
-    timing.latency_ms = (now - result.captured_at) * 1e3
-    timing.backbone_ms = result.backbone_s * 1e3
-    sink.write(screen.draw(result.frame, app, timing))
-    _record(report, result, app, prediction, truth, timing)
+    def _show(self, result) -> None:
+        """Apply the controls, classify, draw and record one frame."""
+        app, timing = self.app, self.timing
+        self._poll(self.report.frames if self.live else result.index)
+        prediction = app.on_frame(result.frame, result.features) if app.state is not State.PAUSED else None
+        now = time.perf_counter()
+        if self._last is not None:
+            instant = 1.0 / max(now - self._last, 1e-6)
+            timing.fps = instant if timing.fps == 0 else 0.9 * timing.fps + 0.1 * instant
+        self._first = self._first or now
+        self._last = now
+        timing.latency_ms = (now - result.captured_at) * 1e3
+        timing.backbone_ms = result.backbone_s * 1e3
+        self.sink.write(self.screen.draw(result.frame, app, timing))
+        self._record(result, prediction)
+        if self._bar is not None:
+            self._bar.update(1)
 
+    def _record(self, result, prediction) -> None:
+        report, truth = self.report, self.truth
+        expected = truth[result.index] if truth is not None and result.index < len(truth) else None
+        label = None if prediction is None else prediction.label
+        names = [c.name for c in self.app.classifier.classes]
+        report.records.append({
+            "frame": result.index, "state": self.app.state.value, "truth": expected, "prediction": label,
+            "name": None if label is None else ("unknown" if label == UNKNOWN else names[label]),
+            "score": None if prediction is None or label == UNKNOWN else round(float(prediction.scores[label]), 4),
+            "backbone_ms": round(result.backbone_s * 1e3, 3), "latency_ms": round(self.timing.latency_ms, 3)})
+        report.frames += 1
+        if expected is not None:
+            report.evaluated += 1
+            report.correct += int(label == expected)
 
-def _show_error(app, message, screen, timing, sink) -> None:
-    log.error("board: error: %s", message)
-    app.on_error(message)
-    sink.write(screen.draw(None, app, timing))
+    def _show_error(self, message: str) -> None:
+        log.error("board: error: %s", message)
+        self.app.on_error(message)
+        self.sink.write(self.screen.draw(None, self.app, self.timing))
 
-
-def _wait_in_error(app, message, screen, timing, sink, controls, shown) -> None:
-    """Show the error until RESET (retry) or QUIT; the taught classes stay in memory and on disk."""
-    log.error("board: error: %s", message)
-    app.on_error(message)
-    while app.state is State.ERROR and not app.quit:
-        for control in controls:
-            for event in control.poll(shown):
-                app.handle(event)
-        _keyboard(sink, app)
-        sink.write(screen.draw(None, app, timing))
-        time.sleep(0.05)
-
-
-def _keyboard(sink, app) -> None:
-    key = getattr(sink, "last_key", -1)
-    if key is not None and key >= 0:
-        event = key_event(key)
-        sink.last_key = -1
-        if event:
-            app.handle(event)
-
-
-def _record(report: DemoReport, result, app, prediction, truth, timing) -> None:
-    expected = truth[result.index] if truth is not None and result.index < len(truth) else None
-    label = None if prediction is None else prediction.label
-    names = [c.name for c in app.classifier.classes]
-    rec = {"frame": result.index, "state": app.state.value, "truth": expected,
-           "prediction": label, "name": None if label is None else ("unknown" if label == UNKNOWN else names[label]),
-           "score": None if prediction is None or label == UNKNOWN else round(float(prediction.scores[label]), 4),
-           "backbone_ms": round(result.backbone_s * 1e3, 3), "latency_ms": round(timing.latency_ms, 3)}
-    report.records.append(rec)
-    report.frames += 1
-    if expected is not None:
-        report.evaluated += 1
-        report.correct += int(label == expected)
+    def _wait_in_error(self, message: str) -> None:
+        """Show the error until RESET (retry) or QUIT; the taught classes stay in memory and on disk."""
+        self._show_error(message)
+        while self.app.state is State.ERROR and not self.app.quit:
+            self._poll(self.report.frames)
+            self.sink.write(self.screen.draw(None, self.app, self.timing))
+            time.sleep(0.05)
 
 
 def _write_log(path: Path, config: DemoConfig, bundle, backend_name: str, report: DemoReport) -> None:

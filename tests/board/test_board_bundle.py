@@ -1,6 +1,5 @@
 """Bundle assembly (contract 5), its checks, and the demo's messages when the bundle is wrong."""
 
-import json
 import shutil
 import subprocess
 import sys

@@ -1,8 +1,6 @@
-"""The headless demo end to end, and its behaviour on bad input."""
+"""The headless demo end to end on generated videos (onnx and emulator backends)."""
 
 import json
-
-import pytest
 
 from board.demo import DemoConfig, run_demo
 

@@ -1,10 +1,8 @@
 """`python -m board deploy` with a fake scp/ssh on PATH that copies into a local folder."""
 
 import os
-import stat
 import subprocess
 import sys
-from pathlib import Path
 
 FAKE = """#!/bin/sh
 # fake {tool}: log the call, then act on the local "board" folder $FAKE_BOARD
