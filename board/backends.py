@@ -40,6 +40,10 @@ class Backend:
     def features(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def stats(self) -> dict:
+        """Figures worth logging with the run."""
+        return {}
+
     def close(self) -> None:
         pass
 
@@ -93,6 +97,10 @@ class TensilBackend(Backend):
     def features(self, batch: np.ndarray) -> np.ndarray:
         raw = self.driver.run({self._input: batch})[self._output]
         return unpack_output(raw, (1, self.feature_dim), self.driver.arch).reshape(-1)
+
+    def stats(self) -> dict:
+        return {"saturated_input_values": self.driver.saturated_inputs,
+                "program_bytes": len(self.model.program), "constant_bytes": len(self.model.consts)}
 
     def close(self) -> None:
         self.driver.close()

@@ -136,7 +136,7 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
     finally:
         backend.close()
     if config.display == "file":
-        _write_log(out / "log.json", config, bundle, backend.name, report)
+        _write_log(out / "log.json", config, bundle, backend, report)
     return report
 
 
@@ -292,8 +292,9 @@ class _Loop:
             time.sleep(0.05)
 
 
-def _write_log(path: Path, config: DemoConfig, bundle, backend_name: str, report: DemoReport) -> None:
-    data = {"config": asdict(config), "bundle": str(bundle.root), "model": bundle.name, "backend": backend_name,
+def _write_log(path: Path, config: DemoConfig, bundle, backend, report: DemoReport) -> None:
+    data = {"config": asdict(config), "bundle": str(bundle.root), "model": bundle.name, "backend": backend.name,
+            "backend_stats": backend.stats(),
             "frames": report.frames, "evaluated": report.evaluated, "correct": report.correct,
             "accuracy": report.accuracy, "fps": report.fps, "mean_backbone_ms": report.backbone_ms,
             "error": report.error, "per_frame": report.records}

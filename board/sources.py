@@ -25,6 +25,7 @@ class CameraSource:
             raise CameraError(f"no camera at index {index} (is it plugged in?)")
         self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)      # newest frame, not one queued by the driver
         self.fps = self._cap.get(cv2.CAP_PROP_FPS) or 30.0
 
     def read(self) -> np.ndarray | None:

@@ -57,7 +57,7 @@ class TcuDriver:
         self._probe_dst = (arch.dram0_depth - 2) * self._vector_bytes
         self._probe_local = arch.local_depth - 1
         self._probe_pattern = np.full(self._vector_bytes, 0xFF, dtype=np.uint8)
-        self._dram0[self._probe_src:self._probe_src + self._vector_bytes] = self._probe_pattern
+        self.saturated_inputs = 0         # input values clipped to the fixed-point range, all runs
         self._configure((ConfigRegister.DRAM0_OFFSET, dram0_phys // BLOCK),
                         (ConfigRegister.TIMEOUT, TIMEOUT_REGISTER_VALUE))
 
@@ -106,6 +106,7 @@ class TcuDriver:
     def _execute(self, buffer, nbytes: int | None = None, what: str = "program") -> None:
         """Stream `buffer` through the instruction DMA and wait for the completion probe."""
         nbytes = len(buffer) if nbytes is None else nbytes
+        self._dram0[self._probe_src:self._probe_src + self._vector_bytes] = self._probe_pattern
         probe = self._dram0[self._probe_dst:self._probe_dst + self._vector_bytes]
         probe[:] = 0
         self._sync_to_device(self._dram0)
@@ -167,9 +168,10 @@ class TcuDriver:
 
     def _write(self, spans, values: np.ndarray) -> None:
         try:
-            raw, _ = pack_input(values, self.arch)          # pad to A lanes, saturate to fixed point
+            raw, saturated = pack_input(values, self.arch)   # pad to A lanes, saturate to fixed point
         except LayoutError as exc:
             raise BackendError(f"bad accelerator input: {exc}") from None
+        self.saturated_inputs += saturated
         need = sum(s.size for s in spans)
         if raw.shape[0] != need:
             raise BackendError(f"input {spans[0].name!r} packs into {raw.shape[0]} vectors, the model expects {need}")

@@ -26,4 +26,5 @@ def test_headless_demo_with_emulator_backend_on_a_short_video(tensil_bundle, sam
                                  out=str(tmp_path / "demo")))
     log = json.loads((tmp_path / "demo" / "log.json").read_text())
     assert report.error is None and log["backend"] == "emulator"
+    assert log["backend_stats"]["program_bytes"] > 0
     assert log["evaluated"] == 60 and log["accuracy"] >= 0.9, log["accuracy"]
