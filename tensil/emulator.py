@@ -27,6 +27,7 @@ sequential result; `tensil.emulator_ref` is the slow scalar reference the tests 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
@@ -79,6 +80,24 @@ class Counters:
             "accumulate_saturations": self.accumulate_saturations,
             "simd_saturations": self.simd_saturations,
         }
+
+
+@dataclass
+class StepTimings:
+    """Emulator wall time per step kind: {kind: [instructions, seconds]}."""
+
+    kinds: Dict[str, List[float]] = field(default_factory=dict)
+
+    def add(self, kind: str, n: int, seconds: float) -> None:
+        entry = self.kinds.setdefault(kind, [0, 0.0])
+        entry[0] += n
+        entry[1] += seconds
+
+    def table(self) -> str:
+        rows = [f"{'step kind':<28} {'instructions':>12} {'ms':>9} {'us/instr':>9}"]
+        for kind, (n, sec) in sorted(self.kinds.items()):
+            rows.append(f"{kind:<28} {int(n):>12} {sec * 1e3:>9.2f} {sec * 1e6 / max(n, 1):>9.3f}")
+        return "\n".join(rows)
 
 
 def _storage_dtype(arch: Arch) -> np.dtype:
@@ -152,13 +171,20 @@ class Machine:
         self.config: Dict[int, int] = {}
         self.counters = Counters()
 
-    def execute(self, program: Union[bytes, Sequence[Instruction], "Plan"]) -> None:
-        """Run a program (`.tprog` bytes, decoded instructions or a prepared `Plan`)."""
+    def execute(self, program: Union[bytes, Sequence[Instruction], "Plan"], timings: Optional["StepTimings"] = None) -> None:
+        """Run a program (`.tprog` bytes, decoded instructions or a prepared `Plan`); with
+        `timings`, add the wall time and instruction count of every step kind to it."""
         plan = program if isinstance(program, Plan) else build_plan(program, self.arch)
         if not plan.arch.same_hardware(self.arch):
             raise EmulatorError("plan was built for another architecture")
+        if timings is None:
+            for step in plan.steps:
+                step.run(self)
+            return
         for step in plan.steps:
+            start = time.perf_counter()
             step.run(self)
+            timings.add(step.kind, step.n, time.perf_counter() - start)
 
     # saturation helpers shared by the steps
     def sat(self, wide: np.ndarray, counter: str) -> np.ndarray:
@@ -187,8 +213,18 @@ def _generations(targets: np.ndarray) -> Optional[List[np.ndarray]]:
     return [np.flatnonzero(rank == r) for r in range(int(rank.max()) + 1)]
 
 
-def _strided(addr: int, stride: int, size: int) -> np.ndarray:
-    return addr + np.arange(size + 1, dtype=np.int64) * (1 << stride)
+def _expand(addrs: Sequence[int], strides: Sequence[int], sizes: Sequence[int]) -> np.ndarray:
+    """Concatenated vector addresses `addr + i*2^stride`, i = 0..size, of many instructions."""
+    counts = np.asarray(sizes, dtype=np.int64) + 1
+    starts = np.repeat(np.asarray(addrs, dtype=np.int64), counts)
+    steps = np.repeat(np.left_shift(1, np.asarray(strides, dtype=np.int64)), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    return starts + (np.arange(int(counts.sum()), dtype=np.int64) - first) * steps
+
+
+def _per_vector(values: Sequence, sizes: Sequence[int], dtype) -> np.ndarray:
+    """One value per instruction repeated for each of its size+1 vectors."""
+    return np.repeat(np.asarray(values, dtype=dtype), np.asarray(sizes, dtype=np.int64) + 1)
 
 
 def _fixed_work_dtype(arch: Arch) -> np.dtype:
@@ -212,7 +248,8 @@ class _ArrayRun:
         index = np.arange(rows, dtype=np.int64)
         group_kind, group_index = [], []
         fresh = True
-        x_idx, zero, t_idx, accum, group = [], [], [], [], []
+        matmuls: List[MatMul] = []
+        group: List[int] = []
         for ins in instrs:
             if isinstance(ins, LoadWeight):
                 count = min(ins.size + 1, rows)
@@ -225,28 +262,29 @@ class _ArrayRun:
                 group_kind.append(kind)
                 group_index.append(index)
                 fresh = False
-            n = ins.size + 1
-            x_idx.append(_strided(ins.local_addr, ins.local_stride, ins.size) % arch.local_depth)
-            zero.append(np.full(n, bool(ins.zeroes)))
-            t_idx.append(_strided(ins.acc_addr, ins.acc_stride, ins.size) % arch.accumulator_depth)
-            accum.append(np.full(n, bool(ins.accumulate)))
-            group.append(np.full(n, len(group_kind) - 1))
+            matmuls.append(ins)
+            group.append(len(group_kind) - 1)
         self.final_kind, self.final_index = kind, index
         if not self.n_matmul:
             return
         self.group_kind = np.array(group_kind)
         self.group_index = np.array(group_index)
-        self.x_idx = np.concatenate(x_idx)
-        self.zero = np.concatenate(zero)
+        sizes = [mm.size for mm in matmuls]
+        self.x_idx = _expand([mm.local_addr for mm in matmuls], [mm.local_stride for mm in matmuls], sizes)
+        self.x_idx %= arch.local_depth
+        self.zero = _per_vector([mm.zeroes for mm in matmuls], sizes, bool)
         self.any_zero = bool(self.zero.any())
-        self.t_idx = np.concatenate(t_idx)
-        self.accum = np.concatenate(accum)
+        self.t_idx = _expand([mm.acc_addr for mm in matmuls], [mm.acc_stride for mm in matmuls], sizes)
+        self.t_idx %= arch.accumulator_depth
+        self.accum = _per_vector([mm.accumulate for mm in matmuls], sizes, bool)
         self.all_accum = bool(self.accum.all())
         self.none_accum = not self.accum.any()
-        self.group = np.concatenate(group)
+        self.group = _per_vector(group, sizes, np.int64)
         self.single_group = len(group_kind) == 1
         self.generations = _generations(self.t_idx)
         self.work = _fixed_work_dtype(arch)
+
+    kind = "MatMul+LoadWeight"
 
     @property
     def n(self) -> int:
@@ -323,15 +361,19 @@ class _DataMoves:
     def __init__(self, instrs: Sequence[DataMove], arch: Arch):
         self.n = len(instrs)
         self.flow = DataFlow(instrs[0].flow)
-        self.local_idx = np.concatenate(
-            [_strided(d.local_addr, d.local_stride, d.size) % arch.local_depth for d in instrs]
-        )
-        other = np.concatenate([_strided(d.addr, d.stride, d.size) for d in instrs])
+        sizes = [d.size for d in instrs]
+        self.local_idx = _expand([d.local_addr for d in instrs], [d.local_stride for d in instrs], sizes)
+        self.local_idx %= arch.local_depth
+        other = _expand([d.addr for d in instrs], [d.stride for d in instrs], sizes)
         if not self.flow.is_dram:
             other = other % arch.accumulator_depth
         self.other_idx = other
         self.max_other = int(other.max())
         self.generations = _generations(self.local_idx if self.flow.to_local else self.other_idx)
+
+    @property
+    def kind(self) -> str:
+        return f"DataMove({self.flow.name})"
 
     def run(self, m: Machine) -> None:
         f = self.flow
@@ -448,6 +490,8 @@ class _SimdBlock:
                 )
             )
 
+    kind = "SIMD"
+
     def run(self, m: Machine) -> None:
         q = self.q
         regs: Dict[int, np.ndarray] = {}
@@ -533,8 +577,11 @@ def _plan_simd_run(run: Sequence[Simd], start_index: int, arch: Arch, steps: lis
 class _Single:
     """Configure and NoOp."""
 
+    n = 1
+
     def __init__(self, instr: Instruction):
         self.instr = instr
+        self.kind = type(instr).__name__
 
     def run(self, m: Machine) -> None:
         if isinstance(self.instr, Configure):

@@ -3,6 +3,8 @@ short programs (random data, strides, wrap-around, duplicate targets, periodic S
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +16,8 @@ from tensil.emulator_ref import RefMachine, RefStall
 from tensil.isa import DataFlow, DataMove, LoadWeight, MatMul, Simd, SimdOp
 
 DRAM_VECTORS = 64
+# raise for a long soak run, e.g. TENSIL_PROP_EXAMPLES=2000
+EXAMPLES = int(os.environ.get("TENSIL_PROP_EXAMPLES", "80"))
 
 
 def small_arch(data_type: str, regs: int) -> Arch:
@@ -81,8 +85,8 @@ def _state(m) -> dict:
     return {k: np.asarray(getattr(m, k), dtype=np.int64) for k in ("local", "acc")}
 
 
-@pytest.mark.parametrize("data_type,regs", [("FP16BP8", 1), ("FP8BP4", 2), ("FP18BP10", 1)])
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@pytest.mark.parametrize("data_type,regs", [("FP16BP8", 1), ("FP8BP4", 2), ("FP16BP8", 3), ("FP18BP10", 1)])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_vectorised_equals_reference(data_type, regs, data):
     arch = small_arch(data_type, regs)
