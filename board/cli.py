@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
             config = _config(DeployConfig, args)
             deploy(config)
-            print(f"board: copied to {config.board}:{config.dest}; run there:\n  {board_command(config)}")
+            done = "would copy (dry run)" if config.dry_run else "copied"
+            print(f"board: {done} to {config.board}:{config.dest}; run there:\n  {board_command(config)}")
     except BoardError as exc:
         print(f"board: error: {exc}", file=sys.stderr)
         return 2

@@ -44,9 +44,11 @@ def _stage(bundle_dir: Path, stage: Path) -> None:
 
 
 def board_command(config: DeployConfig) -> str:
-    """What to run on the board (as root, for PYNQ's XRT environment)."""
-    return (f"ssh {config.board} 'cd {config.dest} && sudo -E python3 board/demo.py --bundle bundle "
-            f"--backend tensil --camera 0 --display hdmi --buttons --classes-file classes.npz --restore'")
+    """What to run on the board: as root in a login shell, which sources PYNQ's venv and XRT
+    environment (/etc/profile.d); plain `sudo python3` finds no device."""
+    demo = ("python3 board/demo.py --bundle bundle --backend tensil --camera 0 --display hdmi --buttons "
+            "--classes-file classes.npz --restore")
+    return f"ssh -t {config.board} \"sudo bash -lc 'cd {config.dest} && {demo}'\""
 
 
 def deploy(config: DeployConfig) -> list[list[str]]:
@@ -64,12 +66,14 @@ def deploy(config: DeployConfig) -> list[list[str]]:
         stage = Path(tmp)
         _stage(bundle.root, stage)
         parts = [str(stage / p) for p in ("board", "tensil", "bundle")]
+        dest = shlex.quote(config.dest)
+        # only these three folders are replaced: the saved classes next to them survive a redeploy
+        commands = [["ssh", config.board, f"mkdir -p {dest}" + ("" if tool == "rsync" else
+                                                                f" && cd {dest} && rm -rf board tensil bundle")]]
         if tool == "rsync":
-            commands = [["rsync", "-a", "--delete", f"{stage}/", f"{config.board}:{config.dest}/"]]
+            commands.append(["rsync", "-a", "--delete", *parts, f"{config.board}:{config.dest}/"])
         else:
-            commands = [["ssh", config.board, f"mkdir -p {shlex.quote(config.dest)} && cd {shlex.quote(config.dest)}"
-                         f" && rm -rf board tensil bundle"],
-                        ["scp", "-r", "-q", *parts, f"{config.board}:{config.dest}/"]]
+            commands.append(["scp", "-r", "-q", *parts, f"{config.board}:{config.dest}/"])
         for cmd in commands:
             log.info("board: %s", " ".join(shlex.quote(c) for c in cmd))
             if not config.dry_run:

@@ -24,6 +24,9 @@ def test_deploy_copies_bundle_board_and_tensil(onnx_bundle, tmp_path):
     for tool in ("scp", "ssh"):
         (bin_dir / tool).write_text(FAKE.format(tool=tool))
         (bin_dir / tool).chmod(0o755)
+    saved = board / "home/xilinx/fsl_demo/classes.npz"
+    saved.parent.mkdir(parents=True)
+    saved.write_bytes(b"taught classes")
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_BOARD=str(board))
     done = subprocess.run([sys.executable, "-m", "board", "deploy", "--bundle", str(onnx_bundle), "--board",
                            "xilinx@pynq", "--tool", "scp"], capture_output=True, text=True, env=env, timeout=120)
@@ -32,7 +35,8 @@ def test_deploy_copies_bundle_board_and_tensil(onnx_bundle, tmp_path):
     assert (dest / "board/demo.py").is_file() and (dest / "bundle/model.json").is_file()
     assert (dest / "tensil/isa.py").is_file() and (dest / "tensil/archs/custom_perf.tarch").is_file()
     assert not (dest / "tensil/compiler").exists()
-    assert "sudo -E python3 board/demo.py --bundle bundle --backend tensil" in done.stdout
+    assert saved.read_bytes() == b"taught classes"          # a redeploy keeps the taught classes
+    assert "sudo bash -lc 'cd /home/xilinx/fsl_demo && python3 board/demo.py --bundle bundle --backend tensil" in done.stdout
     calls = (board / "calls.log").read_text()
     assert calls.startswith("ssh xilinx@pynq mkdir -p /home/xilinx/fsl_demo") and "scp -r -q" in calls
 
