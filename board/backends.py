@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import logging
+import abc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,6 @@ from tensil.arch import Arch
 from tensil.layout import unpack_output
 from tensil.tmodel import LoadedModel, ModelError, read_model
 
-log = logging.getLogger("board")
 BACKENDS = ("onnx", "emulator", "tensil")
 
 
@@ -31,14 +30,15 @@ class BackendConfig:
     threads: int = 1                   # onnxruntime intra-op threads
 
 
-class Backend:
+class Backend(abc.ABC):
     """Interface: `features(batch)` and `close()`; `name` says which runtime it is."""
 
     name = "backend"
     feature_dim: int
 
+    @abc.abstractmethod
     def features(self, batch: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """(1, 3, S, S) float32 preprocessed frame -> (feature_dim,) float32 features."""
 
     def stats(self) -> dict:
         """Figures worth logging with the run."""

@@ -28,7 +28,8 @@ import numpy as np
 
 from board.errors import BundleError
 from board.preprocess import Preprocessing
-from tensil.arch import Arch, ArchError, from_dict
+from tensil.arch import Arch, ArchError, from_dict, load_arch
+from tensil.tmodel import model_file_name
 
 log = logging.getLogger("board")
 
@@ -119,8 +120,6 @@ def _tmodel_files(tmodel: Path) -> list[Path]:
 
 def _find_tmodel(folder: Path, onnx_path: Path, arch: str) -> Path:
     """`<name>_<arch>.tmodel` (contract 3), or upstream Tensil's `<name>_onnx_<arch>.tmodel`."""
-    from tensil.tmodel import model_file_name
-
     candidates = [folder / f"{onnx_path.stem}_{arch}.tmodel", folder / f"{model_file_name(onnx_path.name, arch)}.tmodel"]
     for c in candidates:
         if c.is_file():
@@ -145,8 +144,6 @@ def _fpga_build(fpga: Path) -> tuple[Arch, float | None, dict]:
 
 
 def _load_named_arch(name: str) -> Arch:
-    from tensil.arch import load_arch
-
     try:
         return load_arch(name)
     except ArchError as exc:

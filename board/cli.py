@@ -9,7 +9,6 @@ import sys
 
 from board.errors import BoardError
 
-log = logging.getLogger("board")
 
 
 def _add_fields(parser: argparse.ArgumentParser, cls, helps: dict | None = None, choices: dict | None = None) -> None:

@@ -83,6 +83,8 @@ def _resolve_inputs(config: DemoConfig) -> tuple:
     if not config.video:
         raise BoardError("give --video or --camera")
     video = Path(config.video)
+    if not video.exists():
+        raise CameraError(f"no video at {video}: generate one with `python -m board video`, or give --video/--camera")
     if video.is_dir():
         events = config.events or (str(video / EVENTS_NAME) if (video / EVENTS_NAME).is_file() else None)
         truth = config.truth or (str(video / TRUTH_NAME) if (video / TRUTH_NAME).is_file() else None)

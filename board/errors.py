@@ -27,3 +27,7 @@ class AcceleratorTimeoutError(BackendError):
 
 class ControlsError(BoardError):
     """A bad scripted event file or unusable button hardware."""
+
+
+class ClassStoreError(BoardError):
+    """Taught classes that cannot be saved, restored or edited as asked."""

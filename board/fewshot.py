@@ -16,13 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from board.errors import BoardError
+from board.errors import ClassStoreError
 
 UNKNOWN = -1
-
-
-class ClassStoreError(BoardError):
-    """Taught classes that cannot be saved, restored or edited as asked."""
 
 
 @dataclass

@@ -90,7 +90,7 @@ def generate_video(config: VideoConfig) -> Path:
     truth: list[int | None] = []
     events: dict[int, list[Event]] = {}
 
-    for k, c in enumerate(chosen):                       # teaching phase
+    for c in chosen:                                     # teaching phase
         teach = per_class[c][:config.shots]
         frames += [camera.frame(images[teach[0]]) for _ in range(config.settle_frames)]
         truth += [None] * config.settle_frames

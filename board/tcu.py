@@ -58,8 +58,12 @@ class TcuDriver:
         self._probe_local = arch.local_depth - 1
         self._probe_pattern = np.full(self._vector_bytes, 0xFF, dtype=np.uint8)
         self.saturated_inputs = 0         # input values clipped to the fixed-point range, all runs
-        self._configure((ConfigRegister.DRAM0_OFFSET, dram0_phys // BLOCK),
-                        (ConfigRegister.TIMEOUT, TIMEOUT_REGISTER_VALUE))
+        try:
+            self._configure((ConfigRegister.DRAM0_OFFSET, dram0_phys // BLOCK),
+                            (ConfigRegister.TIMEOUT, TIMEOUT_REGISTER_VALUE))
+        except BackendError:
+            self.close()            # give the contiguous memory back (CMA is scarce on the board)
+            raise
 
     # ----- memory ------------------------------------------------------------------------------
     def _aligned(self, nbytes: int) -> tuple[np.ndarray, int]:

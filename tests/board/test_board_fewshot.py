@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from board.fewshot import UNKNOWN, ClassStoreError, FewShotClassifier, NcmConfig, me_normalize
+from board.errors import ClassStoreError
+from board.fewshot import UNKNOWN, FewShotClassifier, NcmConfig, me_normalize
 
 
 def torch_ncm(shots: list, query: np.ndarray, base_mean: np.ndarray, temperature: float) -> np.ndarray:
