@@ -415,6 +415,89 @@ def decode_int(word: int, layout: Layout) -> Instruction:
     raise ProgramError(f"opcode {opcode:#x} is not an instruction the hardware executes")
 
 
+def _decode_one_by_one(data: bytes, layout: Layout) -> list[Instruction]:
+    n = layout.instruction_bytes
+    out: list[Instruction] = []
+    for index, offset in enumerate(range(0, len(data), n)):
+        try:
+            out.append(decode_int(int.from_bytes(data[offset : offset + n], "little"), layout))
+        except ProgramError as e:
+            raise ProgramError(f"instruction {index} (byte {offset}): {e}") from None
+    return out
+
+
+def _decode_vectorised(data: bytes, layout: Layout) -> list[Instruction]:
+    """Same result as `_decode_one_by_one` for formats of at most 8 bytes, with the field
+    extraction and checks done by numpy (a ResNet program has tens of thousands of records)."""
+    import numpy as np
+
+    n = layout.instruction_bytes
+    raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, n)
+    padded = np.zeros((raw.shape[0], 8), dtype=np.uint8)
+    padded[:, :n] = raw
+    w = padded.view("<u8").ravel()
+    lo = layout
+    o0, o1, o2 = lo.operand0_bits, lo.operand1_bits, lo.operand2_bits
+    u = np.uint64
+    op0 = w & u((1 << o0) - 1)
+    op1 = (w >> u(o0)) & u((1 << o1) - 1)
+    op2 = (w >> u(o0 + o1)) & u((1 << o2) - 1)
+    header = (w >> u(o0 + o1 + o2)).astype(np.int64)
+    opcode, flags = header >> 4, header & 0xF
+    a0 = op0 & u((1 << lo.operand0_addr_bits) - 1)
+    s0 = (op0 >> u(lo.operand0_addr_bits)) & u((1 << lo.stride0_bits) - 1)
+    pad0 = op0 >> u(lo.operand0_addr_bits + lo.stride0_bits)
+    a1 = op1 & u((1 << lo.operand1_addr_bits) - 1)
+    s1 = (op1 >> u(lo.operand1_addr_bits)) & u((1 << lo.stride1_bits) - 1)
+    pad1 = op1 >> u(lo.operand1_addr_bits + lo.stride1_bits)
+    size_ok = (op2 >> u(lo.operand2_addr_bits)) == 0
+    operands = w & u((1 << lo.operands_bits) - 1)
+    flows = np.array([int(f) for f in DataFlow])
+    ok = np.select(
+        [opcode == Opcode.NOOP, opcode == Opcode.CONFIGURE, opcode == Opcode.MATMUL, opcode == Opcode.DATA_MOVE,
+         opcode == Opcode.LOAD_WEIGHT, opcode == Opcode.SIMD],
+        [(operands == 0) & (flags == 0),
+         flags == 0,
+         ((flags & 0b1100) == 0) & (pad0 == 0) & (pad1 == 0) & size_ok,
+         np.isin(flags, flows) & (pad0 == 0) & (pad1 == 0) & size_ok,
+         ((flags & 0b1110) == 0) & (pad0 == 0) & ((op1 >> u(lo.operand1_addr_bits)) == 0) & (op2 == 0),
+         ((flags & 0b1000) == 0) & ((op0 >> u(lo.operand0_addr_bits)) == 0)
+         & ((op1 >> u(lo.operand1_addr_bits)) == 0) & ((op2 >> u(lo.simd_sub_instruction_bits)) == 0)],
+        default=False,
+    )  # fmt: skip
+    if not ok.all():
+        return _decode_one_by_one(data, layout)  # raises with the exact message of the first bad record
+    out: list = [None] * len(w)
+    L = lambda a: a.tolist()  # noqa: E731
+
+    def each(code: int):
+        idx = np.flatnonzero(opcode == code)
+        return idx.tolist(), idx
+
+    ids, ix = each(Opcode.MATMUL)
+    for i, la, ls, aa, as_, sz, f in zip(ids, L(a0[ix]), L(s0[ix]), L(a1[ix]), L(s1[ix]), L(op2[ix]), L(flags[ix])):
+        out[i] = MatMul(la, ls, aa, as_, sz, accumulate=bool(f & 1), zeroes=bool(f & 2))
+    ids, ix = each(Opcode.DATA_MOVE)
+    flow_of = {int(f): f for f in DataFlow}
+    for i, f, la, ls, xa, xs, sz in zip(ids, L(flags[ix]), L(a0[ix]), L(s0[ix]), L(a1[ix]), L(s1[ix]), L(op2[ix])):
+        out[i] = DataMove(flow_of[f], la, ls, xa, xs, sz)
+    ids, ix = each(Opcode.LOAD_WEIGHT)
+    for i, la, ls, sz, f in zip(ids, L(a0[ix]), L(s0[ix]), L(op1[ix]), L(flags[ix])):
+        out[i] = LoadWeight(la, ls, sz, zeroes=bool(f & 1))
+    ids, ix = each(Opcode.SIMD)
+    so = lo.simd_operand_bits
+    m = (1 << so) - 1
+    op_of = {int(o): o for o in SimdOp}
+    for i, sub, f, wa, ra in zip(ids, L(op2[ix]), L(flags[ix]), L(op0[ix]), L(op1[ix])):
+        out[i] = Simd(op_of[(sub >> 3 * so) & 0xF], left=(sub >> 2 * so) & m, right=(sub >> so) & m, dest=sub & m,
+                      read=bool(f & 1), write=bool(f & 2), accumulate=bool(f & 4), read_addr=ra, write_addr=wa)  # fmt: skip
+    ids, ix = each(Opcode.CONFIGURE)
+    for i, arg in zip(ids, L(operands[ix])):
+        out[i] = Configure(arg & 0xF, arg >> CONFIGURE_REGISTER_BITS)
+    noop = NoOp()
+    return [noop if ins is None else ins for ins in out]
+
+
 def decode(data: bytes, layout: Layout) -> list[Instruction]:
     """Decode a whole `.tprog`; errors name the instruction index and byte offset."""
     n = layout.instruction_bytes
@@ -423,13 +506,13 @@ def decode(data: bytes, layout: Layout) -> list[Instruction]:
         raise ProgramError(
             f"program of {len(data)} bytes is truncated: not a multiple of the {n}-byte instruction size"
         )
-    out: list[Instruction] = []
-    for index, offset in enumerate(range(0, len(data), n)):
+    if n <= 8 and len(data) >= 64 * n:
         try:
-            out.append(decode_int(int.from_bytes(data[offset : offset + n], "little"), layout))
-        except ProgramError as e:
-            raise ProgramError(f"instruction {index} (byte {offset}): {e}") from None
-    return out
+            import numpy  # noqa: F401  (the board and the host have it; the plain path needs nothing)
+        except ImportError:
+            return _decode_one_by_one(data, layout)
+        return _decode_vectorised(data, layout)
+    return _decode_one_by_one(data, layout)
 
 
 # ------------------------------------------------------------------------------------ listing

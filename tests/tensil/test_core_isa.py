@@ -179,3 +179,20 @@ def test_listing_names_memories_and_offsets():
     assert "0x000008" in text[1] and text[1].endswith("DataMove(->, Acc) Local(3)@2^1 Acc(7)@2^2 0(+1)")
     assert text[2].endswith("MatMul(Zeroes) Zeroes Acc(0) 3(+1)")
     assert text[3].endswith("SIMD(R) R1=Multiply(I,R1) RAcc(4)")
+
+
+@pytest.mark.parametrize("arch_name", ["custom_perf", "pynqz1"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_vectorised_decoder_equals_one_by_one(arch_name, data):
+    from tensil.isa import _decode_one_by_one, _decode_vectorised
+
+    lo = Layout.from_arch(load_arch(arch_name))
+    prog = data.draw(st.lists(instructions(lo), min_size=1, max_size=40))
+    blob = encode_program(prog, lo)
+    assert _decode_vectorised(blob, lo) == _decode_one_by_one(blob, lo) == prog
+    # a bad record anywhere gives the same one-line error as the plain decoder
+    k = data.draw(st.integers(0, len(prog) - 1))
+    bad = blob[: 8 * k] + (0x5000000000000000).to_bytes(8, "little") + blob[8 * (k + 1):]
+    with pytest.raises(ProgramError, match=rf"instruction {k} \(byte {8 * k}\)"):
+        _decode_vectorised(bad, lo)
