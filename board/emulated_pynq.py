@@ -40,11 +40,11 @@ class EmulatedBuffer(np.ndarray):
     def physical_address(self) -> int:
         return self.memory.physical_address(self)
 
-    def flush(self) -> None:        # the emulated PL sees host memory directly
-        pass
+    def flush(self) -> None:        # the emulated PL sees host memory directly: only account for it
+        self.memory.cache_maintenance.append(("flush", self.nbytes))
 
     def invalidate(self) -> None:
-        pass
+        self.memory.cache_maintenance.append(("invalidate", self.nbytes))
 
     def freebuffer(self) -> None:
         self.memory.free(self)
@@ -56,6 +56,7 @@ class PhysicalMemory:
     def __init__(self, base: int = 0x1800_0000):
         self._next = base
         self._blocks: list = []          # (physical start, host address, nbytes, array)
+        self.cache_maintenance: list = []   # (operation, bytes) the driver asked for
 
     def allocate(self, shape, dtype=np.uint32) -> EmulatedBuffer:
         array = np.zeros(shape, dtype=dtype)

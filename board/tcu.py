@@ -78,10 +78,19 @@ class TcuDriver:
         skip = -phys % BLOCK
         return buf[skip:skip + nbytes], phys + skip
 
-    def _sync_to_device(self, buf) -> None:
-        flush = getattr(buf, "flush", None)
+    @staticmethod
+    def _flush(view) -> None:
+        """Cache clean of just the bytes written (PYNQ flushes whatever range it is given, and a
+        24 MiB DRAM0 flush per frame would cost milliseconds on the Cortex-A9)."""
+        flush = getattr(view, "flush", None)
         if flush is not None:
             flush()
+
+    @staticmethod
+    def _invalidate(view) -> None:
+        invalidate = getattr(view, "invalidate", None)
+        if invalidate is not None:
+            invalidate()
 
     # ----- instruction stream ------------------------------------------------------------------
     def _probe_instructions(self) -> bytes:
@@ -99,7 +108,7 @@ class TcuDriver:
     def _stage(self, stream: bytes):
         buf = self._allocate((len(stream),), dtype=np.uint8)
         buf[:] = np.frombuffer(stream, dtype=np.uint8)
-        self._sync_to_device(buf)
+        self._flush(buf)
         self._buffers.append(buf)
         return buf
 
@@ -110,10 +119,12 @@ class TcuDriver:
     def _execute(self, buffer, nbytes: int | None = None, what: str = "program") -> None:
         """Stream `buffer` through the instruction DMA and wait for the completion probe."""
         nbytes = len(buffer) if nbytes is None else nbytes
-        self._dram0[self._probe_src:self._probe_src + self._vector_bytes] = self._probe_pattern
+        source = self._dram0[self._probe_src:self._probe_src + self._vector_bytes]
+        source[:] = self._probe_pattern
         probe = self._dram0[self._probe_dst:self._probe_dst + self._vector_bytes]
         probe[:] = 0
-        self._sync_to_device(self._dram0)
+        self._flush(source)
+        self._flush(probe)
         deadline = time.monotonic() + self.timeout_s
         channel = self._dma.sendchannel
         for start in range(0, nbytes, self._chunk):
@@ -121,7 +132,11 @@ class TcuDriver:
             # meaningful after a transfer, which is why it is checked after each one, not before.)
             channel.transfer(buffer, start=start, nbytes=min(self._chunk, nbytes - start))
             self._wait(lambda: channel.idle, deadline, what)
-        self._wait(lambda: np.array_equal(probe, self._probe_pattern), deadline, what)
+        def probe_landed() -> bool:
+            self._invalidate(probe)
+            return np.array_equal(probe, self._probe_pattern)
+
+        self._wait(probe_landed, deadline, what)
 
     def _wait(self, done, deadline: float, what: str) -> None:
         while not done():
@@ -144,7 +159,7 @@ class TcuDriver:
         if self._dram1 is None or len(self._dram1) < end:
             self._dram1, self._dram1_phys = self._aligned(max(end, self._vector_bytes))
         self._dram1[start:end] = np.frombuffer(model.consts, dtype=np.uint8)
-        self._sync_to_device(self._dram1)
+        self._flush(self._dram1[start:end])
         self._configure((ConfigRegister.DRAM1_OFFSET, self._dram1_phys // BLOCK))
         if manifest.load_consts_to_local and model.consts:
             n = len(model.consts) // self._vector_bytes
@@ -184,16 +199,17 @@ class TcuDriver:
         for span in spans:
             n = span.size * self._vector_bytes
             at = span.base * self._vector_bytes
-            self._dram0[at:at + n] = data[offset:offset + n]
+            region = self._dram0[at:at + n]
+            region[:] = data[offset:offset + n]
+            self._flush(region)
             offset += n
-        self._sync_to_device(self._dram0)
 
     def _read(self, spans) -> np.ndarray:
-        invalidate = getattr(self._dram0, "invalidate", None)
-        if invalidate is not None:
-            invalidate()
         vb = self._vector_bytes
-        data = np.concatenate([self._dram0[s.base * vb:(s.base + s.size) * vb] for s in spans])
+        regions = [self._dram0[s.base * vb:(s.base + s.size) * vb] for s in spans]
+        for region in regions:
+            self._invalidate(region)
+        data = np.concatenate(regions)
         return from_bytes(data.tobytes(), self.dtype).reshape(-1, self.arch.array_size)
 
     def close(self) -> None:

@@ -58,6 +58,10 @@ def test_driver_on_emulated_device_equals_emulator(tmp_path, preload):
         pixels = x[0].reshape(3, -1).T
         np.testing.assert_allclose(ours / 256.0, pixels @ w + b, atol=0.03)
     assert device.tcu.fault is None
+    device.memory.cache_maintenance.clear()
+    driver.run({"x": x})
+    ops = device.memory.cache_maintenance        # only the touched bytes, never the 24 MiB DRAM0
+    assert ops and max(n for _, n in ops) <= PIXELS * loaded.arch.vector_bytes
 
 
 def test_driver_streams_long_programs_in_chunks(tmp_path):
