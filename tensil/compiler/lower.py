@@ -110,11 +110,12 @@ def _valid_mask(buf: Buffer, band: _Band) -> np.ndarray:
 class _Attempt:
     """One lowering attempt with a fixed choice of spilled tensors."""
 
-    def __init__(self, net: Network, arch: Arch, spilled: set[str], options: LoweringOptions):
+    def __init__(self, net: Network, arch: Arch, spilled: set[str], options: LoweringOptions, dry: bool = False):
         self.net, self.arch, self.opt = net, arch, options
         self.a = arch.array_size
-        self.p = ProgramBuilder(arch)
-        self.consts = ConstPool(arch)
+        self.dry = dry
+        self.p = ProgramBuilder(arch, dry=dry)
+        self.consts = ConstPool(arch, dry=dry)
         self.local = Allocator(arch.local_depth - 1, "local memory")
         self.acc_budget = arch.accumulator_depth - CONST_ACC_SLOTS
         self.acc_const = arch.accumulator_depth - CONST_ACC_SLOTS
@@ -180,7 +181,7 @@ class _Attempt:
             addrs.append(acc)
         return addrs
 
-    def weight_tiles(self, layer: Layer) -> tuple[np.ndarray, list[int], list[int]]:
+    def weight_tiles(self, layer: Layer) -> tuple[np.ndarray | None, list[int], list[int]]:
         """All weight tiles of a layer, output-tile major, as (Cot, V, A) floats, with each tile's
         offset and length inside an output tile's block of V vectors.
 
@@ -193,6 +194,10 @@ class _Attempt:
         a = self.a
         co = layer.out_channels
         cot = tiles(co, a)
+        if self.dry:
+            sizes = [min(a, t.weight.shape[1] - c * a) + 1 for t in layer.terms
+                     for _ in range(t.weight.shape[2] * t.weight.shape[3]) for c in range(tiles(t.weight.shape[1], a))]
+            return None, [int(o) for o in np.cumsum([0] + sizes[:-1])], sizes
         tiles_w, sizes = [], []
         for t in layer.terms:
             _, ci, kh, kw = t.weight.shape
@@ -313,33 +318,46 @@ class _Attempt:
             stage += region
         return acc, stage + 1  # + one vector for SIMD constants
 
+    def plan_layer(self, layer: Layer, out: Buffer, tile_vectors: int, sizes: list[int]) -> tuple[str, int, int, int]:
+        """(weight mode, rows per band, local vectors for weights, staging vectors).
+
+        Modes: 'layer' = all weight tiles staged once; 'tile' = one output tile's weights at a
+        time (reloaded per band); 'group' = runs of weight tiles that fit (very wide layers).
+        Fewest bands wins, then the mode that loads weights least often.
+        """
+        cot = out.tiles
+        free = self.local.largest_free()
+        best = None
+        for mode, w_need in (("layer", tile_vectors * cot), ("tile", tile_vectors)):
+            for rows in range(out.height, 0, -1):
+                acc, stage = self.layer_needs(layer, rows, out)
+                if acc <= self.acc_budget and w_need + stage <= free:
+                    if best is None or -(-out.height // rows) < -(-out.height // best[1]):
+                        best = (mode, rows, w_need, stage)
+                    break
+        if best is not None:
+            return best
+        for rows in range(out.height, 0, -1):
+            acc, stage = self.layer_needs(layer, rows, out)
+            if acc <= self.acc_budget and free - stage >= max(sizes):
+                return "group", rows, free - stage, stage
+        raise _Spill(layer.name, f"room for one output row and one weight tile (staging {self.layer_needs(layer, 1, out)[1]} vectors)")
+
     def lower_layer(self, layer: Layer) -> None:
         a, p = self.a, self.p
         out = self.buffers[layer.output]
         cot = out.tiles
         blocks, offsets, sizes = self.weight_tiles(layer)
-        n_tiles = len(sizes)
         g = p.begin(layer.name, "layer", macs=self.layer_macs(layer), sources=list(layer.sources))
         self.place(out, layer.name)
-        tile_vectors = blocks.shape[1]
-        free = self.local.largest_free()
-        plan = None
-        for weights_once in (True, False):
-            w_need = tile_vectors * (cot if weights_once else 1)
-            for rows in range(out.height, 0, -1):
-                acc, stage = self.layer_needs(layer, rows, out)
-                if acc <= self.acc_budget and w_need + stage <= free:
-                    if plan is None or -(-out.height // rows) < -(-out.height // plan[1]):
-                        plan = (weights_once, rows, w_need, stage)
-                    break
-        if plan is None:
-            raise _Spill(layer.name, f"room for one output row (weights {tile_vectors} vectors per tile)")
-        weights_once, rows, w_need, stage = plan
-        g.info.update(bands=-(-out.height // rows), weights_once=weights_once)
+        tile_vectors = sum(sizes)
+        mode, rows, w_need, stage = self.plan_layer(layer, out, tile_vectors, sizes)
+        g.info.update(bands=-(-out.height // rows), weights=mode)
         w_base = self.scratch(w_need + stage, layer.name)
         const_tmp = w_base + w_need + stage - 1
-        w_dram = self.consts.add(blocks.reshape(-1, a), layer.name)
-        if weights_once:
+        w_dram = self.consts.reserve(cot * tile_vectors) if blocks is None else self.consts.add(blocks.reshape(-1, a), layer.name)
+        groups = self.weight_groups(sizes, w_need) if mode == "group" else [0]
+        if mode == "layer":
             p.move(DataFlow.DRAM1_TO_LOCAL, w_base, w_dram, cot * tile_vectors)
         act_slots = self.load_act_consts(layer, const_tmp)
         for band in _bands(out, rows):
@@ -347,12 +365,47 @@ class _Attempt:
             in_addr = self.stage_inputs(layer, band, stage_at)
             out_stage = stage_at + sum(s for s in self.staged_sizes(layer, band))
             for ct in range(cot):
-                w_local = w_base + (ct * tile_vectors if weights_once else 0)
-                if not weights_once:
-                    p.move(DataFlow.DRAM1_TO_LOCAL, w_local, w_dram + ct * tile_vectors, tile_vectors)
-                self.band_tile(layer, out, band, ct, w_local, offsets, sizes, in_addr, out_stage, act_slots)
+                src = w_dram + ct * tile_vectors
+                if mode == "layer":
+                    tile_addr = lambda k, base=w_base + ct * tile_vectors: base + offsets[k]  # noqa: E731
+                elif mode == "tile":
+                    p.move(DataFlow.DRAM1_TO_LOCAL, w_base, src, tile_vectors)
+                    tile_addr = lambda k: w_base + offsets[k]  # noqa: E731
+                else:
+                    tile_addr = self.group_loader(groups, offsets, sizes, w_base, src)
+                self.band_tile(layer, out, band, ct, tile_addr, sizes, in_addr, out_stage, act_slots)
         self.local.free(w_base)
         p.end(g)
+
+    @staticmethod
+    def weight_groups(sizes: list[int], budget: int) -> list[int]:
+        """First tile index of each run of consecutive tiles whose vectors fit `budget`."""
+        starts, used = [0], 0
+        for k, n in enumerate(sizes):
+            if used + n > budget:
+                starts.append(k)
+                used = 0
+            used += n
+        return starts
+
+    def group_loader(self, starts: list[int], offsets: list[int], sizes: list[int], w_base: int, src: int):
+        """tile index -> local address, staging each group of tiles when its first tile comes."""
+        bounds = starts + [len(sizes)]
+        group_of = {}
+        for gi in range(len(starts)):
+            for k in range(bounds[gi], bounds[gi + 1]):
+                group_of[k] = gi
+
+        def addr(k: int) -> int:
+            gi = group_of[k]
+            first = bounds[gi]
+            if k == first:
+                last = bounds[gi + 1] - 1
+                n = offsets[last] + sizes[last] - offsets[first]
+                self.p.move(DataFlow.DRAM1_TO_LOCAL, w_base, src + offsets[first], n)
+            return w_base + offsets[k] - offsets[first]
+
+        return addr
 
     def staged_sizes(self, layer: Layer, band: _Band) -> list[int]:
         cr0, cr1 = self.conv_rows(layer, band)
@@ -392,8 +445,8 @@ class _Attempt:
         hi = min(layer.act[2], dt.max_value)
         return self.const_to_acc([lo, hi], layer.name, tmp)
 
-    def band_tile(self, layer: Layer, out: Buffer, band: _Band, ct: int, w_local: int, offsets: list[int],
-                  sizes: list[int], in_addr: list, out_stage: int, act_slots: list[int]) -> None:
+    def band_tile(self, layer: Layer, out: Buffer, band: _Band, ct: int, tile_addr, sizes: list[int],
+                  in_addr: list, out_stage: int, act_slots: list[int]) -> None:
         a, p = self.a, self.p
         hc, wc = self.layer_geometry(layer)
         cr0, cr1 = self.conv_rows(layer, band)
@@ -408,6 +461,8 @@ class _Attempt:
             conv_pitch = out.wp
             acc_of = lambda r, c: (r + out.pad - band.pr0) * out.wp + out.pad + c  # noqa: E731
         self.use_acc(out_base + region)
+        if self.dry:
+            return
         k = 0
         for ti, term in enumerate(layer.terms):
             ib = self.buffers[term.input]
@@ -416,7 +471,7 @@ class _Attempt:
             for i in range(kh):
                 for j in range(kw):
                     for cit in range(tiles(ci, a)):
-                        p.load_weights(w_local + offsets[k], sizes[k])
+                        p.load_weights(tile_addr(k), sizes[k])
                         first = k == 0
                         col0 = j - term.pads[1] + ib.pad
                         merge = (self.opt.merge_rows and sh == 1 and sw == 1 and conv_pitch == ib.wp)
@@ -607,9 +662,10 @@ def lower(net: Network, arch: Arch, options: LoweringOptions | None = None) -> L
     options = options or LoweringOptions()
     spilled: set[str] = set()
     while True:
-        attempt = _Attempt(net, arch, spilled, options)
+        attempt = _Attempt(net, arch, spilled, options, dry=True)
         try:
-            result = attempt.run()
+            attempt.run()
+            result = _Attempt(net, arch, spilled, options).run()  # same decisions, now emitting
             result.spilled = sorted(spilled)
             return result
         except _Spill as s:

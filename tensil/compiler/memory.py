@@ -115,6 +115,7 @@ class ConstPool:
     """The DRAM1 image (`.tdata`): raw vectors appended in first-use order."""
 
     arch: Arch
+    dry: bool = False  # planning pass: count vectors only
     chunks: list[np.ndarray] = field(default_factory=list)
     size: int = 0
     overflow: dict[str, int] = field(default_factory=dict)
@@ -123,14 +124,27 @@ class ConstPool:
     def add_raw(self, vectors: np.ndarray) -> int:
         vectors = np.asarray(vectors, dtype=np.int64).reshape(-1, self.arch.array_size)
         addr = self.size
-        self.chunks.append(vectors)
+        if not self.dry:
+            self.chunks.append(vectors)
         self.size += len(vectors)
         if self.size > self.arch.dram1_depth:
-            raise CompileError(f"constants need {self.size} vectors, DRAM1 holds {self.arch.dram1_depth}")
+            raise CompileError(f"the network does not fit the architecture: its constants need more than "
+                               f"{self.arch.dram1_depth} DRAM1 vectors")
+        return addr
+
+    def reserve(self, n: int) -> int:
+        """Planning pass: account for n vectors without building them."""
+        addr = self.size
+        self.size += n
+        if self.size > self.arch.dram1_depth:
+            raise CompileError(f"the network does not fit the architecture: its constants need more than "
+                               f"{self.arch.dram1_depth} DRAM1 vectors")
         return addr
 
     def add(self, values: np.ndarray, owner: str) -> int:
         """Quantize float vectors (round half up, saturating, as Tensil's compiler) and append."""
+        if self.dry:
+            return self.reserve(int(np.asarray(values).size) // self.arch.array_size)
         raw, n_over = fixed.quantize(values, self.arch.dtype, rounding="half_up")
         self.overflow[owner] = self.overflow.get(owner, 0) + n_over
         self.count[owner] = self.count.get(owner, 0) + int(np.asarray(values).size)

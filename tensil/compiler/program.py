@@ -33,8 +33,9 @@ def stride_code(step: int, depth: int) -> int | None:
 
 
 class ProgramBuilder:
-    def __init__(self, arch: Arch):
+    def __init__(self, arch: Arch, dry: bool = False):
         self.arch = arch
+        self.dry = dry  # planning pass: decide memory, emit nothing
         self.layout = Layout.from_arch(arch)
         self.instrs: list[Instruction] = []
         self.groups: list[Group] = []
@@ -63,7 +64,7 @@ class ProgramBuilder:
 
     def move(self, flow: DataFlow, local: int, addr: int, n: int, local_step: int = 1, step: int = 1) -> None:
         """Move n vectors; steps are in vectors (powers of two), or one move per vector."""
-        if n <= 0:
+        if n <= 0 or self.dry:
             return
         d0, d1 = self.arch.stride0_depth, self.arch.stride1_depth
         c0, c1 = stride_code(local_step, d0), stride_code(step, d1)
@@ -76,7 +77,7 @@ class ProgramBuilder:
 
     def matmul(self, local: int, acc: int, n: int, *, accumulate: bool, local_step: int = 1,
                acc_step: int = 1, zeroes: bool = False) -> None:
-        if n <= 0:
+        if n <= 0 or self.dry:
             return
         c0 = stride_code(local_step, self.arch.stride0_depth)
         c1 = stride_code(acc_step, self.arch.stride1_depth)
@@ -93,10 +94,16 @@ class ProgramBuilder:
         """Push n vectors local[local+n-1] ... local[local] (the last one becomes the bias)."""
         if n > self.max_lw:
             raise CompileError(f"a weight tile of {n} vectors exceeds one LoadWeight")
+        if self.dry:
+            return
         self.instrs.append(LoadWeight(local, 0, n - 1))
 
     def zero_bias(self) -> None:
+        if self.dry:
+            return
         self.instrs.append(LoadWeight(0, 0, 0, zeroes=True))
 
     def simd(self, op: SimdOp, **kw) -> None:
+        if self.dry:
+            return
         self.instrs.append(Simd(op, **kw))

@@ -103,8 +103,8 @@ def test_bad_inputs_to_compile_leave_nothing(tmp_path, capsys):
 
 def test_network_that_does_not_fit(tmp_path, capsys):
     rng = np.random.default_rng(0)
-    nodes = [helper.make_node("Conv", ["x", "W"], ["y"], kernel_shape=[3, 3])]
-    onnx.save(make_model(nodes, [("x", [1, 1200, 3, 3])], [("y", None)], {"W": weights(rng, 4, 1200, 3, 3)}),
+    nodes = [helper.make_node("Conv", ["x", "W"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])]
+    onnx.save(make_model(nodes, [("x", [1, 3, 4, 3000])], [("y", None)], {"W": weights(rng, 4, 3, 3, 3)}),
               tmp_path / "wide.onnx")
     line = bad(capsys, "compile", "--onnx", str(tmp_path / "wide.onnx"), "--out", str(tmp_path / "out"))
     assert "does not fit" in line

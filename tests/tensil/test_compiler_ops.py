@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from compiler_helpers import assert_close, compile_and_compare, make_model, weights
 from tensil.compiler.errors import CompileError
@@ -211,9 +211,21 @@ def test_refusals_name_the_problem(build, message):
         compile_network(graph_from_model(build()), load_arch("custom_perf"), "m")
 
 
-def test_network_that_cannot_fit():
-    """One output tile's weights of a 3x3 conv over 1200 channels exceed local memory."""
+def test_wide_layers_stream_weight_groups():
+    """One output tile's weights of a 3x3 conv over 1200 channels exceed local memory: the
+    weight tiles are streamed in groups, and the result is still right."""
     model = conv_model(ci=1200, co=4, hw=3)
+    w = np.random.default_rng(4).standard_normal((4, 1200, 3, 3)).astype(np.float32) * 0.05  # >> 1/256
+    model.graph.initializer[0].CopyFrom(numpy_helper.from_array(w, "W"))
+    ours, ref, compiled = compile_and_compare(model, scale=0.5)
+    assert [g.info.get("weights") for g in compiled.lowered.groups if g.kind == "layer"] == ["group"]
+    assert_close(ours, ref, min_cos=0.995, rel=0.1)  # 10800-term sums, each product rounded
+
+
+def test_network_that_cannot_fit():
+    """A 3000-pixel-wide row does not fit the accumulators even one row at a time."""
+    model = conv_model(ci=3, co=4, hw=3)
+    model.graph.input[0].type.tensor_type.shape.dim[3].dim_value = 3000
     with pytest.raises(CompileError, match="does not fit the architecture"):
         compile_network(graph_from_model(model), load_arch("custom_perf"), "m")
 
