@@ -323,3 +323,28 @@ def test_load_consts_to_local(tmp_path):
     runner = ModelRunner(loaded)
     assert np.array_equal(runner.machine.local[: A + 1], runner.machine.dram1.read(np.arange(A + 1)))
     assert to_vectors(np.zeros((1, 3, 2, 2)), A).shape == (4, A)
+
+
+def test_realistic_conv_layer_matches_independent_fixed_point_conv():
+    """The RTL-verified 3x3 convolution (§3.4) against a direct conv built from tensil.fixed."""
+    from core_conv_program import OUTPUT_DRAM0, TAPS, conv3x3_program
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(-600, 600, (8, 8, A))  # NHWC raw input
+    W = rng.integers(-300, 300, (9, A, A))  # [tap][ci][co]
+    bias = rng.integers(-500, 500, A)
+    m = Machine(ARCH)
+    m.dram1.write(np.arange(109), np.vstack([bias[None], W.reshape(-1, A)]))
+    m.dram0.write(np.arange(64), x.reshape(64, A))
+    m.execute(conv3x3_program())
+    got = m.dram0.read(np.arange(OUTPUT_DRAM0, OUTPUT_DRAM0 + 64)).reshape(8, 8, A)
+
+    xp = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+    acc = None
+    for t, (kh, kw) in enumerate(TAPS):
+        y = np.broadcast_to(bias if t == 0 else np.zeros(A, dtype=np.int64), (8, 8, A))
+        patch = xp[kh : kh + 8, kw : kw + 8]
+        for ci in range(A):
+            y = fixed.mac(patch[..., ci : ci + 1], W[t, ci], y, FP16)
+        acc = y if acc is None else fixed.add(acc, y, FP16)
+    assert np.array_equal(got, np.maximum(acc, 0))

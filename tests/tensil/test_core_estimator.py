@@ -123,3 +123,15 @@ def test_instruction_fetch_bound_for_nine_byte_instructions():
                              "dram0_depth": 2**21, "dram1_depth": 2**21})  # fmt: skip
     e = estimate([NoOp()] * 800, arch, clocks_mhz=[50])
     assert e.hardware_cycles[50] == pytest.approx(900)  # 9 bytes on a 64-bit stream
+
+
+def test_realistic_conv_layer_against_rtl_measurement():
+    """§3.4: measured 1959 / 2046 / 2136 cycles at r = b = 1 / 30 / 60; Tensil's model 1167."""
+    from core_conv_program import conv3x3_program
+
+    prog = conv3x3_program()
+    assert len(prog) == 203
+    for r, measured in ((1, 1959), (30, 2046), (60, 2136)):
+        e = estimate(prog, ARCH, clocks_mhz=[50], params=HardwareParams(20.0 * r, 20.0 * r))
+        assert e.tensil_cycles == 1167
+        assert e.hardware_cycles[50] == pytest.approx(measured, rel=0.005)
