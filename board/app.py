@@ -58,7 +58,11 @@ class FewShotApp:
         self._capture: _Capture | None = None
         self._before_pause = State.TEACH
         if config.restore and config.classes_file and Path(config.classes_file).exists():
-            self._restore()
+            try:
+                self._restore()
+            except BoardError as exc:       # e.g. saved for a previous model: start empty, keep the file
+                self.message = f"not restored: {exc}"
+                log.warning("board: %s", self.message)
 
     # ----- events ------------------------------------------------------------------------------
     def handle(self, event: Event) -> None:

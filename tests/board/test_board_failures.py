@@ -138,3 +138,15 @@ def test_accelerator_hanging_mid_run_times_out_and_keeps_classes(tensil_bundle, 
     saved = FewShotClassifier(24, None, NcmConfig())
     saved.restore(tmp_path / "demo" / "classes.npz", "tiny")
     assert len(saved.classes) == 2
+
+
+def test_restore_at_start_skips_classes_of_another_model(tmp_path):
+    path = tmp_path / "classes.npz"
+    old = FewShotClassifier(2, None, NcmConfig())
+    old.add_class("cup")
+    old.save(path, "old-model")
+    app = FewShotApp(FewShotClassifier(2, None, NcmConfig()), AppConfig(classes_file=str(path), restore=True), "new")
+    assert app.classifier.classes == [] and "not restored" in app.message and path.is_file()
+    same = FewShotApp(FewShotClassifier(2, None, NcmConfig()), AppConfig(classes_file=str(path), restore=True),
+                      "old-model")
+    assert [c.name for c in same.classifier.classes] == ["cup"]
