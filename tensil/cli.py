@@ -219,7 +219,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--onnx", default=DEFAULT_ONNX, help=f"ONNX model (default {DEFAULT_ONNX})")
     c.add_argument("--arch", default=DEFAULT_ARCH, help="shipped arch name or .tarch path (default %(default)s)")
     c.add_argument("--out", default=DEFAULT_OUT, help="output directory (default %(default)s)")
-    c.add_argument("--name", default=None, help="model name (default: upstream's <onnx file name>_<arch>)")
+    c.add_argument("--name", default=None, help="full model name, files <name>.tmodel/... (default: <onnx stem>_<arch>)")
     c.add_argument("--backend", choices=("ours", "upstream"), default="ours",
                    help="ours, or upstream Tensil in Docker (needs a Docker engine)")
     c.add_argument("--samples", type=int, default=2, help="sample inputs for the report's verification (0 skips)")

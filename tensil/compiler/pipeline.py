@@ -96,12 +96,17 @@ def compile_network(graph: Graph, arch: Arch, name: str, options: CompileOptions
     return CompiledModel(name, arch, graph, network, lowered, program, consts, time.perf_counter() - start)
 
 
+def default_name(path: str | Path, arch: Arch) -> str:
+    """`<onnx stem>_<arch>` with upstream's character rule (non-alphanumerics become `_`)."""
+    return model_file_name(Path(path).stem, arch.name)
+
+
 def compile_onnx(path: str | Path, arch: Arch, name: str | None = None,
                  options: CompileOptions | None = None) -> CompiledModel:
-    """Compile an ONNX file; `name` defaults to upstream's `<onnx file name>_<arch>` rule."""
+    """Compile an ONNX file; `name` (the full model name) defaults to `<onnx stem>_<arch>` (contract 3)."""
     start = time.perf_counter()
     graph = load_graph(path)
-    model_name = name or model_file_name(Path(path).name, arch.name)
+    model_name = name or default_name(path, arch)
     if not model_name or "/" in model_name or model_name.startswith("."):
         raise CompileError(f"model name {model_name!r} is not a plain file name")
     compiled = compile_network(graph, arch, model_name, options)

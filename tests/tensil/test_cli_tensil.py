@@ -44,16 +44,16 @@ def compiled(tmp_path, capsys):
     rc, _, err = run(capsys, "compile", "--onnx", str(onnx_path), "--arch", "custom_perf", "--out",
                      str(tmp_path / "out"), "--samples", "1")
     assert rc == 0, err
-    return onnx_path, tmp_path / "out" / "net_onnx_custom_perf.tmodel"
+    return onnx_path, tmp_path / "out" / "net_custom_perf.tmodel"
 
 
 def test_compile_writes_model_and_report(compiled):
     onnx_path, tmodel = compiled
     names = sorted(p.name for p in tmodel.parent.iterdir())
-    assert names == [f"net_onnx_custom_perf.{e}" for e in ("report.json", "tdata", "tmodel", "tprog")]
+    assert names == [f"net_custom_perf.{e}" for e in ("report.json", "tdata", "tmodel", "tprog")]
     manifest = json.loads(tmodel.read_text())
     assert list(manifest) == ["name", "prog", "consts", "inputs", "outputs", "arch", "load_consts_to_local"]
-    report = json.loads(tmodel.with_name("net_onnx_custom_perf.report.json").read_text())
+    report = json.loads(tmodel.with_name("net_custom_perf.report.json").read_text())
     assert report["io"]["outputs"][0]["onnx_shape"] == [1, 5]
     assert report["verification"]["min_cosine_similarity"] > 0.99
     assert report["estimate"]["tensil_cycles"] > 0 and report["layers"]
@@ -124,7 +124,7 @@ def test_bad_model_files(compiled, tmp_path, capsys):
     assert "shape" in bad(capsys, "emulate", "--tmodel", str(tmodel), "--input", str(tmp_path / "x2.npy"), "--out",
                           str(y))
     for ext in ("tprog", "tdata"):
-        f = tmodel.with_name(f"net_onnx_custom_perf.{ext}")
+        f = tmodel.with_name(f"net_custom_perf.{ext}")
         data = f.read_bytes()
         f.write_bytes(data[:-8])
         assert "truncated" in bad(capsys, "emulate", "--tmodel", str(tmodel), "--input", str(x), "--out", str(y))
