@@ -7,6 +7,8 @@ the extra actions without firing the single-button ones first (and bounce cannot
 from __future__ import annotations
 
 import enum
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +77,10 @@ class ButtonDecoder:
 
 
 class GpioButtons:
-    """Polls the bitstream's button AXI GPIO (`btns_gpio`: ch1 = BTN0..3, ch2 = PMOD JA0..5)."""
+    """The bitstream's button AXI GPIO (`btns_gpio`: ch1 = BTN0..3, ch2 = PMOD JA0..5), sampled
+    every `period_s` by a thread so that a short press is not missed when frames are slow."""
 
-    def __init__(self, overlay, name: str = "btns_gpio"):
+    def __init__(self, overlay, name: str = "btns_gpio", period_s: float = 0.01):
         gpio = getattr(overlay, name, None)
         if gpio is None:
             raise ControlsError(f"the bitstream has no AXI GPIO named {name!r} for the buttons")
@@ -85,11 +88,29 @@ class GpioButtons:
         for channel in self._channels:
             channel.setdirection("in")
         self._decoder = ButtonDecoder()
+        self._events: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._period = period_s
+        self._thread = threading.Thread(target=self._sample, name="buttons", daemon=True)
+        self._thread.start()
+
+    def read_mask(self) -> int:
+        return (int(self._channels[0].read()) & 0xF) | (int(self._channels[1].read()) & 0x3F)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._period):
+            for event in self._decoder.update(self.read_mask()):
+                self._events.put(event)
 
     def poll(self, frame_index: int) -> list[Event]:
-        mask = int(self._channels[0].read()) & 0xF
-        mask |= int(self._channels[1].read()) & 0x3F
-        return self._decoder.update(mask)
+        events = []
+        while not self._events.empty():
+            events.append(self._events.get_nowait())
+        return events
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
 
 
 def key_event(key: int) -> Event | None:

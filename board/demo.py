@@ -137,6 +137,8 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
             sink.close(keep=True)
     finally:
         backend.close()
+        for control in controls:
+            getattr(control, "close", lambda: None)()
     if config.display == "file":
         _write_log(out / "log.json", config, bundle, backend, report)
     return report

@@ -1,5 +1,7 @@
 """Buttons (chords on release), keyboard and scripted event files."""
 
+import time
+
 import pytest
 
 from board.controls import Action, ButtonDecoder, Event, GpioButtons, ScriptedControls, key_event
@@ -22,21 +24,26 @@ class FakeChannel:
         self.direction = d
 
     def read(self):
-        return self.values.pop(0)
+        return self.values.pop(0) if self.values else 0
 
 
-def test_gpio_buttons_combine_board_and_pmod_channels():
+def test_gpio_buttons_are_sampled_between_frames():
     class Gpio:
-        channel1 = FakeChannel([0b0000, 0b0000, 0])
-        channel2 = FakeChannel([0b10000, 0b100000, 0])
+        channel1 = FakeChannel([0b0001, 0b0001, 0, 0, 0b0100, 0])
+        channel2 = FakeChannel([0, 0b0010, 0, 0, 0, 0])       # JA1 joins BTN0: the UNDO chord
 
     class Overlay:
         btns_gpio = Gpio()
 
-    buttons = GpioButtons(Overlay())
+    buttons = GpioButtons(Overlay(), period_s=0.001)
     assert Gpio.channel1.direction == "in"
-    events = buttons.poll(0) + buttons.poll(1) + buttons.poll(2)
-    assert events == []                       # PAUSE + QUIT held together is no chord
+    deadline = time.monotonic() + 2
+    events = []
+    while len(events) < 2 and time.monotonic() < deadline:
+        events += buttons.poll(0)
+        time.sleep(0.005)
+    buttons.close()
+    assert events == [Event(Action.UNDO), Event(Action.INFER)]
     with pytest.raises(ControlsError, match="btns_gpio"):
         GpioButtons(object())
 
