@@ -151,8 +151,9 @@ class Dram:
     def write_bytes(self, base: int, data: bytes) -> None:
         """Copy file bytes (e.g. a .tdata) to vectors starting at `base`."""
         n = len(data) // (self.array_size * self.vectors.itemsize)
-        self.check(base + n - 1, "load") if n else None
-        self.vectors[base : base + n] = np.frombuffer(data, dtype=self.vectors.dtype).reshape(n, -1)
+        if n:
+            self.check(base + n - 1, "load")
+            self.vectors[base : base + n] = np.frombuffer(data, dtype=self.vectors.dtype, count=n * self.array_size).reshape(n, -1)
 
 
 class Machine:
@@ -229,8 +230,10 @@ def _per_vector(values: Sequence, sizes: Sequence[int], dtype) -> np.ndarray:
 
 def _fixed_work_dtype(arch: Arch) -> np.dtype:
     """int32 when every MAC intermediate fits (FP8BP4, FP16BP8), else int64."""
-    widest = 2 * (arch.dtype.bits - 1) + 1  # |x*y| <= 2^(2(w-1)), plus the shifted partial sum
-    return np.dtype(np.int32) if widest <= 30 else np.dtype(np.int64)
+    w, bp = arch.dtype.bits, arch.dtype.frac_bits
+    # |x*y| <= 2^(2(w-1)), |y << bp| <= 2^(w-1+bp), the rounding adds less than 2^bp
+    widest = (1 << (2 * (w - 1))) + (1 << (w - 1 + bp)) + (1 << bp)
+    return np.dtype(np.int32) if widest < 2**31 else np.dtype(np.int64)
 
 
 class _ArrayRun:
