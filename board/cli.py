@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
             config = _config(DemoConfig, args)
             report = run_demo(config)
-            accuracy = "n/a (no ground truth)" if report.accuracy is None else f"{report.accuracy:.1%}"
+            accuracy = "n/a (no frame with ground truth)" if report.accuracy is None else f"{report.accuracy:.1%}"
             print(f"board: {report.frames} frames, live accuracy {accuracy} on {report.evaluated} frames, "
                   f"{report.fps:.1f} FPS, backbone {report.backbone_ms:.1f} ms/frame ({config.backend})")
             if report.error:
