@@ -33,6 +33,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from tensil import fixed
 from tensil import layout as host_layout
 from tensil.arch import Arch
 from tensil.isa import (
@@ -242,14 +243,16 @@ class _ArrayRun:
     run), and all MatMul vectors of the run go through the array chain at once, each with its
     own weight state; accumulator writes are then applied in program order."""
 
+    kind = "MatMul+LoadWeight"
+
     def __init__(self, instrs: Sequence[Union[MatMul, LoadWeight]], arch: Arch):
         rows = arch.array_size + 1
         self.n_matmul = sum(isinstance(i, MatMul) for i in instrs)
         self.n_load = len(instrs) - self.n_matmul
-        # row sources relative to the start of the run: kind 0 = old row j, 1 = zero, 2 = local[addr]
-        kind = np.zeros(rows, dtype=np.int8)
+        # row sources relative to the start of the run: 0 = old row `index`, 1 = zero, 2 = local[index]
+        source = np.zeros(rows, dtype=np.int8)
         index = np.arange(rows, dtype=np.int64)
-        group_kind, group_index = [], []
+        group_source, group_index = [], []
         fresh = True
         matmuls: List[MatMul] = []
         group: List[int] = []
@@ -257,20 +260,20 @@ class _ArrayRun:
             if isinstance(ins, LoadWeight):
                 count = min(ins.size + 1, rows)
                 pushed = (ins.local_addr + np.arange(count) * (1 << ins.local_stride)) % arch.local_depth
-                kind = np.r_[np.full(count, 1 if ins.zeroes else 2, dtype=np.int8), kind[: rows - count]]
+                source = np.r_[np.full(count, 1 if ins.zeroes else 2, dtype=np.int8), source[: rows - count]]
                 index = np.r_[pushed, index[: rows - count]]
                 fresh = True
                 continue
             if fresh:
-                group_kind.append(kind)
+                group_source.append(source)
                 group_index.append(index)
                 fresh = False
             matmuls.append(ins)
-            group.append(len(group_kind) - 1)
-        self.final_kind, self.final_index = kind, index
+            group.append(len(group_source) - 1)
+        self.final_source, self.final_index = source, index
         if not self.n_matmul:
             return
-        self.group_kind = np.array(group_kind)
+        self.group_source = np.array(group_source)
         self.group_index = np.array(group_index)
         sizes = [mm.size for mm in matmuls]
         self.x_idx = _expand([mm.local_addr for mm in matmuls], [mm.local_stride for mm in matmuls], sizes)
@@ -283,21 +286,19 @@ class _ArrayRun:
         self.all_accum = bool(self.accum.all())
         self.none_accum = not self.accum.any()
         self.group = _per_vector(group, sizes, np.int64)
-        self.single_group = len(group_kind) == 1
+        self.single_group = len(group_source) == 1
         self.generations = _generations(self.t_idx)
         self.work = _fixed_work_dtype(arch)
-
-    kind = "MatMul+LoadWeight"
 
     @property
     def n(self) -> int:
         return self.n_matmul + self.n_load
 
     @staticmethod
-    def _states(m: Machine, kind: np.ndarray, index: np.ndarray) -> np.ndarray:
+    def _states(m: Machine, source: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Weight states (..., A+1, A) from row sources and the weights before the run."""
-        out = np.zeros(kind.shape + (m.arch.array_size,), dtype=np.int64)
-        old, local = kind == 0, kind == 2
+        out = np.zeros(source.shape + (m.arch.array_size,), dtype=np.int64)
+        old, local = source == 0, source == 2
         out[old] = m.weights[index[old]]
         out[local] = m.local[index[local]]
         return out
@@ -307,12 +308,12 @@ class _ArrayRun:
             m.counters.count("LoadWeight", self.n_load)
         if self.n_matmul:
             self._matmul(m)
-        m.weights = self._states(m, self.final_kind, self.final_index)
+        m.weights = self._states(m, self.final_source, self.final_index)
 
     def _matmul(self, m: Machine) -> None:
         bp = m.dtype.frac_bits
         lo, hi = m.dtype.min_raw, m.dtype.max_raw
-        states = self._states(m, self.group_kind, self.group_index).astype(self.work)  # (G, A+1, A)
+        states = self._states(m, self.group_source, self.group_index).astype(self.work)  # (G, A+1, A)
         xt = m.local[self.x_idx].T.astype(self.work)  # (A, N): lane k of every vector, contiguous
         if self.any_zero:
             xt[:, self.zero] = 0
@@ -467,6 +468,8 @@ class _SimdBlock:
     over the periods. Valid when (checked by `_simd_block_ok`) no register value flows from one
     period to the next and no accumulator address written in one period is touched in another."""
 
+    kind = "SIMD"
+
     def __init__(self, instrs: Sequence[Simd], period: int, arch: Arch):
         self.n = len(instrs)
         self.period = period
@@ -492,8 +495,6 @@ class _SimdBlock:
                     np.array([g.write_addr % depth for g in group], dtype=np.int64),
                 )
             )
-
-    kind = "SIMD"
 
     def run(self, m: Machine) -> None:
         q = self.q
@@ -554,7 +555,8 @@ def _simd_key(s: Simd) -> tuple:
     return (s.op, s.left, s.right, s.dest, s.read, s.write, s.accumulate)
 
 
-def _plan_simd_run(run: Sequence[Simd], start_index: int, arch: Arch, steps: list) -> None:
+def _plan_simd_run(run: Sequence[Simd], arch: Arch, steps: list) -> None:
+    """Cut a run of SIMD instructions into the largest valid periodic blocks (else singles)."""
     keys = [_simd_key(s) for s in run]
     i, n = 0, len(run)
     depth = arch.accumulator_depth
@@ -633,7 +635,7 @@ def build_plan(program: Union[bytes, Sequence[Instruction]], arch: Arch) -> Plan
                     raise EmulatorError(f"instruction {i + k} would stall the hardware: {reason}")
                 if max(s.left, s.right, s.dest) > arch.simd_registers_depth:
                     raise EmulatorError(f"instruction {i + k}: SIMD register beyond simd_registers_depth")
-            _plan_simd_run(run, i, arch, steps)
+            _plan_simd_run(run, arch, steps)
         elif kind in (Configure, NoOp):
             steps.append(_Single(instrs[i]))
         else:
@@ -647,7 +649,8 @@ def build_plan(program: Union[bytes, Sequence[Instruction]], arch: Arch) -> Plan
 
 class ModelRunner:
     """Runs a loaded `.tmodel` like Tensil's driver: constants into DRAM1 (and local memory when
-    `load_consts_to_local`), inputs packed into DRAM0, the program, outputs read back."""
+    `load_consts_to_local`) once, then per run: inputs packed into DRAM0, the program (planned
+    once), outputs read back. Like the hardware, memories are not cleared between runs."""
 
     def __init__(self, loaded: LoadedModel, machine: Optional[Machine] = None):
         self.loaded = loaded
@@ -688,7 +691,7 @@ class ModelRunner:
         idx = np.concatenate([np.arange(s.base, s.base + s.size) for s in spans])
         raw = self.machine.dram0.read(idx)
         if shape is None:
-            return (raw.astype(np.float64) / self.arch.dtype.scale).astype(np.float32).ravel()
+            return fixed.dequantize(raw, self.arch.dtype).astype(np.float32).ravel()
         return host_layout.unpack_output(raw, shape, self.arch)
 
     def run(
