@@ -47,6 +47,8 @@ class BundleConfig:
     arch: str = "custom_perf"
     fpga: str | None = "build/fpga/custom_perf_50MHz"   # folder with design.bit/.hwh (optional)
     out: str = "build/bundle/default"
+    verify_samples: int = 2                      # driver-on-emulated-PYNQ vs onnxruntime checks (0 skips)
+    min_cosine: float = 0.99                     # below this the bundle is refused
 
 
 @dataclass
@@ -183,9 +185,9 @@ def assemble_bundle(config: BundleConfig) -> Path:
         model_arch = _arch(_read_json(tmodel, "compiled model").get("arch"), str(tmodel))
         meta["arch"] = dict(model_arch.to_json_dict(), name=config.arch)
         report = tmodel.with_name(tmodel.stem + ".report.json")
-        meta["verification"]["compile_report"] = str(report) if report.is_file() else None
         if report.is_file():
             copies["report"] = (report, report.name)
+            meta["verification"]["compile"] = _read_json(report, "compile report").get("verification")
 
     if config.fpga:
         fpga = Path(config.fpga)
@@ -215,6 +217,17 @@ def assemble_bundle(config: BundleConfig) -> Path:
             meta["sources"][role] = str(src)
         meta["config"] = asdict(config)
         (tmp / MODEL_JSON).write_text(json.dumps(meta, indent=1))
+        if config.verify_samples and "tmodel" in meta["files"]:
+            from board.verify import verify_driver_against_onnx   # imports the backends, which import this module
+
+            figures = verify_driver_against_onnx(load_bundle(tmp), config.verify_samples)
+            meta["verification"]["board_driver"] = figures
+            if figures["min_cosine_similarity"] < config.min_cosine:
+                raise BundleError(f"the compiled model through our driver disagrees with onnxruntime (cosine "
+                                  f"{figures['min_cosine_similarity']:.4f} < {config.min_cosine})")
+            (tmp / MODEL_JSON).write_text(json.dumps(meta, indent=1))
+            log.info("board: driver on the emulated PYNQ vs onnxruntime: max abs error %.4g, min cosine %.5f",
+                     figures["max_abs_error"], figures["min_cosine_similarity"])
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

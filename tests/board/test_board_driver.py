@@ -117,3 +117,5 @@ def test_emulator_backend_gives_the_emulators_features(tensil_bundle):
         np.testing.assert_array_equal(ours, direct.run({"input": x}, {"output": (1, 24)})["output"].ravel())
         np.testing.assert_allclose(ours, onnx_backend.features(x), atol=0.05)   # FP16BP8 vs float
     assert backend.driver.arch.name == "custom_perf"
+    figures = bundle.meta["verification"]["board_driver"]          # checked when the bundle was built
+    assert figures["samples"] == 2 and figures["min_cosine_similarity"] > 0.99
