@@ -73,7 +73,8 @@ def _train_small_backbone(spec, seed: int = 0):
     return model.eval()
 
 
-def _episodes(feats_a: np.ndarray, feats_b: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+def _episodes(feats_a: np.ndarray, feats_b: np.ndarray, labels: np.ndarray,
+              seed: int = 0) -> tuple[float, float, float]:
     """Same NCM episodes on two feature sets; returns (acc_a, acc_b, 95% CI half-width of a)."""
     rng = np.random.default_rng(seed)
     classes = np.unique(labels)
@@ -128,13 +129,13 @@ def bench_default(work: Path) -> None:
     emu = (time.perf_counter() - t) / 5
     print("== tensil: default backbone (ResNet-9 strided, 16 fm, 32x32) on custom_perf ==")
     print(f"compile time: {statistics.median(times):.2f} s (median of 3; target < 5 s; upstream ~5 min)  [{_load()}]")
-    print(f"program: {est.n_instructions} instructions, {est.program_bytes} bytes; constants {low.consts.size} vectors; "
-          f"local peak {low.local_peak}/{arch.local_depth}, accumulators {low.acc_peak}/{arch.accumulator_depth}")
+    print(f"program: {est.n_instructions} instructions, {est.program_bytes} bytes; "
+          f"constants {low.consts.size} vectors; local peak {low.local_peak}/{arch.local_depth}, accumulators {low.acc_peak}/{arch.accumulator_depth}")
     print(f"Tensil model: {est.tensil_cycles / 1e3:.1f} KCycles (target <= 300), MAC efficiency "
           f"{100 * est.mac_efficiency:.1f}% (target >= 40%), {est.useful_macs / 1e6:.2f} MMAC")
     for mhz in (50.0, 125.0):
-        print(f"hardware-aware: {est.hardware_cycles[mhz] / 1e3:.1f} KCycles = {est.latency_ms[mhz]:.2f} ms at {mhz:g} MHz "
-              f"(instruction streaming included; target <= 10 ms at 125 MHz; PEFSL measured ~30 ms on the board)")
+        print(f"hardware-aware: {est.hardware_cycles[mhz] / 1e3:.1f} KCycles = "
+              f"{est.latency_ms[mhz]:.2f} ms at {mhz:g} MHz (instruction streaming included; target <= 10 ms at 125 MHz; PEFSL measured ~30 ms on the board)")
     print(f"emulator: {1e3 * emu:.0f} ms per inference  [{_load()}]")
     print(est.table(125.0))
 

@@ -70,8 +70,8 @@ def run_compile(cfg: CompileConfig) -> Path:
     if cfg.backend == "upstream":
         return run_upstream(cfg, arch)
     compiled = compile_onnx(cfg.onnx, arch, cfg.name, CompileOptions(merge_rows=cfg.merge_rows))
-    log(f"compiled {cfg.onnx} for {arch.name} in {compiled.seconds:.2f} s: {len(compiled.lowered.instrs)} instructions, "
-        f"{compiled.lowered.consts.size} constant vectors")
+    log(f"compiled {cfg.onnx} for {arch.name} in {compiled.seconds:.2f} s: "
+        f"{len(compiled.lowered.instrs)} instructions, {compiled.lowered.consts.size} constant vectors")
     start = time.perf_counter()
     report = build_report(compiled, cfg.onnx, asdict(cfg), samples=cfg.samples, seed=cfg.seed)
     path = write_outputs(compiled, cfg.out, report)
@@ -219,7 +219,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--onnx", default=DEFAULT_ONNX, help=f"ONNX model (default {DEFAULT_ONNX})")
     c.add_argument("--arch", default=DEFAULT_ARCH, help="shipped arch name or .tarch path (default %(default)s)")
     c.add_argument("--out", default=DEFAULT_OUT, help="output directory (default %(default)s)")
-    c.add_argument("--name", default=None, help="full model name, files <name>.tmodel/... (default: <onnx stem>_<arch>)")
+    c.add_argument("--name", default=None,
+                   help="full model name, files <name>.tmodel/... (default: <onnx stem>_<arch>)")
     c.add_argument("--backend", choices=("ours", "upstream"), default="ours",
                    help="ours, or upstream Tensil in Docker (needs a Docker engine)")
     c.add_argument("--samples", type=int, default=2, help="sample inputs for the report's verification (0 skips)")

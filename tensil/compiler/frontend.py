@@ -60,7 +60,8 @@ class _Frontend:
             raise CompileError(f"{_where(node)}: missing {what}")
         t = node.input[index]
         if t not in self.consts:
-            raise CompileError(f"{_where(node)}: {what} must be a constant (initializer), {t!r} is computed at run time")
+            raise CompileError(f"{_where(node)}: {what} must be a constant (initializer), "
+                               f"{t!r} is computed at run time")
         return self.consts[t]
 
     def opt_const(self, node, index: int) -> np.ndarray | None:
@@ -76,7 +77,8 @@ class _Frontend:
             raise CompileError(f"{_where(node)}: Pad is only supported in front of a Conv")
         if t in self.flat and node.op_type not in ("Gemm", "MatMul"):
             raise CompileError(
-                f"{_where(node)}: a Flatten/Reshape of a spatial map (H*W > 1) is only supported in front of Gemm/MatMul"
+                f"{_where(node)}: a Flatten/Reshape of a spatial map (H*W > 1) is only supported "
+                "in front of Gemm/MatMul"
             )
         if t in self.flat or t in self.padded:
             return t
@@ -150,7 +152,8 @@ class _Frontend:
         dims = []
         for d in tt.shape.dim:
             if not d.HasField("dim_value"):
-                raise CompileError(f"input {vi.name!r} has a dynamic dimension {d.dim_param!r}; export with static shapes")
+                raise CompileError(f"input {vi.name!r} has a dynamic dimension {d.dim_param!r}; "
+                                   "export with static shapes")
             dims.append(d.dim_value)
         self.io_shapes[vi.name] = dims
         if len(dims) not in (2, 4) or dims[0] != 1:
@@ -283,7 +286,9 @@ class _Frontend:
         a = _attrs(node)
         src = self.onnx_shape(self.act(node))
         axes = a.get("axes") if len(node.input) < 2 else [int(v) for v in self.const(node, 1, "axes")]
-        axes = [ax % len(src) for ax in axes] if axes is not None else [i for i, s in enumerate(src) if s == 1 and i > 0]
+        if axes is None:
+            axes = [i for i, s in enumerate(src) if s == 1 and i > 0]
+        axes = [ax % len(src) for ax in axes]
         self.relabel(node, [s for i, s in enumerate(src) if i not in axes])
 
     def op_Unsqueeze(self, node) -> None:
@@ -312,7 +317,8 @@ class _Frontend:
         if len(node.input) > 2 and node.input[2]:
             value = float(self.const(node, 2, "constant value").reshape(-1)[0])
         if mode != "constant" or value != 0.0:
-            raise CompileError(f"{_where(node)}: only constant zero padding is supported (got mode {mode}, value {value})")
+            raise CompileError(f"{_where(node)}: only constant zero padding is supported "
+                               f"(got mode {mode}, value {value})")
         if len(node.input) > 3 and node.input[3]:
             raise CompileError(f"{_where(node)}: the axes input of Pad is not supported")
         if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
@@ -339,7 +345,8 @@ class _Frontend:
         group = a.get("group", 1)
         co, cig, kh, kw = weight.shape
         if cig * group != c or co % group:
-            raise CompileError(f"{_where(node)}: weight {list(weight.shape)} and group {group} do not match {c} input channels")
+            raise CompileError(f"{_where(node)}: weight {list(weight.shape)} and group {group} "
+                               f"do not match {c} input channels")
         if "kernel_shape" in a and tuple(a["kernel_shape"]) != (kh, kw):
             raise CompileError(f"{_where(node)}: kernel_shape {list(a['kernel_shape'])} differs from the weight")
         sh, sw = a.get("strides", [1, 1])
@@ -387,7 +394,8 @@ class _Frontend:
         else:
             c, h, w = self.shapes[x]
             if (h, w) != (1, 1) or c != k:
-                raise CompileError(f"{_where(node)}: input of shape {self.onnx_shape(x)} does not match weight rows {k}")
+                raise CompileError(f"{_where(node)}: input of shape {self.onnx_shape(x)} "
+                                   f"does not match weight rows {k}")
             weight = weight_kn.T.reshape(n, k, 1, 1)
         self.conv(node, x, weight, bias, (1, 1), (0, 0, 0, 0))
         self.rank[node.output[0]] = 2
@@ -402,7 +410,9 @@ class _Frontend:
         b = (b.T if a.get("transB", 0) else b) * a.get("alpha", 1.0)
         c = self.opt_const(node, 2)
         n = b.shape[1]
-        bias = np.zeros(n) if c is None else np.broadcast_to(c.astype(np.float64).reshape(-1), (n,)) * a.get("beta", 1.0)
+        bias = np.zeros(n)
+        if c is not None:
+            bias = np.broadcast_to(c.astype(np.float64).reshape(-1), (n,)) * a.get("beta", 1.0)
         self.dense(node, b, np.array(bias, dtype=np.float64))
 
     def op_MatMul(self, node) -> None:
@@ -435,7 +445,8 @@ class _Frontend:
             shape.insert(0, 1)
         ok = shape[0] == 1 and shape[1] == c and all(s == 1 for s in shape[2:])
         if not ok:
-            raise CompileError(f"{_where(node)}: constant of shape {list(v.shape)} is not per-channel for {self.onnx_shape(x)}")
+            raise CompileError(f"{_where(node)}: constant of shape {list(v.shape)} is not per-channel "
+                               f"for {self.onnx_shape(x)}")
         return v.reshape(c)
 
     def binary(self, node, kind: str) -> None:
@@ -445,7 +456,8 @@ class _Frontend:
                 raise CompileError(f"{_where(node)}: {kind} of two activations is not supported")
             xa, xb = self.act(node, 0), self.act(node, 1)
             if self.shapes[xa] != self.shapes[xb]:
-                raise CompileError(f"{_where(node)}: broadcasting {self.shapes[xa]} with {self.shapes[xb]} is not supported")
+                raise CompileError(f"{_where(node)}: broadcasting {self.shapes[xa]} with {self.shapes[xb]} "
+                                   "is not supported")
             self.emit(node, "add", [xa, xb], self.shapes[xa])
             self.rank[node.output[0]] = self.rank.get(xa, 4)
             return
@@ -495,7 +507,8 @@ class _Frontend:
         if len(node.input) > 2 and node.input[2]:
             hi = float(self.const(node, 2, "max").reshape(-1)[0])
         if lo > 0.0 or hi < 0.0:
-            raise CompileError(f"{_where(node)}: Clip to [{lo}, {hi}] excludes 0; not supported (padding lanes must stay 0)")
+            raise CompileError(f"{_where(node)}: Clip to [{lo}, {hi}] excludes 0; not supported "
+                               "(padding lanes must stay 0)")
         if lo == 0.0 and hi == np.inf:
             self.unary(node, "relu")
         else:
@@ -539,7 +552,8 @@ class _Frontend:
         k, s, p = self.pool_attrs(node)
         if any(p) and not _attrs(node).get("count_include_pad", 0):
             raise CompileError(
-                f"{_where(node)}: AveragePool with padding and count_include_pad=0 has per-position divisors; not supported"
+                f"{_where(node)}: AveragePool with padding and count_include_pad=0 has per-position "
+                "divisors; not supported"
             )
         x = self.act(node)
         c = self.shapes[x][0]
@@ -588,7 +602,8 @@ def load_graph(path: str | Path) -> Graph:
     try:
         model = onnx.load(str(path))
     except Exception as e:
-        raise CompileError(f"{path}: not a readable ONNX model ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CompileError(f"{path}: not a readable ONNX model ({why})") from None
     return graph_from_model(model)
 
 

@@ -34,7 +34,7 @@ from tensil.arch import Arch
 from tensil.compiler.errors import CompileError
 from tensil.compiler.graph import GlobalPool, Layer, Network, Term
 from tensil.compiler.memory import Allocator, Buffer, ConstPool, HostRegion, tiles
-from tensil.compiler.program import Group, ProgramBuilder, stride_code
+from tensil.compiler.program import Group, ProgramBuilder
 from tensil.isa import DataFlow, Instruction, SimdOp
 
 CONST_ACC_SLOTS = 2  # accumulator vectors reserved at the top for SIMD constants
@@ -297,7 +297,7 @@ class _Attempt:
 
     def layer_needs(self, layer: Layer, rows: int, out: Buffer) -> tuple[int, int]:
         """(accumulator vectors, local staging vectors) for bands of `rows` output rows."""
-        hc, wc = self.layer_geometry(layer)
+        _, wc = self.layer_geometry(layer)
         region = (rows + 2 * out.pad) * out.wp
         acc = region
         if layer.pool:
@@ -341,7 +341,8 @@ class _Attempt:
             acc, stage = self.layer_needs(layer, rows, out)
             if acc <= self.acc_budget and free - stage >= max(sizes):
                 return "group", rows, free - stage, stage
-        raise _Spill(layer.name, f"room for one output row and one weight tile (staging {self.layer_needs(layer, 1, out)[1]} vectors)")
+        staging = self.layer_needs(layer, 1, out)[1]
+        raise _Spill(layer.name, f"room for one output row and one weight tile (staging {staging} vectors)")
 
     def lower_layer(self, layer: Layer) -> None:
         a, p = self.a, self.p
@@ -355,7 +356,10 @@ class _Attempt:
         g.info.update(bands=-(-out.height // rows), weights=mode)
         w_base = self.scratch(w_need + stage, layer.name)
         const_tmp = w_base + w_need + stage - 1
-        w_dram = self.consts.reserve(cot * tile_vectors) if blocks is None else self.consts.add(blocks.reshape(-1, a), layer.name)
+        if blocks is None:
+            w_dram = self.consts.reserve(cot * tile_vectors)
+        else:
+            w_dram = self.consts.add(blocks.reshape(-1, a), layer.name)
         groups = self.weight_groups(sizes, w_need) if mode == "group" else [0]
         if mode == "layer":
             p.move(DataFlow.DRAM1_TO_LOCAL, w_base, w_dram, cot * tile_vectors)
@@ -420,7 +424,7 @@ class _Attempt:
     def stage_inputs(self, layer: Layer, band: _Band, at: int) -> list:
         """Per term: a function (tile, padded_row) -> local address of that input row."""
         cr0, cr1 = self.conv_rows(layer, band)
-        fns, staged = [], {}
+        fns = []
         for t in layer.terms:
             ib = self.buffers[t.input]
             if ib.home == "local":
@@ -431,7 +435,6 @@ class _Attempt:
             for tile in range(ib.tiles):
                 self.p.move(DataFlow.DRAM0_TO_LOCAL, at + tile * n, ib.addr(tile, f, 0), n)
             fns.append(lambda tile, r, base=at, n=n, f=f, wp=ib.wp: base + tile * n + (r - f) * wp)
-            staged[t.input] = at
             at += ib.tiles * n
         return fns
 
@@ -448,7 +451,7 @@ class _Attempt:
     def band_tile(self, layer: Layer, out: Buffer, band: _Band, ct: int, tile_addr, sizes: list[int],
                   in_addr: list, out_stage: int, act_slots: list[int]) -> None:
         a, p = self.a, self.p
-        hc, wc = self.layer_geometry(layer)
+        _, wc = self.layer_geometry(layer)
         cr0, cr1 = self.conv_rows(layer, band)
         region_rows = band.pr1 - band.pr0
         region = region_rows * out.wp

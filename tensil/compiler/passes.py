@@ -246,8 +246,9 @@ def pack_taps_into_lanes(net: Network, array_size: int) -> Network:
                     copy = np.zeros((ci * kw, ci, 1, kw))
                     for k in range(kw):
                         copy[k * ci + np.arange(ci), np.arange(ci), 0, k] = 1.0
-                    steps.append(Layer(f"{step.name}/taps_in_lanes", [Term(t.input, copy, (1, 1), (0, t.pads[1], 0, t.pads[3]))],
-                                       np.zeros(ci * kw), packed, sources=list(step.sources[:1]), copy=True))
+                    term = Term(t.input, copy, (1, 1), (0, t.pads[1], 0, t.pads[3]))
+                    steps.append(Layer(f"{step.name}/taps_in_lanes", [term], np.zeros(ci * kw), packed,
+                                       sources=list(step.sources[:1]), copy=True))
                     shapes[packed] = (ci * kw, h, wo)
                     w2 = t.weight.transpose(0, 3, 1, 2).reshape(co, kw * ci, kh, 1)
                     new_terms.append(Term(packed, w2, t.strides, (t.pads[0], 0, t.pads[2], 0)))

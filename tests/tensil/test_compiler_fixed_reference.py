@@ -36,7 +36,7 @@ def q(x) -> np.ndarray:
     return fixed.quantize(x, DT, rounding="half_up")[0]
 
 
-def ref_layer(layer, env: dict, shapes: dict) -> np.ndarray:
+def ref_layer(layer, env: dict) -> np.ndarray:
     co = layer.out_channels
     acc = None
     first = True
@@ -94,7 +94,10 @@ def reference(network, x_float: np.ndarray) -> np.ndarray:
     name = network.inputs[0]
     env = {name: fixed.quantize(x_float.reshape(network.shapes[name]), DT, rounding="half_even")[0]}
     for step in network.steps:
-        env[step.output] = ref_gap(env[step.input]) if isinstance(step, GlobalPool) else ref_layer(step, env, network.shapes)
+        if isinstance(step, GlobalPool):
+            env[step.output] = ref_gap(env[step.input])
+        else:
+            env[step.output] = ref_layer(step, env)
     return fixed.dequantize(env[network.outputs[0]], DT)
 
 
@@ -112,7 +115,8 @@ def graphs(draw):
         stride = draw(st.sampled_from([1, 2])) if min(shape[1:]) >= 3 else 1
         pad = (draw(st.integers(0, 1)) if min(shape[1:]) >= 3 else 1) if k == 3 else 0
         co = draw(st.integers(1, 26))
-        inits[f"W{li}"] = (rng.standard_normal((co, shape[0], k, k)) * scale / math.sqrt(shape[0] * k * k)).astype(np.float32)
+        weight = rng.standard_normal((co, shape[0], k, k)) * scale / math.sqrt(shape[0] * k * k)
+        inits[f"W{li}"] = weight.astype(np.float32)
         inits[f"B{li}"] = (rng.standard_normal(co) * 0.3).astype(np.float32)
         nodes.append(helper.make_node("Conv", [cur, f"W{li}", f"B{li}"], [f"c{li}"], kernel_shape=[k, k],
                                       strides=[stride, stride], pads=[pad] * 4))
