@@ -27,7 +27,7 @@ appears in the error:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence, Tuple
 
 from tensil.arch import Arch
 from tensil.emulator import simd_stall_reason
@@ -60,73 +60,88 @@ class HazardError(ValueError):
         super().__init__(f"instruction {index} ({text}) breaks rule {rule}: {detail}")
 
 
-def _last(addr: int, stride: int, size: int) -> int:
-    return addr + size * (1 << stride)
+Problem = Optional[Tuple[str, str]]  # (rule, detail)
+
+
+class _Rules:
+    """The rules for one architecture; `check` returns the first broken rule of an instruction."""
+
+    def __init__(self, arch: Arch, reserve_driver_probe: bool):
+        self.arch = arch
+        self.layout = Layout.from_arch(arch)
+        self.depth = {"local": arch.local_depth, "acc": arch.accumulator_depth, "dram0": arch.dram0_depth,
+                      "dram1": arch.dram1_depth}  # fmt: skip
+        reserved = {"local": 1, "dram0": 2} if reserve_driver_probe else {}
+        self.usable = {mem: d - reserved.get(mem, 0) for mem, d in self.depth.items()}
+
+    def span(self, memory: str, addr: int, stride: int, size: int) -> Problem:
+        last = addr + size * (1 << stride)
+        if last >= self.depth[memory]:
+            return f"{memory}-range", f"touches {memory} vector {last}, the memory has {self.depth[memory]}"
+        if last >= self.usable[memory]:
+            return "driver-probe", f"touches {memory} vector {last}, reserved for the PYNQ driver's completion probe"
+        return None
+
+    def strides(self, local_stride: int, other_stride: Optional[int] = None) -> Problem:
+        a = self.arch
+        if local_stride >= a.stride0_depth or (other_stride is not None and other_stride >= a.stride1_depth):
+            return "stride", (f"stride codes ({local_stride}, {other_stride}) exceed stride depths "
+                              f"({a.stride0_depth}, {a.stride1_depth})")  # fmt: skip
+        return None
+
+    def check(self, ins: Instruction) -> Problem:
+        if isinstance(ins, Configure):
+            return "opcode", "Configure is for drivers; a compiled program must not move the DRAM windows"
+        if not isinstance(ins, (MatMul, DataMove, LoadWeight, Simd, NoOp)):
+            return "opcode", "not a TCU instruction"
+        try:
+            encode_int(ins, self.layout)
+        except ProgramError as e:
+            return "encoding", str(e)
+        if isinstance(ins, MatMul):
+            return (
+                self.strides(ins.local_stride, ins.acc_stride)
+                or (None if ins.zeroes else self.span("local", ins.local_addr, ins.local_stride, ins.size))
+                or self.span("acc", ins.acc_addr, ins.acc_stride, ins.size)
+            )
+        if isinstance(ins, LoadWeight):
+            if ins.size > self.arch.array_size:
+                return "load-weight-size", f"pushes {ins.size + 1} vectors, the array holds {self.arch.array_size + 1}"
+            return self.strides(ins.local_stride) or (
+                None if ins.zeroes else self.span("local", ins.local_addr, ins.local_stride, ins.size)
+            )
+        if isinstance(ins, DataMove):
+            return (
+                self.strides(ins.local_stride, ins.stride)
+                or self.span("local", ins.local_addr, ins.local_stride, ins.size)
+                or self.span(DataFlow(ins.flow).other_memory, ins.addr, ins.stride, ins.size)
+            )
+        if isinstance(ins, Simd):
+            return self.simd(ins)
+        return None  # NoOp
+
+    def simd(self, ins: Simd) -> Problem:
+        reason = simd_stall_reason(ins)
+        if reason:
+            return "simd-stall", reason
+        if ins.op == SimdOp.NOOP and ins.dest:
+            return "simd-noop-dest", "ALU op NoOp with a register destination has no measured meaning"
+        if ins.write and ins.dest:
+            return "simd-dest-write", "write with a register destination writes both register and accumulator"
+        if max(ins.left, ins.right, ins.dest) > self.arch.simd_registers_depth:
+            return "simd-register", f"register code above simd_registers_depth {self.arch.simd_registers_depth}"
+        if ins.accumulate and not ins.write:
+            return "simd-accumulate", "accumulate without write has no effect"
+        for what, addr, used in (("read", ins.read_addr, ins.read), ("write", ins.write_addr, ins.write)):
+            if used and addr >= self.arch.accumulator_depth:
+                return "simd-address", f"{what} address {addr} is past the {self.arch.accumulator_depth} accumulators"
+        return None
 
 
 def check_program(instrs: Sequence[Instruction], arch: Arch, reserve_driver_probe: bool = True) -> None:
     """Raise HazardError for the first instruction that breaks a rule; return None if all pass."""
-    layout = Layout.from_arch(arch)
-    local_end = arch.local_depth - (1 if reserve_driver_probe else 0)
-    dram0_end = arch.dram0_depth - (2 if reserve_driver_probe else 0)
-    limits = {"local": local_end, "acc": arch.accumulator_depth, "dram0": dram0_end, "dram1": arch.dram1_depth}
-    full = {"local": arch.local_depth, "acc": arch.accumulator_depth, "dram0": arch.dram0_depth,
-            "dram1": arch.dram1_depth}  # fmt: skip
-    A = arch.array_size
-
+    rules = _Rules(arch, reserve_driver_probe)
     for index, ins in enumerate(instrs):
-
-        def fail(rule: str, detail: str) -> None:
-            raise HazardError(index, rule, detail, ins)
-
-        def span(memory: str, addr: int, stride: int, size: int) -> None:
-            last = _last(addr, stride, size)
-            if last >= full[memory]:
-                fail(f"{memory}-range", f"touches {memory} vector {last}, the memory has {full[memory]}")
-            if last >= limits[memory] or addr >= limits[memory]:
-                fail("driver-probe", f"touches {memory} vector {last}, reserved for the PYNQ driver's completion probe")
-
-        def strides(s0: int, s1: int | None = None) -> None:
-            if s0 >= arch.stride0_depth or (s1 is not None and s1 >= arch.stride1_depth):
-                fail("stride", f"stride codes ({s0}, {s1}) exceed stride depths ({arch.stride0_depth}, {arch.stride1_depth})")
-
-        if isinstance(ins, Configure):
-            fail("opcode", "Configure is for drivers; a compiled program must not move the DRAM windows")
-        if not isinstance(ins, (MatMul, DataMove, LoadWeight, Simd, NoOp)):
-            fail("opcode", "not a TCU instruction")
-        try:
-            encode_int(ins, layout)
-        except ProgramError as e:
-            fail("encoding", str(e))
-
-        if isinstance(ins, MatMul):
-            strides(ins.local_stride, ins.acc_stride)
-            if not ins.zeroes:
-                span("local", ins.local_addr, ins.local_stride, ins.size)
-            span("acc", ins.acc_addr, ins.acc_stride, ins.size)
-        elif isinstance(ins, LoadWeight):
-            strides(ins.local_stride)
-            if ins.size > A:
-                fail("load-weight-size", f"pushes {ins.size + 1} vectors, the array holds {A + 1}")
-            if not ins.zeroes:
-                span("local", ins.local_addr, ins.local_stride, ins.size)
-        elif isinstance(ins, DataMove):
-            strides(ins.local_stride, ins.stride)
-            flow = DataFlow(ins.flow)
-            span("local", ins.local_addr, ins.local_stride, ins.size)
-            span(flow.other_memory, ins.addr, ins.stride, ins.size)
-        elif isinstance(ins, Simd):
-            reason = simd_stall_reason(ins)
-            if reason:
-                fail("simd-stall", reason)
-            if ins.op == SimdOp.NOOP and ins.dest:
-                fail("simd-noop-dest", "ALU op NoOp with a register destination has no measured meaning")
-            if ins.write and ins.dest:
-                fail("simd-dest-write", "write with a register destination writes both register and accumulator")
-            if max(ins.left, ins.right, ins.dest) > arch.simd_registers_depth:
-                fail("simd-register", f"register code above simd_registers_depth {arch.simd_registers_depth}")
-            if ins.accumulate and not ins.write:
-                fail("simd-accumulate", "accumulate without write has no effect")
-            for what, addr, used in (("read", ins.read_addr, ins.read), ("write", ins.write_addr, ins.write)):
-                if addr >= arch.accumulator_depth and used:
-                    fail("simd-address", f"{what} address {addr} is past the {arch.accumulator_depth} accumulators")
+        problem = rules.check(ins)
+        if problem:
+            raise HazardError(index, problem[0], problem[1], ins)
