@@ -41,7 +41,7 @@ def test_bundle_with_model_and_bitstream(tmp_path):
     onnx_path = write_export(tmp_path / "export")
     compiled_for(tmp_path / "tensil", onnx_path, "custom_perf")
     fpga = fake_fpga(tmp_path / "fpga", "custom_perf")
-    out = assemble_bundle(BundleConfig(onnx=str(onnx_path), tensil=str(tmp_path / "tensil"), fpga=str(fpga),
+    out = assemble_bundle(BundleConfig(onnx=str(onnx_path), tensil=str(tmp_path / "tensil"), fpga=str(fpga), verify_samples=0,
                                        out=str(tmp_path / "bundle")))
     bundle = load_bundle(out, check_hashes=True)
     assert bundle.backends() == ["onnx", "emulator", "tensil"]
@@ -58,7 +58,7 @@ def test_model_and_bitstream_of_different_archs_are_refused(tmp_path):
     compiled_for(tmp_path / "tensil", onnx_path, "custom_perf")
     fpga = fake_fpga(tmp_path / "fpga", "pynqz1")
     with pytest.raises(BundleError, match="compiled for custom_perf but .* built for pynqz1"):
-        assemble_bundle(BundleConfig(onnx=str(onnx_path), tensil=str(tmp_path / "tensil"), fpga=str(fpga),
+        assemble_bundle(BundleConfig(onnx=str(onnx_path), tensil=str(tmp_path / "tensil"), fpga=str(fpga), verify_samples=0,
                                      out=str(tmp_path / "bundle")))
     assert not (tmp_path / "bundle").exists()
 
