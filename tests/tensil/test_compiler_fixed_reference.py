@@ -21,7 +21,8 @@ from onnx import helper
 
 from compiler_helpers import make_model
 from tensil import fixed
-from tensil.arch import load_arch
+from tensil.arch import from_dict, load_arch
+from tensil.compiler.errors import CompileError
 from tensil.compiler.frontend import graph_from_model
 from tensil.compiler.graph import GlobalPool
 from tensil.compiler.pipeline import compile_network
@@ -30,6 +31,10 @@ from tensil.emulator import ModelRunner
 ARCH = load_arch("custom_perf")
 DT = ARCH.dtype
 A = ARCH.array_size
+# Same data type and array, memories so small that activations spill to DRAM0, layers run in
+# bands of rows and wide layers stream their weights in groups.
+TINY = from_dict({**ARCH.to_json_dict(), "local_depth": 256, "accumulator_depth": 48, "dram0_depth": 1 << 16,
+                  "dram1_depth": 1 << 16}, name="tiny")
 
 
 def q(x) -> np.ndarray:
@@ -139,12 +144,39 @@ def graphs(draw):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(graphs())
-def test_emulated_program_equals_fixed_point_reference(case):
+@given(graphs(), st.sampled_from([ARCH, TINY]))
+def test_emulated_program_equals_fixed_point_reference(case, arch):
     model, x = case
     graph = graph_from_model(model)
-    compiled = compile_network(graph, ARCH, "m")
+    try:
+        compiled = compile_network(graph, arch, "m")
+    except CompileError as e:  # the tiny arch cannot hold every random layer
+        assert arch is TINY and "does not fit" in str(e)
+        return
     x = x.astype(np.float32)
     ours = ModelRunner(compiled.loaded()).run({"x": x}, {"y": graph.io_shapes["y"]})["y"]
     expected = reference(compiled.network, x).reshape(ours.shape)
     assert np.array_equal(ours, expected.astype(np.float32))
+
+
+def test_tiny_arch_exercises_spills_bands_and_weight_groups():
+    """A fixed graph on the tiny arch goes through every planner path and stays bit-exact."""
+    rng = np.random.default_rng(7)
+    nodes = [helper.make_node("Conv", ["x", "W0", "B0"], ["c0"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("LeakyRelu", ["c0"], ["a0"], alpha=0.1),
+             helper.make_node("Conv", ["a0", "W1", "B1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("MaxPool", ["c1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("GlobalAveragePool", ["p1"], ["y"])]
+    inits = {"W0": rng.standard_normal((40, 3, 3, 3)).astype(np.float32) * 0.3,
+             "B0": rng.standard_normal(40).astype(np.float32) * 0.1,
+             "W1": rng.standard_normal((20, 40, 3, 3)).astype(np.float32) * 0.08,
+             "B1": rng.standard_normal(20).astype(np.float32) * 0.1}
+    graph = graph_from_model(make_model(nodes, [("x", [1, 3, 12, 12])], [("y", None)], inits))
+    compiled = compile_network(graph, TINY, "m")
+    low = compiled.lowered
+    assert low.spilled
+    assert any(g.info.get("bands", 1) > 1 for g in low.groups)
+    assert any(g.info.get("weights") == "group" for g in low.groups)
+    x = rng.standard_normal((1, 3, 12, 12)).astype(np.float32)
+    ours = ModelRunner(compiled.loaded()).run({"x": x}, {"y": graph.io_shapes["y"]})["y"]
+    assert np.array_equal(ours, reference(compiled.network, x).reshape(ours.shape).astype(np.float32))
