@@ -24,7 +24,7 @@ from fl_bridge.data import dataset, model_config, partitions
 from fl_bridge.evaluate import Evaluator
 from fl_bridge.local import LocalConfig
 from fl_bridge.model import ModelConfig, base_hash, build_model, get_communicated, layout, set_communicated
-from fl_bridge.partition import histograms
+from fl_bridge.partition import histograms, sample_clients
 from fl_bridge.rundir import RunDir, ServerState, write_json
 from fl_bridge.strategy import CompressedFedAvg, from_record, to_record
 from fl_bridge.task import DataTask
@@ -85,10 +85,11 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
         new_arrays, metrics = strategy.aggregate_train(rnd, replies)
         if new_arrays is not None:
             arrays = new_arrays
-        entry = {"round": rnd, "bytes_up": int(metrics["bytes-up"]), "bytes_down": bytes_down,
+        entry = {"round": rnd, "partitions": sample_clients(cfg.clients, cfg.per_round, cfg.seed, rnd),
+                 "bytes_up": int(metrics["bytes-up"]), "bytes_down": bytes_down,
                  "sent": len(messages), "received": int(metrics["received"]), "dropped": int(metrics["dropped"]),
                  "failed": int(metrics["failed"]), "timed_out": len(messages) - len(replies),
-                 "train_loss": float(metrics.get("train-loss", float("nan")))}
+                 "train_loss": metrics.get("train-loss")}
         if rnd % cfg.eval_every == 0 or rnd == cfg.rounds:
             set_communicated(model, from_record(arrays))
             entry.update(evaluator.evaluate(model))

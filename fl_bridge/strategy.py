@@ -105,7 +105,7 @@ class CompressedFedAvg(FedAvg):
                     sums[name] = n * value.astype(np.float64)
             examples += n
             received += 1
-            loss_sum += n * float(msg.content["metrics"].get("train-loss", float("nan")))
+            loss_sum += n * float(msg.content["metrics"].get("train-loss", 0.0))
         metrics = MetricRecord({"bytes-up": bytes_up, "received": received, "dropped": dropped,
                                 "failed": len(errors), "num-examples": examples})
         if not received:
