@@ -74,6 +74,8 @@ class Group:
 
 @dataclass
 class GroupEstimate:
+    """Both models' cycles of one group of instructions."""
+
     name: str
     instructions: int
     tensil_cycles: int
@@ -84,6 +86,8 @@ class GroupEstimate:
 
 @dataclass
 class Estimate:
+    """Both models over a whole program: totals, per clock, per instruction kind, per group."""
+
     arch: str
     array_size: int
     n_instructions: int
@@ -155,66 +159,75 @@ def _strided_dram(n: int, bv: int, lat: int) -> int:
     return ((n - 1) // OUTSTANDING_BURSTS) * (lat + bv) + lat + bv * ((n - 1) % OUTSTANDING_BURSTS + 1) + 6
 
 
-def hardware_costs(instrs: Sequence[Instruction], arch: Arch, mhz: float, params: HardwareParams) -> Tuple[List[float], float]:
-    """Per-instruction dispatch cycles of the hardware-aware model, and the final tail."""
-    A = arch.array_size
-    layout = Layout.from_arch(arch)
-    r, b = params.latencies(mhz)
-    bv = max(1, math.ceil(arch.vector_bytes / params.axi_bytes))
-    fetch = layout.instruction_bytes / params.axi_bytes
-    matmul_tail = 2 * A + 1
-    out: List[float] = []
-    tail = 0.0  # pipeline work still draining after the last dispatch
-    pending_matmul = 0.0  # MatMul results not yet in the accumulators
-    last_was_write = {"dram0": False, "dram1": False}
-    prev = None
-    for ins in instrs:
-        this_tail = 0.0
+class _HardwareModel:
+    """The RTL-fitted model of the module docstring, one instruction at a time, in order."""
+
+    def __init__(self, arch: Arch, mhz: float, params: HardwareParams):
+        self.A = arch.array_size
+        self.r, self.b = params.latencies(mhz)
+        self.beats = max(1, math.ceil(arch.vector_bytes / params.axi_bytes))  # AXI beats per vector
+        self.fetch = Layout.from_arch(arch).instruction_bytes / params.axi_bytes
+        self.tail = 0.0  # pipeline work still draining after the last dispatch
+        self.matmul_left = 0.0  # cycles until the last MatMul's results are in the accumulators
+        self.writing = {"dram0": False, "dram1": False}  # last DRAM access of the port was a write
+        self.prev: Optional[Instruction] = None
+
+    def dram(self, ins: DataMove, flow: DataFlow) -> Tuple[float, float]:
+        n, bv, r, b = ins.size + 1, self.beats, self.r, self.b
+        port = flow.other_memory
+        if flow.to_local:
+            c = bv * n + 5 + r if ins.stride == 0 else max(bv * n + 5 + r, _strided_dram(n, bv, r) - 1)
+            if self.writing[port]:
+                c += 5 + b  # reads wait for the port's outstanding write responses
+            self.writing[port] = False
+            return c, 1
+        self.writing[port] = True
+        return (bv * n if ins.stride == 0 else max(bv * n, _strided_dram(n, bv, b) - 6 - b)), 5 + b
+
+    def dispatch(self, ins: Instruction) -> float:
+        """Cycles until the next instruction can be dispatched."""
+        waits_for_matmul = False
+        tail = 0.0
         if isinstance(ins, MatMul):
-            c = ins.size + 1
-            this_tail = matmul_tail + (1 if ins.accumulate else 0)
+            c, tail = ins.size + 1, 2 * self.A + 1 + (1 if ins.accumulate else 0)
         elif isinstance(ins, LoadWeight):
-            c = ins.size + 1 + (2 * A if isinstance(prev, MatMul) else 0)
-            this_tail = 2
+            c, tail = ins.size + 1 + (2 * self.A if isinstance(self.prev, MatMul) else 0), 2
         elif isinstance(ins, DataMove):
-            n = ins.size + 1
-            flow = DataFlow(ins.flow)
+            flow, n = DataFlow(ins.flow), ins.size + 1
             if flow.is_dram:
-                port = flow.other_memory
-                if flow.to_local:
-                    c = bv * n + 5 + r if ins.stride == 0 else max(bv * n + 5 + r, _strided_dram(n, bv, r) - 1)
-                    if last_was_write[port]:
-                        c += 5 + b
-                    last_was_write[port] = False
-                    this_tail = 1
-                else:
-                    c = bv * n if ins.stride == 0 else max(bv * n, _strided_dram(n, bv, b) - 6 - b)
-                    last_was_write[port] = True
-                    this_tail = 5 + b
+                c, tail = self.dram(ins, flow)
+            elif flow == DataFlow.ACC_TO_LOCAL:
+                c, tail, waits_for_matmul = n + 2, 1, True
             else:
-                c = {DataFlow.LOCAL_TO_ACC: n, DataFlow.ACC_TO_LOCAL: n + 2}.get(flow, n + 1)
-                this_tail = 1 if flow == DataFlow.ACC_TO_LOCAL else 2
-                if flow == DataFlow.ACC_TO_LOCAL:
-                    c += pending_matmul
+                c, tail = (n, 2) if flow == DataFlow.LOCAL_TO_ACC else (n + 1, 2)
         elif isinstance(ins, Simd):
-            c = 4 if ins.read and ins.write else 2 if ins.read else 1.5
-            this_tail = 2 if ins.read and ins.write else 3 if (ins.read or ins.write) else 0
-            c += pending_matmul
+            if ins.read and ins.write:
+                c, tail = 4, 2
+            elif ins.read or ins.write:
+                c, tail = (2, 3) if ins.read else (1.5, 3)
+            else:
+                c = 1.5
+            waits_for_matmul = True
         else:
             c = 1
-        c = max(c, fetch)
-        if not isinstance(ins, MatMul):
-            pending_matmul = max(0.0, pending_matmul - c)
-            if isinstance(ins, LoadWeight) or isinstance(ins, Simd) or (
-                isinstance(ins, DataMove) and DataFlow(ins.flow) == DataFlow.ACC_TO_LOCAL
-            ):
-                pending_matmul = 0.0
+        if waits_for_matmul:
+            c += self.matmul_left
+        c = max(c, self.fetch)  # the instruction stream delivers at most one word per cycle
+        if isinstance(ins, MatMul):
+            self.matmul_left = tail
+        elif waits_for_matmul or isinstance(ins, LoadWeight):  # LoadWeight's drain covers it
+            self.matmul_left = 0.0
         else:
-            pending_matmul = this_tail
-        tail = max(tail - c, this_tail)
-        out.append(float(c))
-        prev = ins
-    return out, tail
+            self.matmul_left = max(0.0, self.matmul_left - c)
+        self.tail = max(self.tail - c, tail)
+        self.prev = ins
+        return float(c)
+
+
+def hardware_costs(instrs: Sequence[Instruction], arch: Arch, mhz: float, params: HardwareParams) -> Tuple[List[float], float]:
+    """Per-instruction dispatch cycles of the hardware-aware model, and the final tail."""
+    model = _HardwareModel(arch, mhz, params)
+    return [model.dispatch(ins) for ins in instrs], model.tail
 
 
 def estimate(
@@ -253,7 +266,7 @@ def estimate(
     for i, ins in enumerate(instrs):
         k = by_kind.setdefault(kind_of(ins), {"count": 0, "vectors": 0, "tensil_cycles": 0, f"hardware_cycles@{first:g}MHz": 0.0})
         k["count"] += 1
-        k["vectors"] += getattr(ins, "size", 0) + 1 if not isinstance(ins, (Simd, NoOp, Configure)) else 1
+        k["vectors"] += 1 if isinstance(ins, (Simd, NoOp, Configure)) else ins.size + 1
         k["tensil_cycles"] += tcost[i]
         k[f"hardware_cycles@{first:g}MHz"] += hw[first][0][i]
 
