@@ -20,10 +20,10 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from tensil.arch import Arch, ArchError, from_dict
-from tensil.isa import Layout
+from tensil.isa import Instruction, Layout, decode
 
 MANIFEST_KEYS = ("name", "prog", "consts", "inputs", "outputs", "arch", "load_consts_to_local")
 
@@ -34,7 +34,8 @@ class ModelError(ValueError):
 
 @dataclass(frozen=True)
 class Span:
-    """A run of vectors: a variable in DRAM0 (`name`) or the constants in DRAM1 (`file_name`)."""
+    """A run of vectors: part of a variable in DRAM0 (`name` = tensor name), or the constants in
+    DRAM1 (`name` = the .tdata file name)."""
 
     base: int
     size: int
@@ -91,7 +92,7 @@ class LoadedModel:
     program: bytes
     consts: bytes  # the single .tdata, loaded at DRAM1 vector `manifest.consts[0].base`
     path: Optional[Path] = None
-    _instructions: Optional[list] = field(default=None, repr=False, compare=False)
+    _instructions: Optional[List[Instruction]] = field(default=None, repr=False, compare=False)
 
     @property
     def arch(self) -> Arch:
@@ -101,11 +102,9 @@ class LoadedModel:
     def layout(self) -> Layout:
         return Layout.from_arch(self.arch)
 
-    def instructions(self) -> list:
+    def instructions(self) -> List[Instruction]:
         """The decoded program (decoded once, then cached)."""
         if self._instructions is None:
-            from tensil.isa import decode
-
             self._instructions = decode(self.program, self.layout)
         return self._instructions
 

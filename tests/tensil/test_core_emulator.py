@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from tensil.arch import load_arch
 from tensil.emulator import EmulatorError, Machine, ModelRunner, build_plan, run_model
 from tensil.isa import DataFlow, DataMove, LoadWeight, MatMul, Simd, SimdOp, encode_program, Layout
 from tensil.layout import to_vectors
-from tensil.tmodel import ModelError, read_model, write_model
+from tensil.tmodel import LoadedModel, ModelError, read_model, write_model
 
 ARCH = load_arch("custom_perf")
 A = 12
@@ -319,7 +321,7 @@ def test_model_runner_reuses_its_plan_and_checks_inputs(tmp_path):
 def test_load_consts_to_local(tmp_path):
     path, *_ = dense_relu_model(tmp_path)
     loaded = read_model(path)
-    object.__setattr__(loaded.manifest, "load_consts_to_local", True)
+    loaded = LoadedModel(replace(loaded.manifest, load_consts_to_local=True), loaded.program, loaded.consts)
     runner = ModelRunner(loaded)
     assert np.array_equal(runner.machine.local[: A + 1], runner.machine.dram1.read(np.arange(A + 1)))
     assert to_vectors(np.zeros((1, 3, 2, 2)), A).shape == (4, A)
