@@ -75,15 +75,17 @@ class CompressedFedAvg(FedAvg):
             for i, p in enumerate(partitions)
         ]
 
-    def _usable(self, msg: Message) -> tuple[dict[str, np.ndarray], int]:
-        """Decoded tensors and example count of a reply; MalformedUpdate if unusable."""
+    def _usable(self, msg: Message) -> tuple[dict[str, np.ndarray], int, float]:
+        """Decoded tensors, example count and training loss of a reply; MalformedUpdate if unusable."""
         content = msg.content
         if set(content.keys()) != {"arrays", "metrics"}:
             raise MalformedUpdate(f"reply records {sorted(content.keys())} are not arrays + metrics")
-        n = content["metrics"].get("num-examples")
+        n, loss = content["metrics"].get("num-examples"), content["metrics"].get("train-loss", 0.0)
         if not isinstance(n, int) or n < 1:
             raise MalformedUpdate(f"num-examples {n!r} is not a positive integer")
-        return decode(content["arrays"], self.layout, self.codec), n
+        if not isinstance(loss, (int, float)):
+            raise MalformedUpdate(f"train-loss {loss!r} is not a number")
+        return decode(content["arrays"], self.layout, self.codec), n, float(loss)
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
@@ -93,7 +95,7 @@ class CompressedFedAvg(FedAvg):
         for msg in valid:
             bytes_up += record_nbytes(msg.content["arrays"]) if "arrays" in msg.content else 0
             try:
-                tensors, n = self._usable(msg)
+                tensors, n, loss = self._usable(msg)
             except MalformedUpdate as e:
                 log.warning("round %d: dropped the update of node %d: %s", server_round, msg.metadata.src_node_id, e)
                 dropped += 1
@@ -105,7 +107,7 @@ class CompressedFedAvg(FedAvg):
                     sums[name] = n * value.astype(np.float64)
             examples += n
             received += 1
-            loss_sum += n * float(msg.content["metrics"].get("train-loss", 0.0))
+            loss_sum += n * loss
         metrics = MetricRecord({"bytes-up": bytes_up, "received": received, "dropped": dropped,
                                 "failed": len(errors), "num-examples": examples})
         if not received:
