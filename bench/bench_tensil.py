@@ -140,6 +140,31 @@ def bench_default(work: Path) -> None:
     print(est.table(125.0))
 
 
+def bench_variants(work: Path) -> None:
+    """Compile time and estimates of the larger backbones (random weights; accuracy is tested)."""
+    import torch
+
+    from tensil import estimator
+    from tensil.compiler.pipeline import compile_onnx
+    from train.backbones import BackboneSpec, build_backbone
+
+    arch = load_arch("custom_perf")
+    print("== tensil: other backbones on custom_perf ==")
+    for spec in (BackboneSpec("resnet12", 16, False, 3, 32), BackboneSpec("resnet9", 16, True, 3, 84),
+                 BackboneSpec("resnet12", 16, True, 3, 84)):
+        torch.manual_seed(0)
+        path = _export(build_backbone(spec), spec.image_size, work / f"{spec.family}_{spec.image_size}.onnx")
+        t = time.perf_counter()
+        c = compile_onnx(path, arch)
+        seconds = time.perf_counter() - t
+        est = estimator.estimate(c.lowered.instrs, arch, macs=sum(g.info.get("macs", 0) for g in c.lowered.groups),
+                                 clocks_mhz=(125.0,))
+        print(f"{spec.family} {'strided' if spec.strided else 'max-pool'} {spec.feature_maps} fm {spec.image_size}x"
+              f"{spec.image_size}: compile {seconds:.1f} s, {est.n_instructions} instructions, "
+              f"{est.tensil_cycles / 1e3:.0f} KCycles, MAC eff {100 * est.mac_efficiency:.1f}%, "
+              f"{est.latency_ms[125.0]:.2f} ms at 125 MHz, spilled to DRAM0: {len(c.lowered.spilled)} tensors")
+
+
 def bench_accuracy(work: Path) -> None:
     import onnxruntime as ort
 
@@ -175,6 +200,7 @@ def bench_accuracy(work: Path) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         bench_default(Path(d))
+        bench_variants(Path(d))
         bench_accuracy(Path(d))
 
 

@@ -33,6 +33,7 @@ class CompileConfig:
     samples: int = 2
     seed: int = 0
     merge_rows: bool = False
+    pack_taps: bool = True
 
 
 @dataclass
@@ -69,7 +70,8 @@ def run_compile(cfg: CompileConfig) -> Path:
         raise CompileError("--samples must be >= 0")
     if cfg.backend == "upstream":
         return run_upstream(cfg, arch)
-    compiled = compile_onnx(cfg.onnx, arch, cfg.name, CompileOptions(merge_rows=cfg.merge_rows))
+    options = CompileOptions(merge_rows=cfg.merge_rows, pack_taps=cfg.pack_taps)
+    compiled = compile_onnx(cfg.onnx, arch, cfg.name, options)
     log(f"compiled {cfg.onnx} for {arch.name} in {compiled.seconds:.2f} s: "
         f"{len(compiled.lowered.instrs)} instructions, {compiled.lowered.consts.size} constant vectors")
     start = time.perf_counter()
@@ -227,6 +229,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed of the sample inputs")
     c.add_argument("--merge-rows", action="store_true",
                    help="one MatMul per kernel tap over a whole band (fewer instructions, a few more cycles)")
+    c.add_argument("--no-pack-taps", dest="pack_taps", action="store_false",
+                   help="do not move the horizontal kernel taps of narrow-input convolutions into lanes")
     e = sub.add_parser("emulate", help="run a .tmodel on an input .npy with the bit-exact emulator")
     e.add_argument("--tmodel", required=True)
     e.add_argument("--input", required=True, help="x.npy, float32, exactly as the ONNX model takes it (NCHW)")
