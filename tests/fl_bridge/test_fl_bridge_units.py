@@ -129,3 +129,22 @@ def test_codec_rejects_malformed_payloads():
     bomb = np.frombuffer(__import__("zlib").compress(bytes(10 * good.size)), np.uint8)
     with pytest.raises(MalformedUpdate, match="inflate"):
         decode(_record(bomb), lay, CodecConfig(32, deflate=True))
+
+
+@pytest.mark.parametrize("rotation", [False, True])
+def test_local_training_updates_only_trainable_tensors(rotation):
+    from fl_bridge.local import LocalConfig, train_local
+    from train.checkpoint import Preprocessing
+
+    model = build_model(ModelConfig(SMALL, 3, "flocora", rank=2, alpha=32, rotation=rotation))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 3, 16, 16), dtype=np.uint8)
+    loss = train_local(model, images, rng.integers(0, 3, 12), Preprocessing(16, 16), LocalConfig(batch_size=4, seed=1))
+    assert np.isfinite(loss)
+    after = model.state_dict()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert all(torch.equal(before[n], after[n]) for n in frozen)
+    assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
+    if rotation:
+        assert not torch.equal(before["rotation.weight"], after["rotation.weight"])
