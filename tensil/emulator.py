@@ -51,7 +51,7 @@ from tensil.isa import (
 )
 from tensil.tmodel import LoadedModel, ModelError
 
-MAX_SIMD_PERIOD = 16
+MAX_SIMD_PERIOD = 256  # e.g. upstream's global average pooling: H*W + 1 SIMD per vector
 
 
 class EmulatorError(RuntimeError):
@@ -563,6 +563,8 @@ def _plan_simd_run(run: Sequence[Simd], arch: Arch, steps: list) -> None:
     while i < n:
         best_p, best_q = 1, 1
         for p in range(1, min(MAX_SIMD_PERIOD, (n - i) // 2) + 1):
+            if keys[i + p] != keys[i]:
+                continue  # not a period
             q = 1
             while i + (q + 1) * p <= n and keys[i + q * p : i + (q + 1) * p] == keys[i : i + p]:
                 q += 1

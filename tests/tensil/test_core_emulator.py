@@ -350,3 +350,24 @@ def test_realistic_conv_layer_matches_independent_fixed_point_conv():
             y = fixed.mac(patch[..., ci : ci + 1], W[t, ci], y, FP16)
         acc = y if acc is None else fixed.add(acc, y, FP16)
     assert np.array_equal(got, np.maximum(acc, 0))
+
+
+def test_upstream_global_average_pool_sequence_is_batched_and_exact():
+    """Upstream's GAP over 8x8 (spec §5.6): 65 SIMD per channel vector, a period of 65."""
+    cv, pixels, mult_addr = 3, 64, 1000
+    prog = []
+    for c in range(cv):
+        prog.append(Simd(SimdOp.MAX, 0, 0, 1, read=True, read_addr=c))
+        prog += [Simd(SimdOp.ADD, 0, 1, 1, read=True, read_addr=p * cv + c) for p in range(1, pixels)]
+        prog.append(Simd(SimdOp.MULTIPLY, 0, 1, 0, read=True, write=True, read_addr=mult_addr, write_addr=1500 + c))
+    init = np.random.default_rng(3).integers(-2000, 2000, (2048, A))
+    a, b = Machine(ARCH), Machine(ARCH)
+    a.acc[:] = init
+    b.acc[:] = init
+    plan = build_plan(prog, ARCH)
+    assert len(plan.steps) == 1
+    a.execute(plan)
+    for ins in prog:
+        b.execute([ins])
+    assert np.array_equal(a.acc, b.acc) and np.array_equal(a.registers, b.registers)
+    assert a.counters.simd_saturations > 0  # sums of 64 values of up to ~8 saturate at 128

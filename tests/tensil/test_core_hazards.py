@@ -40,6 +40,7 @@ def test_clean_program_passes():
         (Configure(0, 0x100), "opcode"),
         (MatMul(0, 0, 0, 0, 1 << 13), "encoding"),  # size bits 53-55 (RTL facts new hazard)
         (DataMove(DataFlow.DRAM0_TO_LOCAL, 0, 0, 1 << 20, 0, 0), "encoding"),
+        (DataMove(0x5, 0, 0, 0, 0, 0), "encoding"),  # invalid kinds are silently skipped by the RTL (hazard 5)
         (MatMul(8190, 1, 0, 0, 3), "local-range"),
         (MatMul(0, 0, 2040, 0, 8), "acc-range"),
         (DataMove(DataFlow.LOCAL_TO_ACC, 0, 0, 2047, 1, 1), "acc-range"),
