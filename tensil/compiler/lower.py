@@ -34,8 +34,10 @@ from tensil.arch import Arch
 from tensil.compiler.errors import CompileError
 from tensil.compiler.graph import GlobalPool, Layer, Network, Term
 from tensil.compiler.memory import Allocator, Buffer, ConstPool, HostRegion, tiles
+from tensil.compiler.bands import Band, band_of, runs, split_bands, valid_mask
 from tensil.compiler.program import Group, ProgramBuilder
-from tensil.isa import DataFlow, Instruction, SimdOp
+from tensil.compiler.simd import emit_activation, emit_max_pool
+from tensil.isa import DataFlow, Instruction
 
 CONST_ACC_SLOTS = 2  # accumulator vectors reserved at the top for SIMD constants
 
@@ -69,42 +71,6 @@ class _Spill(Exception):
         self.step = step
         self.need = need
         self.tensor = tensor  # the buffer that could not be placed, if that was the problem
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, length) of the runs of True in a flat boolean mask."""
-    m = np.concatenate([[False], mask.ravel(), [False]])
-    d = np.diff(m.astype(np.int8))
-    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-    return [(int(s), int(e - s)) for s, e in zip(starts, ends)]
-
-
-@dataclass
-class _Band:
-    """Output rows [r0, r1) and the padded rows [pr0, pr1) of the output buffer they cover."""
-
-    r0: int
-    r1: int
-    pr0: int
-    pr1: int
-
-
-def _band(buf: Buffer, r0: int, r1: int) -> _Band:
-    pr0 = 0 if r0 == 0 else r0 + buf.pad
-    pr1 = buf.hp if r1 == buf.height else r1 + buf.pad
-    return _Band(r0, r1, pr0, pr1)
-
-
-def _bands(buf: Buffer, rows: int) -> list[_Band]:
-    return [_band(buf, r, min(r + rows, buf.height)) for r in range(0, buf.height, rows)]
-
-
-def _valid_mask(buf: Buffer, band: _Band) -> np.ndarray:
-    """Which vectors of the band's padded rows hold real (non-border) values."""
-    rows = np.arange(band.pr0, band.pr1)[:, None]
-    cols = np.arange(buf.wp)[None, :]
-    return ((rows >= band.r0 + buf.pad) & (rows < band.r1 + buf.pad)
-            & (cols >= buf.pad) & (cols < buf.pad + buf.width))
 
 
 class _Attempt:
@@ -230,10 +196,10 @@ class _Attempt:
         g = self.p.begin(f"input {name}", "input")
         self.place(buf, g.name)
         if buf.home == "local":
-            self.fill_from_host(buf, host, _band(buf, 0, h), lambda t, r: buf.addr(t, r, 0))
+            self.fill_from_host(buf, host, band_of(buf, 0, h), lambda t, r: buf.addr(t, r, 0))
         else:
             rows = max(1, min(h, (self.local.largest_free() // (buf.tiles * buf.wp)) - 2 * buf.pad))
-            for band in _bands(buf, rows):
+            for band in split_bands(buf, rows):
                 n_rows = band.pr1 - band.pr0
                 base = self.scratch(buf.tiles * n_rows * buf.wp, g.name)
                 self.fill_from_host(buf, host, band, lambda t, r, b=base, o=band.pr0: b + (t * n_rows + r - o) * buf.wp)
@@ -243,9 +209,9 @@ class _Attempt:
                 self.local.free(base)
         self.p.end(g)
 
-    def fill_from_host(self, buf: Buffer, host: HostRegion, band: _Band, row_addr) -> None:
+    def fill_from_host(self, buf: Buffer, host: HostRegion, band: Band, row_addr) -> None:
         """Write the band's padded rows at `row_addr(tile, padded_row)`: zero borders, host pixels."""
-        border = _runs(~_valid_mask(buf, band))
+        border = runs(~valid_mask(buf, band))
         if border:
             zero = self.zeros_in_dram1(max(n for _, n in border))
         for t in range(buf.tiles):
@@ -260,7 +226,7 @@ class _Attempt:
                 self.p.move(DataFlow.DRAM0_TO_LOCAL, row_addr(t, y + buf.pad) + buf.pad, host.addr(t, y, 0),
                             buf.width, step=host.tiles)
 
-    def store_output(self, buf: Buffer, band: _Band, tile: int, row_addr) -> None:
+    def store_output(self, buf: Buffer, band: Band, tile: int, row_addr) -> None:
         """Copy the band's valid vectors of one tile to the graph output's host region."""
         host = self.hosts_out.get(buf.tensor)
         if host is None:
@@ -282,7 +248,7 @@ class _Attempt:
         return ((h + t0.pads[0] + t0.pads[2] - kh) // t0.strides[0] + 1,
                 (w + t0.pads[1] + t0.pads[3] - kw) // t0.strides[1] + 1)
 
-    def conv_rows(self, layer: Layer, band: _Band) -> tuple[int, int]:
+    def conv_rows(self, layer: Layer, band: Band) -> tuple[int, int]:
         if not layer.pool:
             return band.r0, band.r1
         _, (kh, _), (sh, _) = layer.pool
@@ -364,7 +330,7 @@ class _Attempt:
         if mode == "layer":
             p.move(DataFlow.DRAM1_TO_LOCAL, w_base, w_dram, cot * tile_vectors)
         act_slots = self.load_act_consts(layer, const_tmp)
-        for band in _bands(out, rows):
+        for band in split_bands(out, rows):
             stage_at = w_base + w_need
             in_addr = self.stage_inputs(layer, band, stage_at)
             out_stage = stage_at + sum(s for s in self.staged_sizes(layer, band))
@@ -411,7 +377,7 @@ class _Attempt:
 
         return addr
 
-    def staged_sizes(self, layer: Layer, band: _Band) -> list[int]:
+    def staged_sizes(self, layer: Layer, band: Band) -> list[int]:
         cr0, cr1 = self.conv_rows(layer, band)
         sizes = []
         for t in layer.terms:
@@ -421,7 +387,7 @@ class _Attempt:
                 sizes.append(ib.tiles * (l - f) * ib.wp)
         return sizes
 
-    def stage_inputs(self, layer: Layer, band: _Band, at: int) -> list:
+    def stage_inputs(self, layer: Layer, band: Band, at: int) -> list:
         """Per term: a function (tile, padded_row) -> local address of that input row."""
         cr0, cr1 = self.conv_rows(layer, band)
         fns = []
@@ -448,7 +414,7 @@ class _Attempt:
         hi = min(layer.act[2], dt.max_value)
         return self.const_to_acc([lo, hi], layer.name, tmp)
 
-    def band_tile(self, layer: Layer, out: Buffer, band: _Band, ct: int, tile_addr, sizes: list[int],
+    def band_tile(self, layer: Layer, out: Buffer, band: Band, ct: int, tile_addr, sizes: list[int],
                   in_addr: list, out_stage: int, act_slots: list[int]) -> None:
         a, p = self.a, self.p
         _, wc = self.layer_geometry(layer)
@@ -491,7 +457,7 @@ class _Attempt:
         last_has_bias = len(sizes) == 1 and bool(np.any(layer.bias[ct * a:(ct + 1) * a]))
         if layer.pool:
             self.max_pool(layer, band, out, acc_of, out_base)
-        border = _runs(~_valid_mask(out, band))
+        border = runs(~valid_mask(out, band))
         if border:
             if last_has_bias:
                 p.zero_bias()
@@ -509,46 +475,17 @@ class _Attempt:
             p.move(DataFlow.LOCAL_TO_DRAM0, out_stage, out.addr(ct, band.pr0, 0), region)
         self.store_output(out, band, ct, row_addr)
 
-    def valid_acc(self, out: Buffer, band: _Band, base: int) -> np.ndarray:
-        return base + np.flatnonzero(_valid_mask(out, band).ravel())
+    def activation(self, layer: Layer, out: Buffer, band: Band, base: int, slots: list[int]) -> None:
+        if layer.act:
+            addrs = [base + int(i) for i in np.flatnonzero(valid_mask(out, band).ravel())]
+            emit_activation(self.p, layer.act[0], addrs, slots)
 
-    def activation(self, layer: Layer, out: Buffer, band: _Band, base: int, slots: list[int]) -> None:
-        if not layer.act:
-            return
-        p = self.p
-        addrs = self.valid_acc(out, band, base)
-        kind = layer.act[0]
-        if kind == "relu":
-            p.simd(SimdOp.ZERO, left=1, right=1, dest=1)
-            for x in addrs:
-                p.simd(SimdOp.MAX, left=0, right=1, read=True, write=True, read_addr=int(x), write_addr=int(x))
-        elif kind == "leaky":
-            for x in addrs:
-                x = int(x)
-                p.simd(SimdOp.MOVE, dest=1, read=True, read_addr=slots[0])
-                p.simd(SimdOp.MULTIPLY, left=0, right=1, dest=1, read=True, read_addr=x)
-                p.simd(SimdOp.MAX, left=0, right=1, read=True, write=True, read_addr=x, write_addr=x)
-        else:
-            for x in addrs:
-                x = int(x)
-                p.simd(SimdOp.MOVE, dest=1, read=True, read_addr=slots[0])
-                p.simd(SimdOp.MAX, left=0, right=1, dest=1, read=True, read_addr=x)
-                p.simd(SimdOp.MIN, left=0, right=1, read=True, write=True, read_addr=slots[1], write_addr=x)
-
-    def max_pool(self, layer: Layer, band: _Band, out: Buffer, acc_of, out_base: int) -> None:
-        p = self.p
+    def max_pool(self, layer: Layer, band: Band, out: Buffer, acc_of, out_base: int) -> None:
         _, (kh, kw), (sh, sw) = layer.pool
-        for r in range(band.r0, band.r1):
-            for c in range(out.width):
-                srcs = [acc_of(r * sh + i, c * sw + j) for i in range(kh) for j in range(kw)]
-                dst = out_base + (r + out.pad - band.pr0) * out.wp + out.pad + c
-                if len(srcs) == 1:
-                    p.simd(SimdOp.MOVE, read=True, write=True, read_addr=srcs[0], write_addr=dst)
-                    continue
-                p.simd(SimdOp.MOVE, dest=1, read=True, read_addr=srcs[0])
-                for s in srcs[1:-1]:
-                    p.simd(SimdOp.MAX, left=0, right=1, dest=1, read=True, read_addr=s)
-                p.simd(SimdOp.MAX, left=0, right=1, read=True, write=True, read_addr=srcs[-1], write_addr=dst)
+        windows = [([acc_of(r * sh + i, c * sw + j) for i in range(kh) for j in range(kw)],
+                    out_base + (r + out.pad - band.pr0) * out.wp + out.pad + c)
+                   for r in range(band.r0, band.r1) for c in range(out.width)]
+        emit_max_pool(self.p, windows)
 
     def layer_macs(self, layer: Layer) -> int:
         if layer.copy:
@@ -611,7 +548,7 @@ class _Attempt:
             p.load_weights(cw, a + 1)
             p.matmul(tmp, 0, tiles_n, accumulate=False)
         g.info.update(gap_weight=w, gap_correction=corr)
-        band = _band(out, 0, 1)
+        band = band_of(out, 0, 1)
         if out.home == "local":
             p.move(DataFlow.ACC_TO_LOCAL, out.base, 0, tiles_n)
             row_addr = lambda t, r: out.addr(t, r, 0)  # noqa: E731
