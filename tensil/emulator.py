@@ -285,7 +285,8 @@ class _ArrayRun:
         self.accum = _per_vector([mm.accumulate for mm in matmuls], sizes, bool)
         self.all_accum = bool(self.accum.all())
         self.none_accum = not self.accum.any()
-        self.group = _per_vector(group, sizes, np.int64)
+        # vectors are in program order, so each weight state's vectors are one contiguous block
+        self.group_counts = np.bincount(_per_vector(group, sizes, np.int64), minlength=len(group_source))
         self.single_group = len(group_source) == 1
         self.generations = _generations(self.t_idx)
         self.work = _fixed_work_dtype(arch)
@@ -319,7 +320,7 @@ class _ArrayRun:
             xt[:, self.zero] = 0
 
         def per_vector(rows: np.ndarray) -> np.ndarray:
-            return rows[0] if self.single_group else rows[self.group]
+            return rows[0] if self.single_group else np.repeat(rows, self.group_counts, axis=0)
 
         y = np.empty((xt.shape[1], m.arch.array_size), dtype=self.work)
         y[...] = per_vector(states[:, 0])  # the bias row
