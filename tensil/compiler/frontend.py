@@ -598,7 +598,8 @@ def load_graph(path: str | Path) -> Graph:
     """Read an ONNX file into a canonical graph (raises CompileError with one line)."""
     path = Path(path)
     if not path.is_file():
-        raise CompileError(f"ONNX file {path} does not exist")
+        hint = " (run `make export` first)" if path.as_posix().endswith("build/export/default.onnx") else ""
+        raise CompileError(f"ONNX file {path} does not exist{hint}")
     try:
         model = onnx.load(str(path))
     except Exception as e:

@@ -202,7 +202,11 @@ class _Attempt:
             for band in split_bands(buf, rows):
                 n_rows = band.pr1 - band.pr0
                 base = self.scratch(buf.tiles * n_rows * buf.wp, g.name)
-                self.fill_from_host(buf, host, band, lambda t, r, b=base, o=band.pr0: b + (t * n_rows + r - o) * buf.wp)
+
+                def staged(t: int, r: int, base=base, first=band.pr0, n_rows=n_rows) -> int:
+                    return base + (t * n_rows + r - first) * buf.wp
+
+                self.fill_from_host(buf, host, band, staged)
                 for t in range(buf.tiles):
                     self.p.move(DataFlow.LOCAL_TO_DRAM0, base + t * n_rows * buf.wp, buf.addr(t, band.pr0, 0),
                                 n_rows * buf.wp)
