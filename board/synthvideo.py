@@ -46,8 +46,10 @@ def load_samples(path: str | Path) -> tuple[np.ndarray, np.ndarray, list]:
         with np.load(path) as data:
             images, labels = data["images"], data["labels"]
             names = [str(n) for n in data["class_names"]]
-    except (OSError, KeyError, ValueError) as exc:
-        raise BoardError(f"cannot read sample images {path}: {exc}") from None
+    except OSError as exc:
+        raise BoardError(f"cannot read sample images {path}: {exc.strerror or exc}") from None
+    except (KeyError, ValueError) as exc:
+        raise BoardError(f"{path} is not a `train sample-images` npz (images, labels, class_names): {exc}") from None
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(labels) != len(images):
         raise BoardError(f"{path}: expected images (N,H,W,3) uint8 and one label per image")
     return images, labels.astype(int), names
