@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from tensil.arch import load_arch
 
@@ -61,7 +63,7 @@ def _train_small_backbone(spec, seed: int = 0):
     steps = TRAIN_EPOCHS * (len(x) // 64)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     model.train()
-    for _ in range(TRAIN_EPOCHS):
+    for _ in tqdm(range(TRAIN_EPOCHS), desc="training the bench backbone", file=sys.stderr, leave=False):
         perm = torch.randperm(len(x))
         for i in range(0, len(x) - 63, 64):
             idx = perm[i:i + 64]
@@ -184,7 +186,8 @@ def bench_accuracy(work: Path) -> None:
     runner = ModelRunner(compiled.loaded())
     t = time.perf_counter()
     ref = np.stack([sess.run(None, {"input": xi[None]})[0].ravel() for xi in x])
-    fixed = np.stack([runner.run({"input": xi[None]})["Output"][: ref.shape[1]] for xi in x])
+    fixed = np.stack([runner.run({"input": xi[None]})["Output"][: ref.shape[1]]
+                      for xi in tqdm(x, desc="emulator features", file=sys.stderr, leave=False)])
     feat_s = time.perf_counter() - t
     cos = ((ref * fixed).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(fixed, axis=1))).min()
     acc_f, acc_q, ci = _episodes(ref, fixed, labels)
