@@ -44,12 +44,6 @@ def saturate(raw, dtype: DataType) -> np.ndarray:
     return np.clip(_raw(raw), dtype.min_raw, dtype.max_raw)
 
 
-def count_saturated(wide, dtype: DataType) -> int:
-    """How many of the wide integers lie outside the raw range (would be saturated)."""
-    wide = _raw(wide)
-    return int(np.count_nonzero((wide < dtype.min_raw) | (wide > dtype.max_raw)))
-
-
 def wrap(raw, dtype: DataType) -> np.ndarray:
     """Two's-complement wrap-around of wide integers into the raw range (what no saturation gives)."""
     mask = (1 << dtype.bits) - 1

@@ -19,7 +19,7 @@ unknown opcodes, reserved flag values and non-zero padding bits, so `encode(deco
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Iterable, Sequence, Union
 
@@ -585,12 +585,3 @@ def listing(instrs: Sequence[Instruction], layout: Layout, start: int = 0) -> st
         raw = encode_int(instr, layout)
         lines.append(f"[{i:>{width}}] {i * n:#08x}  {raw:0{2 * n}x}  {mnemonic(instr)}")
     return "\n".join(lines) + ("\n" if lines else "")
-
-
-def instruction_fields(instr: Instruction) -> dict:
-    """The instruction as a plain dict (type name plus fields), for JSON reports."""
-    d = {"type": type(instr).__name__}
-    for f in fields(instr):
-        v = getattr(instr, f.name)
-        d[f.name] = v.name if isinstance(v, IntEnum) else v
-    return d
