@@ -52,7 +52,7 @@ def wrap(raw, dtype: DataType) -> np.ndarray:
 
 
 def round_shift_even(wide, shift: int) -> np.ndarray:
-    """`RNE(wide / 2^shift)` exactly, on integers (the hardware's per-product rounding)."""
+    """`RNE(wide / 2^shift)` exactly, on integers (the rounding of every hardware MAC step)."""
     wide = _raw(wide)
     if shift == 0:
         return wide
