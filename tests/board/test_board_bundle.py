@@ -10,13 +10,13 @@ from board.bundle import BundleConfig, assemble_bundle, load_bundle
 from board.demo import DemoConfig, run_demo
 from board.errors import BackendError, BundleError
 
-from conftest import write_export
+from board_testdata import write_export
 
 
 def compiled_for(folder, onnx_path, arch_name):
     """A compiled model with the bundle's expected name (a hand-written program: contents unused here)."""
     pytest.importorskip("tensil.tmodel")
-    from test_board_driver import pointwise_model
+    from board_testdata import pointwise_model
 
     path, _, _ = pointwise_model(folder, arch_name)
     stem = f"{onnx_path.stem}_{arch_name}"

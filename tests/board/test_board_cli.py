@@ -27,7 +27,7 @@ def test_user_errors(tmp_path, args, message):
 
 
 def test_bundle_and_video_commands(tmp_path, samples_npz):
-    from conftest import write_export
+    from board_testdata import write_export
 
     onnx_path = write_export(tmp_path / "export")
     done = board("bundle", "--onnx", str(onnx_path), "--tensil", "none", "--fpga", "none", "--out",

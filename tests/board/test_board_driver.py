@@ -10,34 +10,9 @@ from board.errors import AcceleratorTimeoutError, ArchMismatchError
 from board.tcu import TcuDriver
 from tensil.arch import load_arch
 from tensil.emulator import ModelRunner
-from tensil.isa import DataFlow, DataMove, LoadWeight, MatMul, encode_program, Layout
-from tensil.fixed import quantize, to_bytes
-from tensil.tmodel import read_model, write_model
+from tensil.tmodel import read_model
 
-PIXELS = 16
-
-
-def pointwise_model(folder, arch_name="custom_perf", load_consts_to_local=False, seed=0):
-    """A hand-written 1x1 convolution (3 -> A channels, bias) over a 4x4 image, built with
-    tensil.isa: consts -> local -> array weights; input -> local -> MatMul -> acc -> local -> DRAM0."""
-    arch = load_arch(arch_name)
-    a = arch.array_size
-    rng = np.random.default_rng(seed)
-    weights = np.zeros((a, a))
-    weights[:3] = rng.normal(0, 0.5, size=(3, a))              # input lane k -> output lanes
-    bias = rng.normal(0, 0.1, size=a)
-    consts_raw, _ = quantize(np.vstack([bias, weights]), arch.dtype)
-    program = encode_program([
-        DataMove(DataFlow.DRAM1_TO_LOCAL, 100, 0, 0, 0, a),
-        LoadWeight(100, 0, a),
-        DataMove(DataFlow.DRAM0_TO_LOCAL, 0, 0, 0, 0, PIXELS - 1),
-        MatMul(0, 0, 0, 0, PIXELS - 1),
-        DataMove(DataFlow.ACC_TO_LOCAL, 200, 0, 0, 0, PIXELS - 1),
-        DataMove(DataFlow.LOCAL_TO_DRAM0, 200, 0, PIXELS, 0, PIXELS - 1),
-    ], Layout.from_arch(arch))
-    path = write_model(folder, f"pointwise_{arch_name}", arch, program, to_bytes(consts_raw, arch.dtype),
-                       [("x", 0, PIXELS)], [("y", PIXELS, PIXELS)], load_consts_to_local)
-    return path, weights[:3], bias
+from board_testdata import POINTWISE_PIXELS as PIXELS, pointwise_model
 
 
 @pytest.mark.parametrize("preload", [False, True])
