@@ -3,15 +3,17 @@
 Plan (see `memory.py` for the activation layout):
 * Every activation is a planar padded `Buffer` homed in local memory while everything fits,
   so consecutive layers never round-trip through DRAM. When the live set does not fit
-  (large inputs), the largest live buffer is spilled to DRAM0 and the plan restarts; layers
-  then stream bands of rows through local staging.
+  (large inputs), the largest live buffer is spilled to DRAM0 and the plan restarts (cheap
+  planning-only "dry" attempts first, then one emitting run); layers then stream bands of
+  rows through local staging.
 * A layer is computed per band of output rows and per output-channel tile: its weight tiles
-  (A+1 vectors: bias + A rows) are staged in local memory once per layer when they fit (else
-  once per band and tile); for each (term, kernel tap, input tile) one LoadWeight and a
-  MatMul per output row -- or one MatMul for the whole band when input and output rows have
-  the same pitch (stride-1 convolutions): the padding columns then receive junk that the
-  border pass clears. Every term accumulates into the same accumulators; only the first
-  weight tile carries the bias and writes without `accumulate`.
+  (bias + the real input rows, see `weight_tiles`) are staged in local memory once per layer
+  when they fit, else once per band and output tile, else in groups of tiles (very wide
+  layers); for each (term, kernel tap, input tile) one LoadWeight and a MatMul per output
+  row -- or, with `merge_rows`, one MatMul for the whole band when input and output rows
+  have the same pitch (stride-1 convolutions): the padding columns then receive junk that
+  the border pass clears. Every term accumulates into the same accumulators; only the
+  first weight tile carries the bias and writes without `accumulate`.
 * Borders of the output's padded band are cleared with `zeroes` MatMuls (bias register
   zero), activations run on the SIMD unit over valid vectors only, max pooling reads the
   conv band and writes the pooled band, then one acc->local move (and local->DRAM0 when
@@ -33,8 +35,8 @@ import numpy as np
 from tensil.arch import Arch
 from tensil.compiler.errors import CompileError
 from tensil.compiler.graph import GlobalPool, Layer, Network, Term
-from tensil.compiler.memory import Allocator, Buffer, ConstPool, HostRegion, tiles
 from tensil.compiler.bands import Band, band_of, runs, split_bands, valid_mask
+from tensil.compiler.memory import Allocator, Buffer, ConstPool, HostRegion, tiles
 from tensil.compiler.program import Group, ProgramBuilder
 from tensil.compiler.simd import emit_activation, emit_max_pool
 from tensil.isa import DataFlow, Instruction
