@@ -276,7 +276,8 @@ class _Loop:
             "frame": result.index, "state": self.app.state.value, "truth": expected, "prediction": label,
             "name": None if label is None else ("unknown" if label == UNKNOWN else names[label]),
             "score": None if prediction is None or label == UNKNOWN else round(float(prediction.scores[label]), 4),
-            "backbone_ms": round(result.backbone_s * 1e3, 3), "latency_ms": round(self.timing.latency_ms, 3)})
+            "preprocess_ms": round(result.preprocess_s * 1e3, 3), "backbone_ms": round(result.backbone_s * 1e3, 3),
+            "latency_ms": round(self.timing.latency_ms, 3)})
         report.frames += 1
         if expected is not None:
             report.evaluated += 1
