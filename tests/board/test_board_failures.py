@@ -150,3 +150,15 @@ def test_restore_at_start_skips_classes_of_another_model(tmp_path):
     same = FewShotApp(FewShotClassifier(2, None, NcmConfig()), AppConfig(classes_file=str(path), restore=True),
                       "old-model")
     assert [c.name for c in same.classifier.classes] == ["cup"]
+
+
+def test_bitstream_of_another_arch_is_one_clear_error(tensil_bundle, generated_video, tmp_path):
+    """The bundle says custom_perf; the (emulated) bitstream really is pynqz1: no hang, one line."""
+    import pytest
+
+    from board.errors import AcceleratorTimeoutError
+    from tensil.arch import load_arch
+
+    with pytest.raises(AcceleratorTimeoutError, match="not built for custom_perf, or the TCU is hung"):
+        run_demo(DemoConfig(bundle=str(tensil_bundle), backend="emulator", video=str(generated_video),
+                            out=str(tmp_path), timeout=0.3), hardware_arch=load_arch("pynqz1"))
