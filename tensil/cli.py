@@ -83,6 +83,9 @@ def run_compile(cfg: CompileConfig) -> Path:
     if cfg.samples:
         log(f"verified on {ver['samples']} sample input(s) in {time.perf_counter() - start:.1f} s: cosine "
             f"{ver['min_cosine_similarity']:.5f}, max abs error {ver['max_abs_error']:.4g} vs onnxruntime")
+    for layer, counts in ver.get("emulator_saturations_by_layer", {}).items():
+        log(f"warning: layer {layer} saturated {sum(counts.values())} times in the emulator on the sample inputs "
+            f"({', '.join(f'{k} {v}' for k, v in counts.items() if v)})")
     for s in report["fixed_point"]["activations"]["saturating_layers"]:
         log(f"warning: layer {s['layer']} reaches |{s['max_abs']:.1f}|, beyond the {arch.data_type} limit "
             f"{s['limit']:.2f} (x{s['over_by']:.2f}) on the sample inputs")

@@ -47,21 +47,44 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (na * nb))
 
 
+SATURATION_KINDS = ("mac_saturations", "accumulate_saturations", "simd_saturations")
+
+
+def run_by_layer(compiled: CompiledModel, feeds: dict[str, np.ndarray]) -> tuple[dict, dict, int]:
+    """Emulate one input layer by layer: (outputs, saturation counts per layer, clipped inputs).
+
+    The machine state carries over between the slices, so this is the whole program run once;
+    the counters are read after each layer's instructions.
+    """
+    runner = ModelRunner(compiled.loaded())
+    for name in compiled.graph.inputs:
+        runner.write_input(name, feeds[name])
+    counters, instrs, per_layer = runner.machine.counters, compiled.lowered.instrs, {}
+    for g in compiled.lowered.groups:
+        before = [getattr(counters, k) for k in SATURATION_KINDS]
+        if g.end > g.start:
+            runner.machine.execute(instrs[g.start:g.end])
+        delta = {k: getattr(counters, k) - b for k, b in zip(SATURATION_KINDS, before)}
+        if any(delta.values()):
+            per_layer[g.name] = delta
+    outputs = {o: runner.read_output(o, compiled.graph.io_shapes[o]) for o in compiled.graph.outputs}
+    return outputs, per_layer, runner.input_overflows
+
+
 def verify(compiled: CompiledModel, onnx_path: str | Path, samples: list[dict[str, np.ndarray]]) -> dict:
     """Emulate the program and onnxruntime side by side on the same inputs."""
     import onnxruntime as ort  # only the report needs it
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    shapes = {o: compiled.graph.io_shapes[o] for o in compiled.graph.outputs}
-    per_sample, counters = [], Counter()
-    input_overflows = 0
+    per_sample, per_layer, input_overflows = [], {}, 0
     for feeds in samples:
-        runner = ModelRunner(compiled.loaded())
-        ours = runner.run(feeds, shapes)
+        ours, saturations, clipped = run_by_layer(compiled, feeds)
         ref = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
-        input_overflows += runner.input_overflows
-        c = runner.machine.counters.to_json_dict()
-        counters.update({k: v for k, v in c.items() if isinstance(v, int)})
+        input_overflows += clipped
+        for layer, counts in saturations.items():
+            acc = per_layer.setdefault(layer, dict.fromkeys(SATURATION_KINDS, 0))
+            for k, v in counts.items():
+                acc[k] += v
         for name in compiled.graph.outputs:
             diff = np.abs(ours[name].astype(np.float64) - ref[name].reshape(ours[name].shape))
             per_sample.append({"output": name, "max_abs_error": float(diff.max()),
@@ -73,7 +96,8 @@ def verify(compiled: CompiledModel, onnx_path: str | Path, samples: list[dict[st
         "max_abs_error": max(s["max_abs_error"] for s in per_sample),
         "min_cosine_similarity": min(s["cosine_similarity"] for s in per_sample),
         "per_sample": per_sample,
-        "emulator_saturations": dict(counters),
+        "emulator_saturations_by_layer": per_layer,
+        "emulator_saturations_total": {k: sum(v[k] for v in per_layer.values()) for k in SATURATION_KINDS},
         "input_overflows": input_overflows,
     }
 

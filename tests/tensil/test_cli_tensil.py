@@ -151,3 +151,19 @@ def test_module_entry_point(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tensil", "inspect", "--tmodel", str(tmp_path / "none.tmodel")],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.startswith("tensil: error: ") and "Traceback" not in r.stderr
+
+
+def test_report_names_the_saturating_layer(tmp_path, capsys):
+    """A layer whose outputs exceed FP16BP8's +-128 is named, with its excess and saturation counts."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="loud"),
+             helper.make_node("Relu", ["c"], ["y"])]
+    onnx.save(make_model(nodes, [("x", [1, 3, 6, 6])], [("y", None)], {"W": weights(rng, 4, 3, 3, 3) * 200}),
+              tmp_path / "loud.onnx")
+    rc, _, err = run(capsys, "compile", "--onnx", str(tmp_path / "loud.onnx"), "--out", str(tmp_path / "out"))
+    assert rc == 0, err
+    report = json.loads((tmp_path / "out" / "loud_custom_perf.report.json").read_text())
+    over = report["fixed_point"]["activations"]["saturating_layers"]
+    assert over and over[0]["layer"] == "loud" and over[0]["over_by"] > 1
+    assert report["verification"]["emulator_saturations_by_layer"]["loud"]["mac_saturations"] > 0
+    assert "warning: layer loud" in err
