@@ -250,8 +250,8 @@ class _ArrayRun:
         self.n_matmul = sum(isinstance(i, MatMul) for i in instrs)
         self.n_load = len(instrs) - self.n_matmul
         # row sources relative to the start of the run: 0 = old row `index`, 1 = zero, 2 = local[index]
-        source = np.zeros(rows, dtype=np.int8)
-        index = np.arange(rows, dtype=np.int64)
+        source = [0] * rows
+        index = list(range(rows))
         group_source, group_index = [], []
         fresh = True
         matmuls: List[MatMul] = []
@@ -259,9 +259,10 @@ class _ArrayRun:
         for ins in instrs:
             if isinstance(ins, LoadWeight):
                 count = min(ins.size + 1, rows)
-                pushed = (ins.local_addr + np.arange(count) * (1 << ins.local_stride)) % arch.local_depth
-                source = np.r_[np.full(count, 1 if ins.zeroes else 2, dtype=np.int8), source[: rows - count]]
-                index = np.r_[pushed, index[: rows - count]]
+                step = 1 << ins.local_stride
+                pushed = [(ins.local_addr + j * step) % arch.local_depth for j in range(count)]
+                source = [1 if ins.zeroes else 2] * count + source[: rows - count]
+                index = pushed + index[: rows - count]
                 fresh = True
                 continue
             if fresh:
@@ -270,11 +271,11 @@ class _ArrayRun:
                 fresh = False
             matmuls.append(ins)
             group.append(len(group_source) - 1)
-        self.final_source, self.final_index = source, index
+        self.final_source, self.final_index = np.array(source, dtype=np.int8), np.array(index, dtype=np.int64)
         if not self.n_matmul:
             return
-        self.group_source = np.array(group_source)
-        self.group_index = np.array(group_index)
+        self.group_source = np.array(group_source, dtype=np.int8)
+        self.group_index = np.array(group_index, dtype=np.int64)
         sizes = [mm.size for mm in matmuls]
         self.x_idx = _expand([mm.local_addr for mm in matmuls], [mm.local_stride for mm in matmuls], sizes)
         self.x_idx %= arch.local_depth
@@ -571,6 +572,8 @@ def _plan_simd_run(run: Sequence[Simd], arch: Arch, steps: list) -> None:
                 q += 1
             if q >= 2 and q * p > best_p * best_q:
                 best_p, best_q = p, q
+                if 2 * q * p >= n - i:
+                    break  # covers at least half of what is left: good enough, keep planning linear
         block = run[i : i + best_p * best_q]
         while best_q > 1 and not _simd_block_ok(block, best_p, depth):
             best_q //= 2
