@@ -1,0 +1,66 @@
+"""`sample-images`: a few labelled images of a dataset split as an npz for tools without torch
+(the board's generated camera video): images (N, H, W, 3) uint8 RGB, labels (N,), class_names (K,)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from train.datasets import DatasetError, ImageSplit, load_dataset
+from train.synthetic import SyntheticConfig, render_split
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    dataset: str = "synthetic"
+    data_root: str | None = None
+    split: str = "novel"
+    classes: int = 5
+    per_class: int = 20
+    image_size: int = 96
+    seed: int = 0
+    out: str = "build/demo/novel.npz"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sample_split(config: SampleConfig) -> ImageSplit:
+    """`classes` classes of the split (seeded choice, in label order) with `per_class` images each."""
+    if config.classes < 1 or config.per_class < 1:
+        raise DatasetError("--classes and --per-class must be at least 1")
+    if config.dataset == "synthetic":
+        # Render only what is asked: same classes as the full dataset, `per_class` fresh images each.
+        counts = {"base": "base_images", "base_test": "base_test_images", "val": "val_images", "novel": "novel_images"}
+        if config.split not in counts:
+            raise DatasetError(f"unknown split {config.split!r}: choose one of {', '.join(counts)}")
+        synth = SyntheticConfig(seed=config.seed, **{counts[config.split]: config.per_class})
+        split = ImageSplit(*render_split(synth, config.split, config.image_size))
+    else:
+        split = load_dataset(config.dataset, config.data_root, config.image_size, seed=config.seed).split(config.split)
+    if config.classes > split.num_classes:
+        raise DatasetError(f"the {config.split} split has {split.num_classes} classes, fewer than --classes {config.classes}")
+    rng = np.random.default_rng(config.seed)
+    chosen = sorted(rng.choice(split.num_classes, config.classes, replace=False).tolist())
+    return split.subset(chosen, config.per_class)
+
+
+def write_samples(config: SampleConfig) -> Path:
+    """Write the npz atomically; returns its path."""
+    split = sample_split(config)
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.npz", dir=out.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, images=split.images.transpose(0, 2, 3, 1).copy(), labels=split.labels,
+                 class_names=np.array(split.class_names, dtype=str))
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
