@@ -149,24 +149,31 @@ class _Attempt:
             addrs.append(acc)
         return addrs
 
+    def tile_rows(self, layer: Layer) -> list[int]:
+        """Real input channels of every weight tile, in the order (term, kernel tap, input tile)."""
+        a = self.a
+        return [min(a, t.weight.shape[1] - c * a) for t in layer.terms
+                for _ in range(t.weight.shape[2] * t.weight.shape[3]) for c in range(tiles(t.weight.shape[1], a))]
+
     def weight_tiles(self, layer: Layer) -> tuple[np.ndarray | None, list[int], list[int]]:
         """All weight tiles of a layer, output-tile major, as (Cot, V, A) floats, with each tile's
-        offset and length inside an output tile's block of V vectors.
+        offset and length inside an output tile's block of V vectors (None in a dry run).
 
-        A tile is [bias, W[0], ..., W[c-1]] for the c real input channels of its input tile:
-        LoadWeight pushes it highest address first, so the bias lands in the bias register and
-        W[k] in column k. Columns c..A-1 keep older weights, which is harmless because lanes
-        >= C of every activation are exactly zero (0 * w adds nothing, exactly). Only the
-        first tile carries the layer's bias; the others push a zero bias.
+        The first tile is [bias, W[0], ..., W[c-1]], every other one [W[0], ..., W[c-1]] for the
+        c real input channels of its input tile. LoadWeight pushes a block highest address first,
+        so W[k] ends in column k once a bias is pushed last: the first tile's own, or a `zeroes`
+        push for the others (no zero vectors stored). Columns c..A-1 keep older weights, which
+        is harmless because lanes >= C of every activation are exactly zero (0 * w adds nothing).
         """
         a = self.a
         co = layer.out_channels
         cot = tiles(co, a)
+        rows = self.tile_rows(layer)
+        sizes = [r + (1 if k == 0 else 0) for k, r in enumerate(rows)]
+        offsets = [int(o) for o in np.cumsum([0] + sizes[:-1])]
         if self.dry:
-            sizes = [min(a, t.weight.shape[1] - c * a) + 1 for t in layer.terms
-                     for _ in range(t.weight.shape[2] * t.weight.shape[3]) for c in range(tiles(t.weight.shape[1], a))]
-            return None, [int(o) for o in np.cumsum([0] + sizes[:-1])], sizes
-        tiles_w, sizes = [], []
+            return None, offsets, sizes
+        tiles_w = []
         for t in layer.terms:
             _, ci, kh, kw = t.weight.shape
             cit = tiles(ci, a)
@@ -177,16 +184,11 @@ class _Attempt:
             for i in range(kh):
                 for j in range(kw):
                     for c in range(cit):
-                        rows = min(a, ci - c * a)
-                        block = np.zeros((cot, rows + 1, a))
-                        block[:, 1:, :] = w[i, j, c, :, :rows, :]
-                        tiles_w.append(block)
-                        sizes.append(rows + 1)
-        bias = np.zeros(cot * a)
-        bias[:co] = layer.bias
-        tiles_w[0][:, 0, :] = bias.reshape(cot, a)
-        offsets = list(np.cumsum([0] + sizes[:-1]))
-        return np.concatenate(tiles_w, axis=1), [int(o) for o in offsets], sizes
+                        tiles_w.append(w[i, j, c, :, :min(a, ci - c * a), :])
+        bias = np.zeros((cot, 1, a))
+        bias.reshape(-1)[:co] = layer.bias
+        tiles_w[0] = np.concatenate([bias, tiles_w[0]], axis=1)
+        return np.concatenate(tiles_w, axis=1), offsets, sizes
 
     # ---------------------------------------------------------------- host I/O
     def load_input(self, name: str) -> None:
@@ -446,8 +448,10 @@ class _Attempt:
             for i in range(kh):
                 for j in range(kw):
                     for cit in range(tiles(ci, a)):
-                        p.load_weights(tile_addr(k), sizes[k])
                         first = k == 0
+                        p.load_weights(tile_addr(k), sizes[k])
+                        if not first:
+                            p.zero_bias()
                         col0 = j - term.pads[1] + ib.pad
                         merge = (self.opt.merge_rows and sh == 1 and sw == 1 and conv_pitch == ib.wp)
                         if merge:
