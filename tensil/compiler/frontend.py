@@ -19,7 +19,7 @@ from onnx import numpy_helper
 from tensil.compiler.errors import CompileError
 from tensil.compiler.graph import Graph, Op, Shape
 
-MIN_OPSET, MAX_OPSET = 1, 21
+MIN_OPSET, MAX_OPSET = 1, 24  # operator semantics we rely on are unchanged up to 24
 # Ops evaluated at compile time when all their inputs are constants (PyTorch's shape chains).
 FOLDABLE = {
     "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Reshape", "Mul", "Add",
