@@ -96,7 +96,7 @@ def bench_simulation_overhead(rounds: int = 4) -> None:
         mcfg = model_config(cfg, data)
         model = build_model(mcfg)
         lay = layout(model)
-        strategy = CompressedFedAvg(mcfg, cfg.codec, LocalConfig(cfg.epochs, cfg.batch_size, cfg.lr), data_task(cfg),
+        strategy = CompressedFedAvg(mcfg, cfg.codec, cfg.local, data_task(cfg),
                                     lay, base_hash(model), cfg.per_round)
         payload = encode(get_communicated(model), lay, cfg.codec)
         run_train_task(strategy.task(1, 0), payload)  # warm-up: dataset and partitions built once

@@ -24,12 +24,12 @@ from fl_bridge.checkpointing import write_backbone_checkpoint
 from fl_bridge.config import RunConfig
 from fl_bridge.data import dataset, model_config
 from fl_bridge.errors import DeployError, FLError
-from fl_bridge.evaluate import features
-from fl_bridge.local import to_input
 from fl_bridge.model import build_model, layout, set_communicated
 from fl_bridge.rundir import RunDir, write_json
+from train.augment import to_input
 from train.checkpoint import build_model as build_feature_model
 from train.checkpoint import load_checkpoint
+from train.fewshot import extract_features
 
 # Emulated and float32 torch features must point the same way; FP16BP8 rounds every activation
 # to 2^-8, which costs small (narrow, barely trained) backbones a few 1e-3 of cosine.
@@ -113,7 +113,7 @@ def emulator_check(ckpt_path: Path, tmodel: Path, count: int) -> dict:
     ckpt = load_checkpoint(ckpt_path)
     data = dataset(ckpt.dataset, str(ckpt.config.get("data_root", "")), ckpt.preprocessing.image_size)
     images = data.base.images[:count]
-    reference = features(build_feature_model(ckpt), images, data.preprocessing).numpy()
+    reference = extract_features(build_feature_model(ckpt), images, data.preprocessing).numpy()
     inputs = to_input(images, data.preprocessing).numpy()
     emulated = []
     with tempfile.TemporaryDirectory(prefix="fl_emulate_") as tmp:

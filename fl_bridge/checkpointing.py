@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 
 from fl_bridge.config import RunConfig
-from fl_bridge.evaluate import features
 from fl_bridge.lora import merge_lora
 from fl_bridge.model import FLModel, ModelConfig
 from train.backbones import build_backbone
 from train.checkpoint import BackboneCheckpoint, Member, save_checkpoint
 from train.datasets import FewShotData
+from train.fewshot import extract_features
 
 MERGE_TOLERANCE = 1e-3
 
@@ -26,7 +26,8 @@ def merged_backbone(model: FLModel, data: FewShotData) -> tuple[torch.nn.Module,
     plain = build_backbone(adapted.spec).eval()
     plain.load_state_dict(merge_lora(copy.deepcopy(adapted)).state_dict())
     probe = data.base.images[: 64]
-    diff = float((features(adapted, probe, data.preprocessing) - features(plain, probe, data.preprocessing)).abs().max())
+    pre = data.preprocessing
+    diff = float((extract_features(adapted, probe, pre) - extract_features(plain, probe, pre)).abs().max())
     return plain, diff
 
 
@@ -35,7 +36,7 @@ def write_backbone_checkpoint(model: FLModel, model_cfg: ModelConfig, data: FewS
     plain, diff = merged_backbone(model, data)
     if diff > MERGE_TOLERANCE:
         raise RuntimeError(f"merging the adapters changed the features by {diff:.2e} (> {MERGE_TOLERANCE})")
-    base_mean = features(plain, data.base.images, data.preprocessing).mean(dim=0)
+    base_mean = extract_features(plain, data.base.images, data.preprocessing).mean(dim=0)
     evaluated = [r for r in rounds if any(k.startswith("fewshot") for k in r)]
     metrics = {"merge_max_abs_diff": diff, "rounds": rounds[-1]["round"], **(evaluated[-1] if evaluated else {})}
     ckpt = BackboneCheckpoint(

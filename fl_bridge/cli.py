@@ -34,6 +34,7 @@ HELP = {
     "lda_alpha": "Dirichlet concentration of the non-IID split ('inf' = IID)",
     "samples_per_client": "samples per client (0 = an equal share)",
     "round_timeout": "seconds the server waits for a round's replies",
+    "augment": "EASY's training transforms (random resized crop, colour jitter, flip) instead of flips only",
     "eval_every": "evaluate the global model every N rounds (and after the last)",
     "episodes": "few-shot episodes per evaluation",
     "shots": "shots of the few-shot evaluation",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fl_bridge.codec import CodecConfig
 from fl_bridge.errors import FLError
+from fl_bridge.local import LocalConfig
 from fl_bridge.model import METHODS, ModelConfig
 from train.backbones import BackboneError, BackboneSpec, check_spec
 
@@ -50,6 +51,7 @@ class RunConfig:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    augment: bool = False
     # evaluation of the global model
     eval_every: int = 5
     episodes: int = 200
@@ -67,6 +69,11 @@ class RunConfig:
     @property
     def codec(self) -> CodecConfig:
         return CodecConfig(self.quant_bits, self.prune_rate, self.deflate)
+
+    @property
+    def local(self) -> LocalConfig:
+        return LocalConfig(self.epochs, self.batch_size, self.lr, self.momentum, self.weight_decay, self.augment,
+                           self.seed)
 
     def model_config(self, num_classes: int, in_channels: int) -> ModelConfig:
         return ModelConfig(self.spec(in_channels), num_classes, self.method, self.rank, self.alpha, self.adapt_stem,

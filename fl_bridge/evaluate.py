@@ -3,24 +3,12 @@ held-out base test split, and few-shot accuracy of its backbone on episodes of n
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from fl_bridge.config import RunConfig
-from fl_bridge.local import to_input
 from fl_bridge.model import FLModel
-from train.checkpoint import Preprocessing
 from train.datasets import FewShotData
-from train.fewshot import evaluate_fewshot
-
-BATCH = 256
-
-
-@torch.no_grad()
-def features(backbone: torch.nn.Module, images: np.ndarray, pre: Preprocessing) -> torch.Tensor:
-    """Backbone features of uint8 NCHW images, in eval mode, batched."""
-    backbone.eval()
-    return torch.cat([backbone(to_input(images[i : i + BATCH], pre)) for i in range(0, len(images), BATCH)])
+from train.fewshot import evaluate_fewshot, extract_features
 
 
 class Evaluator:
@@ -31,13 +19,16 @@ class Evaluator:
     def evaluate(self, model: FLModel) -> dict:
         d, pre = self.data, self.data.preprocessing
         model.eval()
-        logits = model.classifier(features(model.backbone, d.base_test.images, pre))
-        out = {"base_test_accuracy": float((logits.argmax(1).numpy() == d.base_test.labels).mean())}
-        base_mean = features(model.backbone, d.base.images, pre).mean(dim=0)
-        novel = features(model.backbone, d.novel.images, pre)
+        out = {}
+        if d.base_test is not None:
+            logits = model.classifier(extract_features(model.backbone, d.base_test.images, pre))
+            out["base_test_accuracy"] = float((logits.argmax(1).numpy() == d.base_test.labels).mean())
+        if d.novel is None:
+            return out
+        base_mean = extract_features(model.backbone, d.base.images, pre).mean(dim=0)
+        novel = extract_features(model.backbone, d.novel.images, pre)
         for shots in self.cfg.shots:
-            mean, ci = evaluate_fewshot(novel, torch.as_tensor(d.novel.labels), base_mean, ways=self.cfg.ways,
-                                        shots=shots, queries=self.cfg.queries, episodes=self.cfg.episodes,
-                                        seed=self.cfg.seed)
-            out[f"fewshot_{shots}shot"], out[f"fewshot_{shots}shot_ci95"] = float(mean), float(ci)
+            res = evaluate_fewshot(novel, d.novel.labels, base_mean, ways=self.cfg.ways, shots=shots,
+                                   queries=self.cfg.queries, episodes=self.cfg.episodes, seed=self.cfg.seed)
+            out[f"fewshot_{shots}shot"], out[f"fewshot_{shots}shot_ci95"] = res.accuracy, res.ci95
         return out

@@ -1,5 +1,7 @@
 """A client's local objective: SGD on classification over its base classes, optionally with
-EASY's rotation self-supervision (4-way rotation head, loss averaged with the class loss)."""
+EASY's rotation self-supervision (4-way rotation head, loss averaged with the class loss).
+Views: random horizontal flips, or with `augment` EASY's full training transforms
+(`train.augment`: random resized crop, colour jitter, flip)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from fl_bridge.model import FLModel
+from train.augment import Augment, AugmentConfig, random_flip, to_input
 from train.checkpoint import Preprocessing
 
 
@@ -20,15 +23,8 @@ class LocalConfig:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    augment: bool = False
     seed: int = 0
-
-
-def to_input(images: np.ndarray | torch.Tensor, pre: Preprocessing) -> torch.Tensor:
-    """uint8 NCHW images -> normalised float input of the network."""
-    x = torch.as_tensor(images).float().div_(255.0)
-    mean = torch.tensor(pre.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(pre.std, dtype=torch.float32).view(1, -1, 1, 1)
-    return (x - mean) / std
 
 
 def _rotations(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +40,8 @@ def train_local(model: FLModel, images: np.ndarray, labels: np.ndarray, pre: Pre
     gen = torch.Generator().manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
-    x_all, y_all = to_input(images, pre), torch.as_tensor(labels, dtype=torch.long)
+    images_all, y_all = torch.as_tensor(images), torch.as_tensor(labels, dtype=torch.long)
+    augment = Augment(AugmentConfig(), pre) if cfg.augment else None
     model.train()
     total, count = 0.0, 0
     for _ in range(cfg.epochs):
@@ -53,9 +50,8 @@ def train_local(model: FLModel, images: np.ndarray, labels: np.ndarray, pre: Pre
             idx = order[start : start + cfg.batch_size]
             if idx.numel() < 2:  # BatchNorm needs two samples
                 continue
-            x, y = x_all[idx], y_all[idx]
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            y = y_all[idx]
+            x = augment(images_all[idx], gen) if augment else random_flip(to_input(images_all[idx], pre), gen)
             feats = model.backbone(x)
             loss = F.cross_entropy(model.classifier(feats), y)
             if model.rotation is not None:

@@ -22,7 +22,6 @@ from fl_bridge.checkpointing import write_backbone_checkpoint
 from fl_bridge.config import RunConfig
 from fl_bridge.data import dataset, model_config, partitions
 from fl_bridge.evaluate import Evaluator
-from fl_bridge.local import LocalConfig
 from fl_bridge.model import ModelConfig, base_hash, build_model, get_communicated, layout, set_communicated
 from fl_bridge.partition import histograms, sample_clients
 from fl_bridge.rundir import RunDir, ServerState, write_json
@@ -64,8 +63,7 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
     write_json(run.partitions_path, {
         "lda_alpha": cfg.lda_alpha, "seed": cfg.seed, "classes": num_classes,
         "histograms": histograms(data.base.labels, list(partitions(dtask)), num_classes).tolist()})
-    local = LocalConfig(cfg.epochs, cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.seed)
-    strategy = CompressedFedAvg(model_cfg, cfg.codec, local, dtask, lay, base_hash(model), cfg.per_round,
+    strategy = CompressedFedAvg(model_cfg, cfg.codec, cfg.local, dtask, lay, base_hash(model), cfg.per_round,
                                 wait_for_nodes_s=cfg.round_timeout)
     evaluator = Evaluator(data, cfg)
     summary = analytic(cfg, model_cfg)

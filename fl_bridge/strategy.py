@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
@@ -56,8 +57,8 @@ class CompressedFedAvg(FedAvg):
         return nodes
 
     def task(self, server_round: int, partition: int) -> TrainTask:
-        local = LocalConfig(**{**self.local.__dict__, "seed": int(np.random.default_rng(
-            [self.data.seed, server_round, partition]).integers(2**31))})
+        seed = int(np.random.default_rng([self.data.seed, server_round, partition]).integers(2**31))
+        local = replace(self.local, seed=seed)
         return TrainTask(self.model, self.codec, local, self.data, partition, self.base_hash)
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,

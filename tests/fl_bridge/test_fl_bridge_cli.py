@@ -1,0 +1,31 @@
+"""The CLI: bad input gives one `fl_bridge: error:` line and status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from fl_bridge.cli import build_parser, main
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "--rank", "0"], "LoRA rank"),
+    (["run", "--per-round", "30"], "per-round"),
+    (["run", "--quant-bits", "3"], "message bits"),
+    (["run", "--backbone", "vgg"], "unknown backbone"),
+    (["run", "--prune-rate", "1.0"], "pruning rate"),
+    (["deploy", "--run", "/nonexistent/run"], "not a federated run folder"),
+])
+def test_bad_input_is_one_line_and_status_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("fl_bridge: error:") and message in err[-1]
+    assert not any("Traceback" in line for line in err)
+
+
+def test_defaults_are_the_embedded_default():
+    args = build_parser().parse_args(["run"])
+    assert (args.out, args.dataset, args.backbone, args.feature_maps, args.image_size) == (
+        "build/fl/default", "synthetic", "resnet9", 16, 32)
+    assert (args.method, args.rank, args.alpha, args.quant_bits, args.clients, args.per_round) == (
+        "flocora", 8, 128.0, 8, 20, 5)
+    assert build_parser().parse_args(["deploy"]).run == "build/fl/default"
