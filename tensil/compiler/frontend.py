@@ -430,6 +430,9 @@ class _Frontend:
         x = self.act(node)
         gamma, beta, mean, var = (self.const(node, i, n).astype(np.float64) for i, n in
                                   ((1, "scale"), (2, "B"), (3, "mean"), (4, "var")))
+        c = self.shapes[x][0]
+        if any(v.shape != (c,) for v in (gamma, beta, mean, var)) or a.get("spatial", 1) != 1:
+            raise CompileError(f"{_where(node)}: only per-channel BatchNormalization ({c} values each) is supported")
         scale = gamma / np.sqrt(var + a.get("epsilon", 1e-5))
         self.emit(node, "affine", [x], self.shapes[x], scale=scale, offset=beta - mean * scale)
         self.rank[node.output[0]] = self.rank.get(x, 4)
