@@ -132,6 +132,10 @@ def _spans(items: Sequence, what: str) -> tuple[Span, ...]:
     return tuple(sorted(out, key=lambda s: s.base))
 
 
+def _is_plain_file_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
+
+
 def _write_temp(directory: Path, final_name: str, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{final_name}.", suffix=".tmp", dir=directory)
     with os.fdopen(fd, "wb") as f:
@@ -156,6 +160,8 @@ def write_model(
     manifest last, so a failure leaves no new half-written model behind.
     """
     out_dir = Path(out_dir)
+    if not _is_plain_file_name(name) or name.startswith("."):
+        raise ModelError(f"model name {name!r} must be a plain file name")
     layout = Layout.from_arch(arch)
     if len(program) % layout.instruction_bytes:
         raise ModelError(f"program of {len(program)} bytes is not whole {layout.instruction_bytes}-byte instructions")
@@ -250,6 +256,8 @@ def read_model(path: str | Path, expect_arch: Optional[Arch] = None) -> LoadedMo
     layout = Layout.from_arch(arch)
 
     def read(file_name: str, what: str) -> bytes:
+        if not _is_plain_file_name(file_name):
+            raise ModelError(f"{path}: {what} file name {file_name!r} must be a plain name next to the .tmodel")
         f = path.parent / file_name
         if not f.is_file():
             raise ModelError(f"{path}: {what} file {f} is missing")

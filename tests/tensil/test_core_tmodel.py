@@ -149,3 +149,14 @@ def test_pack_input_rounds_half_even_and_saturates():
         pack_input(np.array([np.nan]), ARCH)
     out = unpack_output(raw, (1, 5), ARCH)
     assert out.dtype == np.float32 and out[0, 3] == np.float32(32767 / 256)
+
+
+def test_file_names_must_stay_next_to_the_manifest(tmp_path):
+    with pytest.raises(ModelError, match="plain file name"):
+        write(tmp_path, name="../escape")
+    path = write(tmp_path)
+    d = json.loads(path.read_text())
+    d["prog"]["file_name"] = "../../etc/passwd"
+    path.write_text(json.dumps(d))
+    with pytest.raises(ModelError, match="plain name"):
+        read_model(path)
