@@ -11,10 +11,12 @@ checkpoint of contract 1 is written.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 from flwr.app import ConfigRecord
 from flwr.serverapp import Grid
+from tqdm import tqdm
 
 from fl_bridge.accounting import count_message
 from fl_bridge.codec import record_nbytes
@@ -75,7 +77,9 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
     else:
         log.info("resuming %s after round %d", run.path, state.round)
     arrays = to_record(state.tensors)
-    for rnd in range(state.round + 1, cfg.rounds + 1):
+    rounds = tqdm(range(state.round + 1, cfg.rounds + 1), desc="rounds", unit="round", file=sys.stderr,
+                  initial=state.round, total=cfg.rounds)
+    for rnd in rounds:
         start = time.monotonic()
         messages = list(strategy.configure_train(rnd, arrays, ConfigRecord(), grid))
         bytes_down = sum(record_nbytes(m.content["arrays"]) for m in messages)
@@ -97,6 +101,7 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
         summary.update(totals(state.rounds))
         run.write_metrics(cfg, summary, state.rounds)
         log.info("round %d: %s", rnd, entry)
+        rounds.set_postfix(bytes_up=entry["bytes_up"], received=entry["received"])
     set_communicated(model, from_record(arrays))
     summary.update(totals(state.rounds))
     run.write_metrics(cfg, summary, state.rounds)
