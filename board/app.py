@@ -146,7 +146,7 @@ class FewShotApp:
         self.classifier.save(path, self.model_name)
         if explicit:
             self.message = f"saved {len(self.classifier.classes)} classes"
-        log.info("board: saved taught classes to %s", path)
+        log.debug("board: saved taught classes to %s", path)
 
     def _restore(self) -> None:
         path = self.config.classes_file

@@ -141,6 +141,8 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
             getattr(control, "close", lambda: None)()
     if config.display == "file":
         _write_log(out / "log.json", config, bundle, backend, report)
+    if app.classifier.classes and Path(app.config.classes_file).is_file():
+        log.info("board: taught classes saved in %s", app.config.classes_file)
     return report
 
 
