@@ -197,3 +197,26 @@ def test_deploy_refuses_groupnorm_and_missing_runs(tmp_path):
         deploy(DeployConfig(str(run.path), build=str(tmp_path / "build")))
     with pytest.raises(FLError, match="not a federated run folder"):
         deploy(DeployConfig(str(tmp_path / "nothing"), build=str(tmp_path / "build")))
+
+
+def _write_idx(path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_idx_files(tmp_path):
+    """A 10-class grey dataset (base = classes 0-4, novel = 5-9, no val) read from IDX files."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "fashion"
+    root.mkdir()
+    for prefix, per_class in (("train", 12), ("t10k", 8)):
+        labels = np.repeat(np.arange(10), per_class)
+        images = (rng.integers(0, 60, (labels.size, 28, 28)) + labels[:, None, None] * 19).astype(np.uint8)
+        _write_idx(root / f"{prefix}-images-idx3-ubyte", images)
+        _write_idx(root / f"{prefix}-labels-idx1-ubyte", labels)
+    cfg = small(tmp_path, dataset="fashionmnist", data_root=str(root), clients=2, per_round=2, rounds=1,
+                samples_per_client=0, eval_every=1)
+    run = run_federation(LocalGrid(2), cfg)
+    last = json.loads(run.metrics_path.read_text())["rounds"][-1]
+    assert last["received"] == 2 and 0.0 <= last["fewshot_1shot"] <= 1.0
+    assert np.array(json.loads(run.partitions_path.read_text())["histograms"]).sum() == 60
