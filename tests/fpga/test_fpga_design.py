@@ -6,7 +6,7 @@ import json
 import shutil
 
 import pytest
-from conftest import a16_arch
+from fpga_fixtures import a16_arch
 
 from fpga.__main__ import main
 from fpga.bdcheck import check_design, external_pins

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import a16_arch, write_fake_rtl
+from fpga_fixtures import a16_arch, write_fake_rtl
 
 from fpga.__main__ import main
 from fpga.clocking import plan_clock
