@@ -31,6 +31,7 @@ HELP = {
     "output_name": "name of the graph output (the tensor `tensil compile -o` needs)",
     "random_inputs": "random inputs for the parity check",
     "real_inputs": "dataset images for the parity check (0: none)",
+    "data_root": "folder of the checkpoint's dataset (default: the one in its training config)",
     "seed": "seed of the parity inputs",
     "atol": "parity: allowed max |onnxruntime - torch|, relative to max(1, max |feature|)",
     "min_cosine": "parity: smallest allowed cosine similarity per input",

@@ -22,6 +22,7 @@ class ExportConfig:
     output_name: str = "Output"  # PEFSL's name, the default of its `tensil compile -o`
     random_inputs: int = 16
     real_inputs: int = 32
+    data_root: str = ""  # empty: the data root stored in the checkpoint's config
     seed: int = 0
     atol: float = 1e-4  # max |onnxruntime - torch| allowed, times max(1, max |torch feature|)
     min_cosine: float = 0.99999

@@ -69,20 +69,19 @@ def verify_parity(
     """Compare onnxruntime with torch on random and dataset inputs; ParityError on disagreement."""
     session = onnx_session(onnx_bytes)
     channels_size = model_input_shape(ckpt, config.batch)[1:]
-    random = random_images(channels_size, config.random_inputs, config.seed)
-    parity = [compare(model, session, random, config.batch, "random")]
-    real, real_note = dataset_images(ckpt, config.real_inputs, config.seed)
-    if real is not None:
-        parity.append(compare(model, session, real, config.batch, "dataset"))
-    else:
-        log.info("no dataset inputs: %s", real_note)
+    noise = random_images(channels_size, config.random_inputs, config.seed)
+    parity = [compare(model, session, noise, config.batch, "random")]
+    images, dataset_note = dataset_images(ckpt, config.real_inputs, config.data_root)
+    log.info("dataset inputs: %s", dataset_note)
+    if images is not None:
+        parity.append(compare(model, session, images, config.batch, "dataset"))
     for figures in parity:
         log.info(
             "parity on %d %s inputs: max |diff| %.3g (features up to %.3g), cosine min %.8f",
             figures.count, figures.inputs, figures.max_abs_diff, figures.feature_scale, figures.min_cosine,
         )
         require_agreement(figures, config.atol, config.min_cosine)
-    return parity, real_note
+    return parity, dataset_note
 
 
 def export_checkpoint(config: ExportConfig) -> ExportResult:
@@ -92,9 +91,9 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
     model = build_model(ckpt)
     proto, graph = build_checked_graph(config, ckpt, model)
     onnx_bytes = proto.SerializeToString()
-    parity, real_note = verify_parity(config, ckpt, model, onnx_bytes)
+    parity, dataset_note = verify_parity(config, ckpt, model, onnx_bytes)
     hashes = (sha256_file(config.checkpoint), sha256_bytes(onnx_bytes))
-    sidecar = build_sidecar(config, ckpt, *hashes, graph, parity, real_note)
+    sidecar = build_sidecar(config, ckpt, *hashes, graph, parity, dataset_note)
     commit_files({config.onnx_path: onnx_bytes, config.sidecar_path: json_bytes(sidecar)})
     log.info("wrote %s (%d bytes) and %s", config.onnx_path, len(onnx_bytes), config.sidecar_path)
     return ExportResult(config.onnx_path, config.sidecar_path, sidecar)

@@ -27,7 +27,7 @@ def build_sidecar(
     onnx_sha256: str,
     graph: GraphSummary,
     parity: list[ParityFigures],
-    real_inputs_note: str,
+    dataset_inputs: str,
 ) -> dict:
     """Everything a later stage needs to use the ONNX without the checkpoint."""
     return {
@@ -44,7 +44,7 @@ def build_sidecar(
         "parity": {
             "tolerance": {"atol_relative": config.atol, "min_cosine": config.min_cosine},
             "results": [p.to_dict() for p in parity],
-            "real_inputs": real_inputs_note,
+            "dataset_inputs": dataset_inputs,
         },
         "source": {
             "checkpoint": str(config.checkpoint),

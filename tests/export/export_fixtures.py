@@ -26,7 +26,7 @@ def randomise_norms(net: torch.nn.Module, seed: int) -> None:
 
 
 def make_checkpoint(
-    path: Path, specs: list[BackboneSpec], dataset: str = "synthetic"
+    path: Path, specs: list[BackboneSpec], dataset: str = ""
 ) -> tuple[Path, BackboneCheckpoint]:
     members = []
     for seed, spec in enumerate(specs):

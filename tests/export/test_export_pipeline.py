@@ -84,7 +84,7 @@ def test_sidecar_follows_contract_2(tmp_path):
     assert sidecar["config"] == config.to_dict()
     random = sidecar["parity"]["results"][0]
     assert random["inputs"] == "random" and random["count"] == 4
-    assert isinstance(sidecar["parity"]["real_inputs"], str)
+    assert sidecar["parity"]["dataset_inputs"] == "the checkpoint names no dataset"
 
 
 def test_opset_9_is_also_accepted(tmp_path):
@@ -121,3 +121,29 @@ def test_parity_failure_leaves_no_artifact(tmp_path, monkeypatch):
 def test_bad_options_are_one_line_errors(tmp_path, options, message):
     with pytest.raises(ExportError, match=message):
         run_export(tmp_path, [BackboneSpec("resnet9", 4)], **options)
+
+
+@pytest.fixture(scope="module")
+def dataset_cache(tmp_path_factory):
+    """One synthetic-dataset cache for this module (rendering it is the slow part)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FSL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+def test_parity_on_images_of_the_checkpoints_dataset(tmp_path, dataset_cache):
+    path, ckpt = make_checkpoint(tmp_path / "net.pt", [BackboneSpec("resnet9", 8)], dataset="synthetic")
+    config = ExportConfig(checkpoint=str(path), out=str(tmp_path / "out"), random_inputs=2, real_inputs=6, batch=4)
+    parity = export_checkpoint(config).sidecar["parity"]
+    assert [r["inputs"] for r in parity["results"]] == ["random", "dataset"]
+    dataset = parity["results"][1]
+    assert dataset["count"] == 6 and dataset["max_abs_diff"] < 1e-4 and dataset["min_cosine"] > 0.99999
+    assert parity["dataset_inputs"] == "6 images of the novel split of 'synthetic' (32 px)"
+
+
+def test_an_unloadable_dataset_is_reported_not_fatal(tmp_path, dataset_cache):
+    path, _ = make_checkpoint(tmp_path / "net.pt", [BackboneSpec("resnet9", 4)], dataset="miniimagenet")
+    config = ExportConfig(checkpoint=str(path), out=str(tmp_path / "out"), random_inputs=2, data_root=str(tmp_path))
+    parity = export_checkpoint(config).sidecar["parity"]
+    assert [r["inputs"] for r in parity["results"]] == ["random"]
+    assert parity["dataset_inputs"].startswith("dataset 'miniimagenet' could not be loaded: ")
