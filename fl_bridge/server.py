@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 
-from flwr.app import ConfigRecord
+from flwr.app import ArrayRecord, ConfigRecord
 from flwr.serverapp import Grid
 from tqdm import tqdm
 
@@ -81,17 +81,7 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
                   initial=state.round, total=cfg.rounds)
     for rnd in rounds:
         start = time.monotonic()
-        messages = list(strategy.configure_train(rnd, arrays, ConfigRecord(), grid))
-        bytes_down = sum(record_nbytes(m.content["arrays"]) for m in messages)
-        replies = list(grid.send_and_receive(messages, timeout=cfg.round_timeout))
-        new_arrays, metrics = strategy.aggregate_train(rnd, replies)
-        if new_arrays is not None:
-            arrays = new_arrays
-        entry = {"round": rnd, "partitions": sample_clients(cfg.clients, cfg.per_round, cfg.seed, rnd),
-                 "bytes_up": int(metrics["bytes-up"]), "bytes_down": bytes_down,
-                 "sent": len(messages), "received": int(metrics["received"]), "dropped": int(metrics["dropped"]),
-                 "failed": int(metrics["failed"]), "timed_out": len(messages) - len(replies),
-                 "train_loss": metrics.get("train-loss")}
+        arrays, entry = play_round(grid, strategy, arrays, rnd, cfg)
         if rnd % cfg.eval_every == 0 or rnd == cfg.rounds:
             set_communicated(model, from_record(arrays))
             entry.update(evaluator.evaluate(model))
@@ -108,6 +98,21 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
     write_backbone_checkpoint(model, model_cfg, data, cfg, state.rounds, run.checkpoint_path)
     log.info("wrote %s, %s and %s", run.metrics_path, run.state_path, run.checkpoint_path)
     return run
+
+
+def play_round(grid: Grid, strategy: CompressedFedAvg, arrays: ArrayRecord, rnd: int,
+               cfg: RunConfig) -> tuple[ArrayRecord, dict]:
+    """One round: configure, send and receive (round timeout), aggregate; the new global model
+    (unchanged without a usable update) and the round's traffic and outcome counts."""
+    messages = list(strategy.configure_train(rnd, arrays, ConfigRecord(), grid))
+    replies = list(grid.send_and_receive(messages, timeout=cfg.round_timeout))
+    new_arrays, metrics = strategy.aggregate_train(rnd, replies)
+    entry = {"round": rnd, "partitions": sample_clients(cfg.clients, cfg.per_round, cfg.seed, rnd),
+             "bytes_up": int(metrics["bytes-up"]), "bytes_down": sum(record_nbytes(m.content["arrays"]) for m in messages),
+             "sent": len(messages), "received": int(metrics["received"]), "dropped": int(metrics["dropped"]),
+             "failed": int(metrics["failed"]), "timed_out": len(messages) - len(replies),
+             "train_loss": metrics.get("train-loss")}
+    return (arrays if new_arrays is None else new_arrays), entry
 
 
 def totals(rounds: list[dict]) -> dict:
