@@ -47,6 +47,8 @@ class ExportConfig:
             raise ExportError(f"--batch {self.batch}: the batch size must be at least 1")
         if self.random_inputs < 1 or self.real_inputs < 0:
             raise ExportError("--random-inputs must be at least 1 and --real-inputs at least 0")
+        if Path(self.out).exists() and not Path(self.out).is_dir():
+            raise ExportError(f"--out {self.out} is a file, not a folder")
         if not self.stem or "/" in self.stem or self.stem.startswith("."):
             raise ExportError(f"--name {self.stem!r}: not a usable file name")
         if not self.input_name or not self.output_name or self.input_name == self.output_name:

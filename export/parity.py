@@ -39,7 +39,8 @@ def run_onnx(session: ort.InferenceSession, images: np.ndarray, batch: int, desc
     """Features of `images` through the fixed-batch graph (the last chunk is zero-padded)."""
     name = session.get_inputs()[0].name
     chunks = []
-    for start in tqdm(range(0, len(images), batch), desc=desc, unit="batch", leave=False):
+    # disable=None: a bar on a terminal, nothing in logs.
+    for start in tqdm(range(0, len(images), batch), desc=desc, unit="batch", leave=False, disable=None):
         chunk = images[start : start + batch]
         padded = np.zeros((batch, *images.shape[1:]), np.float32)
         padded[: len(chunk)] = chunk

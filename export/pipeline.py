@@ -94,6 +94,9 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
     parity, dataset_note = verify_parity(config, ckpt, model, onnx_bytes)
     hashes = (sha256_file(config.checkpoint), sha256_bytes(onnx_bytes))
     sidecar = build_sidecar(config, ckpt, *hashes, graph, parity, dataset_note)
-    commit_files({config.onnx_path: onnx_bytes, config.sidecar_path: json_bytes(sidecar)})
+    try:
+        commit_files({config.onnx_path: onnx_bytes, config.sidecar_path: json_bytes(sidecar)})
+    except OSError as e:
+        raise ExportError(f"cannot write the artifacts to {config.out}: {e.strerror or e}") from None
     log.info("wrote %s (%d bytes) and %s", config.onnx_path, len(onnx_bytes), config.sidecar_path)
     return ExportResult(config.onnx_path, config.sidecar_path, sidecar)

@@ -99,3 +99,11 @@ def test_check_verifies_the_sidecar_beside_the_onnx(tmp_path, checkpoint, capsys
     (tmp_path / "tiny.json").write_text("{not json")
     assert main(["check", "--onnx", str(tmp_path / "tiny.onnx")]) == 2
     assert "cannot be read as JSON" in error_line(capsys)
+
+
+def test_output_folder_that_is_a_file_is_one_line_exit_2(tmp_path, checkpoint, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["--checkpoint", str(checkpoint), "--out", str(blocker), "--random-inputs", "1"]) == 2
+    assert "is a file, not a folder" in error_line(capsys)
+    assert blocker.read_text() == "not a folder"
