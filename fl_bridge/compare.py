@@ -16,7 +16,8 @@ def _final(run_dir: Path) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     last = metrics["rounds"][-1]
     return {"run": str(run_dir), **{k: v for k, v in last.items() if k.startswith(("fewshot", "base_test"))},
-            "total_bytes": metrics["summary"]["total_bytes"], "analytic_message_bytes": metrics["summary"]["message_bytes"]}
+            "total_bytes": metrics["summary"]["total_bytes"],
+            "analytic_message_bytes": metrics["summary"]["message_bytes"]}
 
 
 def compare(cfg: RunConfig) -> Path:

@@ -39,7 +39,8 @@ def train_local(model: FLModel, images: np.ndarray, labels: np.ndarray, pre: Pre
     """Train the trainable parameters of `model` in place; return the mean training loss."""
     gen = torch.Generator().manual_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          nesterov=cfg.momentum > 0)
     images_all, y_all = torch.as_tensor(images), torch.as_tensor(labels, dtype=torch.long)
     augment = Augment(AugmentConfig(), pre) if cfg.augment else None
     model.train()

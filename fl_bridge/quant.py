@@ -1,7 +1,8 @@
 """Affine per-output-channel quantisation of message tensors, and bit packing of 2/4/8-bit codes.
 
 For a tensor of ndim > 1, each slice along dim 0 gets its own scale and integer zero point:
-`scale = (max - min) / (qmax - qmin)` over the slice's range widened to hold 0,, `zero = clamp(round(qmin - min / scale), qmin, qmax)`,
+`scale = (max - min) / (qmax - qmin)` over the slice's range widened to hold 0,
+`zero = clamp(round(qmin - min / scale), qmin, qmax)`,
 `q = clamp(round(x / scale) + zero, qmin, qmax)`, `x_hat = scale * (q - zero)`, with the signed
 range qmin = -2^(b-1), qmax = 2^(b-1) - 1. A constant slice c (all-zero LoRA B at round 1) has
 scale 0; it is sent as scale 0 and zero = c and decodes to c exactly. Codes are stored unsigned

@@ -83,8 +83,8 @@ class RunDir:
         return ServerState(int(d["round"]), tensors, list(d["rounds"]))
 
     def save_state(self, state: ServerState) -> None:
-        atomic_torch_save({"round": state.round, "tensors": {n: torch.from_numpy(v.copy()) for n, v in state.tensors.items()},
-                           "rounds": state.rounds}, self.state_path)
+        tensors = {n: torch.from_numpy(v.copy()) for n, v in state.tensors.items()}
+        atomic_torch_save({"round": state.round, "tensors": tensors, "rounds": state.rounds}, self.state_path)
 
     def write_metrics(self, cfg: RunConfig, summary: dict, rounds: list[dict]) -> None:
         write_json(self.metrics_path, {"config": cfg.to_dict(), "summary": summary, "rounds": rounds})

@@ -108,7 +108,8 @@ def play_round(grid: Grid, strategy: CompressedFedAvg, arrays: ArrayRecord, rnd:
     replies = list(grid.send_and_receive(messages, timeout=cfg.round_timeout))
     new_arrays, metrics = strategy.aggregate_train(rnd, replies)
     entry = {"round": rnd, "partitions": sample_clients(cfg.clients, cfg.per_round, cfg.seed, rnd),
-             "bytes_up": int(metrics["bytes-up"]), "bytes_down": sum(record_nbytes(m.content["arrays"]) for m in messages),
+             "bytes_up": int(metrics["bytes-up"]),
+             "bytes_down": sum(record_nbytes(m.content["arrays"]) for m in messages),
              "sent": len(messages), "received": int(metrics["received"]), "dropped": int(metrics["dropped"]),
              "failed": int(metrics["failed"]), "timed_out": len(messages) - len(replies),
              "train_loss": metrics.get("train-loss")}
