@@ -3,10 +3,13 @@ custom_perf): compile time, program size, estimated cycles in Tensil's model and
 hardware-aware model, MAC efficiency, emulator time per inference, the per-layer table, and
 the few-shot accuracy of the fixed-point program against the float model.
 
-The accuracy part trains a small backbone here (supervised, a few epochs on the synthetic base
-classes; a stand-in until `python -m train fit` exists), exports it at opset 10, compiles it,
-computes features of synthetic novel-class images with onnxruntime (float) and with the
-emulator (the exact fixed-point program), and runs the same 5-way 1-shot NCM episodes on both.
+The accuracy part uses the project's trained backbone (`build/backbone/default.pt`, written by
+`make backbone`) when it exists, else trains a small stand-in here (supervised, a few epochs on
+the synthetic base classes: EASY's full routine takes many minutes on 2 cores). It exports it
+at opset 10, compiles it, computes features of synthetic novel-class images with onnxruntime
+(float) and with the emulator (the exact fixed-point program), and runs the same 5-way 1-shot
+NCM episodes (`train.fewshot.evaluate_fewshot`, EASY's ME centring when the checkpoint has a
+base mean) on both.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ WAYS, SHOTS, QUERIES = 5, 1, 10
 NOVEL_PER_CLASS = 15
 TRAIN_EPOCHS = 3
 MEAN, STD = 0.5, 0.25
+DEFAULT_CHECKPOINT = Path("build/backbone/default.pt")
 
 
 def _load() -> str:
@@ -73,34 +77,6 @@ def _train_small_backbone(spec, seed: int = 0):
             opt.step()
             sched.step()
     return model.eval()
-
-
-def _episodes(feats_a: np.ndarray, feats_b: np.ndarray, labels: np.ndarray,
-              seed: int = 0) -> tuple[float, float, float]:
-    """Same NCM episodes on two feature sets; returns (acc_a, acc_b, 95% CI half-width of a)."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    by_class = {c: np.flatnonzero(labels == c) for c in classes}
-
-    def norm(f):
-        return f / np.linalg.norm(f, axis=1, keepdims=True)
-
-    fa, fb = norm(feats_a), norm(feats_b)
-    acc_a, acc_b = [], []
-    for _ in range(EPISODES):
-        ways = rng.choice(classes, WAYS, replace=False)
-        sup, qry, qlab = [], [], []
-        for w, c in enumerate(ways):
-            pick = rng.choice(by_class[c], SHOTS + QUERIES, replace=False)
-            sup.append(pick[:SHOTS])
-            qry.extend(pick[SHOTS:])
-            qlab.extend([w] * QUERIES)
-        qlab = np.array(qlab)
-        for f, acc in ((fa, acc_a), (fb, acc_b)):
-            protos = np.stack([f[s].mean(0) for s in sup])
-            d = ((f[qry][:, None] - protos[None]) ** 2).sum(-1)
-            acc.append((d.argmin(1) == qlab).mean())
-    return float(np.mean(acc_a)), float(np.mean(acc_b)), float(1.96 * np.std(acc_a) / np.sqrt(EPISODES))
 
 
 def bench_default(work: Path) -> None:
@@ -167,21 +143,38 @@ def bench_variants(work: Path) -> None:
               f"{est.latency_ms[125.0]:.2f} ms at 125 MHz, spilled to DRAM0: {len(c.lowered.spilled)} tensors")
 
 
-def bench_accuracy(work: Path) -> None:
-    import onnxruntime as ort
+def _backbone_for_accuracy():
+    """(model, preprocessing, base mean, where it came from): the project's default checkpoint
+    when `make backbone` has written it, else a small stand-in trained here."""
+    from train.checkpoint import Preprocessing, build_model, load_checkpoint
 
-    from tensil.compiler.pipeline import compile_onnx
-    from tensil.emulator import ModelRunner
+    if DEFAULT_CHECKPOINT.is_file():
+        ckpt = load_checkpoint(DEFAULT_CHECKPOINT)
+        return build_model(ckpt), ckpt.preprocessing, ckpt.base_mean, str(DEFAULT_CHECKPOINT)
     from train.backbones import BackboneSpec
-    from train.synthetic import SyntheticConfig, render_split
 
     t = time.perf_counter()
     model = _train_small_backbone(BackboneSpec())
-    train_s = time.perf_counter() - t
-    onnx_path = _export(model, 32, work / "trained.onnx")
+    pre = Preprocessing(image_size=32, resize=32, mean=(MEAN,) * 3, std=(STD,) * 3)
+    return model, pre, None, (f"no {DEFAULT_CHECKPOINT}: a stand-in trained here for {TRAIN_EPOCHS} epochs "
+                              f"(supervised, synthetic base classes) in {time.perf_counter() - t:.0f} s")
+
+
+def bench_accuracy(work: Path) -> None:
+    import onnxruntime as ort
+    import torch
+
+    from tensil.compiler.pipeline import compile_onnx
+    from tensil.emulator import ModelRunner
+    from train.augment import to_input
+    from train.fewshot import evaluate_fewshot
+    from train.synthetic import SyntheticConfig, render_split
+
+    model, pre, base_mean, source = _backbone_for_accuracy()
+    onnx_path = _export(model, pre.image_size, work / "trained.onnx")
     compiled = compile_onnx(onnx_path, load_arch("custom_perf"))
-    images, labels, _ = render_split(SyntheticConfig(novel_images=NOVEL_PER_CLASS), "novel", 32)
-    x = ((images.astype(np.float32) / 255.0 - MEAN) / STD).astype(np.float32)
+    images, labels, _ = render_split(SyntheticConfig(novel_images=NOVEL_PER_CLASS), "novel", pre.image_size)
+    x = to_input(images, pre).numpy().astype(np.float32)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     runner = ModelRunner(compiled.loaded())
     t = time.perf_counter()
@@ -190,13 +183,14 @@ def bench_accuracy(work: Path) -> None:
                       for xi in tqdm(x, desc="emulator features", file=sys.stderr, leave=False)])
     feat_s = time.perf_counter() - t
     cos = ((ref * fixed).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(fixed, axis=1))).min()
-    acc_f, acc_q, ci = _episodes(ref, fixed, labels)
+    runs = [evaluate_fewshot(torch.from_numpy(f), labels, base_mean, ways=WAYS, shots=SHOTS, queries=QUERIES,
+                             episodes=EPISODES, seed=0) for f in (ref, fixed)]
     print("== tensil: few-shot accuracy, fixed-point program vs float model ==")
-    print(f"backbone trained here for {TRAIN_EPOCHS} epochs on the synthetic base classes in {train_s:.0f} s; "
-          f"features of {len(x)} novel images in {feat_s:.0f} s  [{_load()}]")
+    print(f"backbone: {source}; features of {len(x)} synthetic novel images in {feat_s:.0f} s  [{_load()}]")
     print(f"min cosine(emulator, onnxruntime) over the images: {cos:.5f}")
-    print(f"{WAYS}-way {SHOTS}-shot NCM over {EPISODES} episodes ({QUERIES} queries/class): float {100 * acc_f:.2f}%, "
-          f"fixed-point {100 * acc_q:.2f}% (+-{100 * ci:.2f}), difference {100 * (acc_q - acc_f):+.2f} points "
+    print(f"{WAYS}-way {SHOTS}-shot NCM (train.fewshot, same {EPISODES} episodes, {QUERIES} queries/class): "
+          f"float {100 * runs[0].accuracy:.2f}% (+-{100 * runs[0].ci95:.2f}), fixed-point {100 * runs[1].accuracy:.2f}% "
+          f"(+-{100 * runs[1].ci95:.2f}), difference {100 * (runs[1].accuracy - runs[0].accuracy):+.2f} points "
           f"(target within 1 point)")
 
 
