@@ -1,55 +1,105 @@
-"""`python -m train <command>`: sample-images (more commands register in `COMMANDS`).
-
-Defaults are the embedded default. User errors print `train: error: <one line>` and exit 2.
+"""`python -m train fit | evaluate | sample-images`; flags map one-to-one onto the config
+dataclasses' fields and default to the embedded default. User errors print
+`train: error: <one line>` and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import types
+import typing
+from dataclasses import MISSING, fields
 
 from train.backbones import BackboneError
 from train.checkpoint import CheckpointError
 from train.datasets import DatasetError
+from train.easy import FitConfig, TrainError, fit
+from train.evaluate import EvaluateConfig, evaluate_checkpoint
 from train.fewshot import FewShotError
 from train.samples import SampleConfig, write_samples
 
-USER_ERRORS = (DatasetError, FewShotError, CheckpointError, BackboneError)
+USER_ERRORS = (DatasetError, FewShotError, CheckpointError, BackboneError, TrainError)
+
+HELP = {
+    "dataset": "synthetic (default), miniimagenet, cifarfs, fc100, tieredimagenet, cub, cifar10, cifar100, "
+               "cinic10, folder, fashionmnist",
+    "data_root": "folder of an on-disk dataset (nothing is downloaded)",
+    "backbone": "resnet9, resnet12, resnet8 or resnet18",
+    "strided": "strided convolutions instead of max-pooling (EASY families)",
+    "norm": "batch or group (GroupNorm for the CIFAR families)",
+    "epochs": "training epochs per ensemble member",
+    "cycle_epochs": "epochs per cosine cycle; each restart multiplies the peak lr by gamma",
+    "rotations": "rotation self-supervision pass",
+    "mixup": "manifold mixup pass",
+    "ensemble": "members trained with seeds seed, seed+1, ...; features concatenated",
+    "val_episodes": "5-way 1-shot validation episodes per epoch (checkpoint selection)",
+    "episodes": "few-shot episodes",
+    "compare_untrained": "also report an untrained backbone of the same architecture",
+    "device": "cpu, cuda, cuda:N (fit: auto = cuda when available)",
+    "out": "output path",
+    "split": "base, val, novel or base_test",
+    "classes": "number of classes",
+    "per_class": "images per class",
+    "checkpoint": "contract-1 backbone checkpoint",
+}
 
 
-def add_data_args(p: argparse.ArgumentParser, image_size: int) -> None:
-    p.add_argument("--dataset", default="synthetic", help="dataset name (default: synthetic)")
-    p.add_argument("--data-root", default=None, help="folder of an on-disk dataset (never downloaded)")
-    p.add_argument("--image-size", type=int, default=image_size, help=f"network input side (default {image_size})")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One `--field-name` flag per dataclass field, typed and defaulted from the field."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not MISSING else None
+        kind = hints[f.name]
+        if isinstance(kind, types.UnionType):  # `str | None`
+            kind = next(t for t in typing.get_args(kind) if t is not type(None))
+        help_text = f"{HELP.get(f.name, f.name.replace('_', ' '))} (default: {default})"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=default, help=help_text)
 
 
-def sample_images(args: argparse.Namespace) -> None:
-    config = SampleConfig(args.dataset, args.data_root, args.split, args.classes, args.per_class,
-                          args.image_size, args.seed, args.out)
+def config_from(args: argparse.Namespace, cls: type):
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+def run_fit(args: argparse.Namespace) -> None:
+    fit(config_from(args, FitConfig))
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    result = evaluate_checkpoint(config_from(args, EvaluateConfig))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['ways']}-way {result['shots']}-shot {result['split']} accuracy "
+              f"{100 * result['accuracy']:.2f}% +- {100 * result['ci95']:.2f} (95% CI, {result['episodes']} episodes)")
+
+
+def run_sample_images(args: argparse.Namespace) -> None:
+    config = config_from(args, SampleConfig)
     out = write_samples(config)
-    print(f"train: wrote {args.classes} x {args.per_class} {args.split} images of {args.dataset} to {out}",
+    print(f"train: wrote {config.classes} x {config.per_class} {config.split} images of {config.dataset} to {out}",
           file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="train", description="EASY backbones, datasets and few-shot evaluation")
     sub = parser.add_subparsers(dest="command", required=True)
-
+    p = sub.add_parser("fit", help="train a backbone (or ensemble) with EASY's routine")
+    add_config_args(p, FitConfig)
+    p.set_defaults(run=run_fit)
+    p = sub.add_parser("evaluate", help="few-shot accuracy of a checkpoint (fraction in [0, 1] with ci95)")
+    add_config_args(p, EvaluateConfig)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run_evaluate)
     p = sub.add_parser("sample-images", help="write a few labelled images of a split to an npz")
-    add_data_args(p, image_size=96)
-    p.add_argument("--split", default="novel", help="base, val, novel or base_test (default novel)")
-    p.add_argument("--classes", type=int, default=5, help="number of classes (default 5)")
-    p.add_argument("--per-class", type=int, default=20, help="images per class (default 20)")
-    p.add_argument("--out", default=SampleConfig.out, help=f"npz path (default {SampleConfig.out})")
-    p.set_defaults(run=sample_images)
-
-    for register in COMMANDS:
-        register(sub)
+    add_config_args(p, SampleConfig)
+    p.set_defaults(run=run_sample_images)
     return parser
-
-
-COMMANDS: list = []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +110,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("train: interrupted", file=sys.stderr)
+        print("train: interrupted (run the same command again to resume)", file=sys.stderr)
         return 130
     return 0

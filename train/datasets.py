@@ -118,7 +118,7 @@ def load_dataset(
 
     Decoded images are cached under `cache_dir` (default `$FSL_CACHE_DIR` or build/cache) keyed
     by dataset, resolved root, image size and options. Normalisation mean/std are measured on
-    the base split. `seed` only changes the synthetic dataset. Raises DatasetError.
+    the base split. `seed` only changes the synthetic dataset (every CLI uses 0). Raises DatasetError.
     """
     from train.readers import READERS, SourceSpec
 

@@ -30,7 +30,8 @@ class SampleConfig:
 
 
 def sample_split(config: SampleConfig) -> ImageSplit:
-    """`classes` classes of the split (seeded choice, in label order) with `per_class` images each."""
+    """`classes` classes of the split (chosen by `seed`, in label order) with `per_class` images
+    each. The dataset itself never depends on `seed` (the synthetic one is always seed 0)."""
     if config.classes < 1 or config.per_class < 1:
         raise DatasetError("--classes and --per-class must be at least 1")
     if config.dataset == "synthetic":
@@ -38,10 +39,10 @@ def sample_split(config: SampleConfig) -> ImageSplit:
         counts = {"base": "base_images", "base_test": "base_test_images", "val": "val_images", "novel": "novel_images"}
         if config.split not in counts:
             raise DatasetError(f"unknown split {config.split!r}: choose one of {', '.join(counts)}")
-        synth = SyntheticConfig(seed=config.seed, **{counts[config.split]: config.per_class})
+        synth = SyntheticConfig(**{counts[config.split]: config.per_class})
         split = ImageSplit(*render_split(synth, config.split, config.image_size))
     else:
-        split = load_dataset(config.dataset, config.data_root, config.image_size, seed=config.seed).split(config.split)
+        split = load_dataset(config.dataset, config.data_root, config.image_size).split(config.split)
     if config.classes > split.num_classes:
         raise DatasetError(f"the {config.split} split has {split.num_classes} classes, fewer than --classes {config.classes}")
     rng = np.random.default_rng(config.seed)
