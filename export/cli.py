@@ -43,10 +43,12 @@ def export_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Export a backbone checkpoint to ONNX for Tensil, verified against torch. "
         f"Use `{PROG} check --onnx M.onnx` to check any ONNX file.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     for f in fields(ExportConfig):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default, help=HELP[f.name])
+        shown = f" (default: {f.default})" if f.default != "" else ""  # empty defaults are explained in HELP
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default, help=HELP[f.name] + shown
+        )
     return parser
 
 
