@@ -1,7 +1,8 @@
 """The configuration of a federated run: one dataclass whose fields are the CLI flags of
 `python -m fl_bridge run`, saved as `config.json` in the run folder. Defaults = the embedded
-default (synthetic data, ResNet-9 strided with 16 feature maps at 32x32, FLoCoRA r=8, alpha=128,
-8-bit messages, 20 clients, 5 per round, LDA alpha 0.5)."""
+default: synthetic data, ResNet-9 strided with 16 feature maps at 32x32, FLoCoRA r=16 and
+alpha=256 (alpha = 16 r as in the thesis), 8-bit messages, 20 clients, 5 per round, 20 rounds,
+LDA alpha 0.5."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ class RunConfig:
     strided: bool = True
     norm: str = "batch"
     method: str = "flocora"
-    rank: int = 8
-    alpha: float = 128.0
+    rank: int = 16
+    alpha: float = 256.0
     adapt_stem: bool = False
     rotation: bool = False
     # messages

@@ -27,5 +27,5 @@ def test_defaults_are_the_embedded_default():
     assert (args.out, args.dataset, args.backbone, args.feature_maps, args.image_size) == (
         "build/fl/default", "synthetic", "resnet9", 16, 32)
     assert (args.method, args.rank, args.alpha, args.quant_bits, args.clients, args.per_round) == (
-        "flocora", 8, 128.0, 8, 20, 5)
+        "flocora", 16, 256.0, 8, 20, 5)
     assert build_parser().parse_args(["deploy"]).run == "build/fl/default"
