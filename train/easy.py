@@ -42,6 +42,8 @@ from train.schedule import CosineRestarts
 
 STATE_SUFFIX = ".state.pt"
 STATE_VERSION = 1
+# Fields that do not change the trained weights: a run may resume with other values of these.
+NOT_TRAINING = ("episodes", "compare_untrained", "device")
 
 
 class TrainError(RuntimeError):
@@ -82,6 +84,10 @@ class FitConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def training_fields(self) -> dict:
+        """The fields a resume state must match (everything that changes the weights)."""
+        return {k: v for k, v in self.to_dict().items() if k not in NOT_TRAINING}
 
     def check(self) -> "FitConfig":
         positive = ("epochs", "cycle_epochs", "batch_size", "ensemble", "val_episodes", "episodes")
@@ -289,7 +295,7 @@ def load_resume_state(config: FitConfig) -> dict | None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file: torch raises many types
         raise TrainError(f"resume state {path} is unreadable ({type(e).__name__}); delete it to start afresh") from None
-    if state.get("version") != STATE_VERSION or state.get("config") != config.to_dict():
+    if state.get("version") != STATE_VERSION or state.get("config") != config.training_fields():
         raise TrainError(f"resume state {path} was written by another configuration; delete it to start afresh")
     return state
 
@@ -318,7 +324,7 @@ def fit(config: FitConfig, on_epoch_end: Callable[[dict], None] | None = None,
                 partial = [*(_member(d) for d in done), member]
                 means = [*(d["base_mean"] for d in done), mean]
                 _save(config, data, partial, means, {"complete": False, "history": trainer.history})
-                atomic_torch_save({"version": STATE_VERSION, "config": config.to_dict(), "done": done,
+                atomic_torch_save({"version": STATE_VERSION, "config": config.training_fields(), "done": done,
                                    "current": trainer.state()}, state_path(config))
             if on_epoch_end is not None:
                 on_epoch_end(record)

@@ -99,3 +99,12 @@ def test_corrupt_dataset_through_the_real_cli(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"train: error: corrupt or unsupported image {tmp_path}/base/a/x.png"]
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_foreign_resume_state_is_refused(tmp_path, capsys):
+    out = tmp_path / "a.pt"
+    torch.save({"version": 1, "config": {"epochs": 99}}, str(out) + STATE_SUFFIX)
+    argv = ["fit", "--feature-maps", "4", "--image-size", "16", "--out", str(out)]
+    assert main(argv) == 2
+    assert "was written by another configuration; delete it" in capsys.readouterr().err
+    assert not out.exists()
