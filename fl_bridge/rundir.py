@@ -21,6 +21,7 @@ from train.checkpoint import atomic_torch_save
 
 # Settings that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = {"out", "rounds", "round_timeout", "supernodes", "client_cpus"}
+LORA_ONLY = {"rank", "alpha", "adapt_stem"}
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -65,7 +66,8 @@ class RunDir:
         if self.config_path.is_file():
             old = RunConfig.load(self.path).to_dict()
             new = cfg.to_dict()
-            diff = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
+            ignored = RESUMABLE_CHANGES | (LORA_ONLY if cfg.method == "fedavg" else set())
+            diff = sorted(k for k in new if k not in ignored and old.get(k) != new[k])
             if diff:
                 raise FLError(f"{self.path} holds a run with other settings ({', '.join(diff)}); use another --out")
         write_json(self.config_path, cfg.to_dict())

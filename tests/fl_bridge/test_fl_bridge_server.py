@@ -153,6 +153,9 @@ def test_other_settings_in_an_existing_run_folder_are_refused(tmp_path):
     run_federation(LocalGrid(2), small(tmp_path, rounds=1))
     with pytest.raises(FLError, match="other settings"):
         run_federation(LocalGrid(2), small(tmp_path, rounds=1, rank=4))
+    fedavg = small(tmp_path, rounds=1, method="fedavg", out=str(tmp_path / "fedavg"))
+    run_federation(LocalGrid(2), fedavg)
+    run_federation(LocalGrid(2), small(tmp_path, rounds=2, method="fedavg", rank=4, out=fedavg.out))  # LoRA-only
 
 
 def test_run_folder_contents_and_final_checkpoint(tmp_path):
