@@ -38,6 +38,7 @@ HELP = {
     "episodes": "few-shot episodes",
     "compare_untrained": "also report an untrained backbone of the same architecture",
     "device": "cpu, cuda, cuda:N (fit: auto = cuda when available)",
+    "threads": "CPU threads for torch (0: torch's default); 1 is fastest on a shared 2-core machine",
     "out": "output path",
     "split": "base, val, novel or base_test",
     "classes": "number of classes",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,8 @@ def load_dataset(
     if splits is None:
         splits = reader.read(source)
         _write_cache(cache, splits)
+        count = sum(len(v) for v in splits.values() if v is not None)
+        print(f"train: decoded {name} ({count} images at {image_size} px) into {cache}", file=sys.stderr)
     base = splits["base"]
     if base is None or len(base) == 0:
         raise DatasetError(f"dataset {name} has no base images")

@@ -43,7 +43,7 @@ from train.schedule import CosineRestarts
 STATE_SUFFIX = ".state.pt"
 STATE_VERSION = 1
 # Fields that do not change the trained weights: a run may resume with other values of these.
-NOT_TRAINING = ("episodes", "compare_untrained", "device")
+NOT_TRAINING = ("episodes", "compare_untrained", "device", "threads")
 
 
 class TrainError(RuntimeError):
@@ -76,6 +76,7 @@ class FitConfig:
     episodes: int = 2000
     compare_untrained: bool = True
     device: str = "auto"
+    threads: int = 1
     out: str = "build/backbone/default.pt"
 
     @property
@@ -304,6 +305,8 @@ def fit(config: FitConfig, on_epoch_end: Callable[[dict], None] | None = None,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> BackboneCheckpoint:
     """Train (or resume) the configured backbone(s); returns the final checkpoint, also saved to `out`."""
     config.check()
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
     device = pick_device(config.device)
     dist = setup_distributed(device)
     data = load_dataset(config.dataset, config.data_root, config.image_size)
