@@ -26,10 +26,14 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from train.checkpoint import Preprocessing
+
+if TYPE_CHECKING:
+    from train.readers import SourceSpec
 
 CACHE_VERSION = 1
 DEFAULT_CACHE_DIR = "build/cache"
@@ -148,7 +152,7 @@ def load_dataset(
     return FewShotData(name, base, splits["val"], splits["novel"], splits["base_test"], pre)
 
 
-def _cache_key(name: str, source) -> str:
+def _cache_key(name: str, source: "SourceSpec") -> str:
     text = json.dumps([CACHE_VERSION, name, str(source.root), source.image_size, source.base_test_fraction,
                        source.seed if name == "synthetic" else 0])
     return hashlib.sha1(text.encode()).hexdigest()[:12]

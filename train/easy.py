@@ -313,7 +313,8 @@ def fit(config: FitConfig, on_epoch_end: Callable[[dict], None] | None = None,
     resume = load_resume_state(config)
     done: list[dict] = resume["done"] if resume else []
     if resume:
-        log(f"train: resuming from {state_path(config)} (member {len(done) + 1}, epoch {resume['current']['epoch'] if resume['current'] else 0})")
+        epoch = resume["current"]["epoch"] if resume["current"] else 0
+        log(f"train: resuming from {state_path(config)} (member {len(done) + 1}, after epoch {epoch})")
     started = time.perf_counter()
     for index in range(len(done), config.ensemble):
         trainer = MemberTrainer(config, data, index, device, dist)
@@ -322,7 +323,8 @@ def fit(config: FitConfig, on_epoch_end: Callable[[dict], None] | None = None,
         while trainer.epoch < config.epochs:
             record = trainer.validate(trainer.run_epoch())
             if dist.main:
-                log(f"train: member {index + 1}/{config.ensemble} " + " ".join(f"{k}={_fmt(v)}" for k, v in record.items()))
+                figures = " ".join(f"{k}={_fmt(v)}" for k, v in record.items())
+                log(f"train: member {index + 1}/{config.ensemble} {figures}")
                 member, mean = trainer.best_member()
                 partial = [*(_member(d) for d in done), member]
                 means = [*(d["base_mean"] for d in done), mean]
@@ -382,7 +384,8 @@ def _member(d: dict) -> Member:
     return Member(BackboneSpec.from_dict(d["spec"]), d["state_dict"])
 
 
-def _save(config: FitConfig, data: FewShotData, members: list[Member], means: list[torch.Tensor], metrics: dict) -> None:
+def _save(config: FitConfig, data: FewShotData, members: list[Member], means: list[torch.Tensor],
+          metrics: dict) -> None:
     ckpt = BackboneCheckpoint(members, data.preprocessing, torch.cat(means), config.dataset, metrics, config.to_dict())
     save_checkpoint(ckpt, config.out)
 

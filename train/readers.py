@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+from abc import ABC, abstractmethod
 import pickle
 import sys
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ def by_classes(images: np.ndarray, labels: np.ndarray, classes: list[int], names
     return ImageSplit(images[keep], new[keep], [names[c] for c in classes])
 
 
-class Reader:
+class Reader(ABC):
     """A dataset layout. `default_dirs`: sub-folder names tried under the given root."""
 
     crop_ratio: float = 1.0
@@ -162,10 +163,12 @@ class Reader:
             if all((candidate / r).exists() for r in self.required):
                 return candidate
         wanted = ", ".join(self.required)
-        raise DatasetError(f"{self.name}: {root} does not hold {wanted} (nor does {'/'.join(self.default_dirs) or 'a sub-folder'})")
+        subs = "/".join(self.default_dirs) or "a sub-folder"
+        raise DatasetError(f"{self.name}: {root} does not hold {wanted} (nor does {subs})")
 
+    @abstractmethod
     def read(self, source: SourceSpec) -> Splits:
-        raise NotImplementedError
+        """Decode the dataset at `source.root` into base, val, novel and base_test splits."""
 
 
 class SyntheticReader(Reader):
@@ -389,7 +392,8 @@ READERS: dict[str, Reader] = {
     "miniimagenet": MiniImageNetReader(),
     "cifarfs": SplitFoldersReader("cifarfs", ("meta-train", "meta-val", "meta-test"), ("cifar_fs", "CIFAR-FS"), 1.15),
     "fc100": SplitFoldersReader("fc100", ("train", "val", "test"), ("FC100", "fc100"), 92 / 84),
-    "tieredimagenet": SplitFoldersReader("tieredimagenet", ("train", "val", "test"), ("tieredimagenet", "tiered_imagenet"), 92 / 84),
+    "tieredimagenet": SplitFoldersReader("tieredimagenet", ("train", "val", "test"),
+                                         ("tieredimagenet", "tiered_imagenet"), 92 / 84),
     "cub": CubReader(),
     "cifar10": Cifar10Reader(),
     "cifar100": Cifar100Reader(),

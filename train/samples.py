@@ -44,7 +44,8 @@ def sample_split(config: SampleConfig) -> ImageSplit:
     else:
         split = load_dataset(config.dataset, config.data_root, config.image_size).split(config.split)
     if config.classes > split.num_classes:
-        raise DatasetError(f"the {config.split} split has {split.num_classes} classes, fewer than --classes {config.classes}")
+        raise DatasetError(f"the {config.split} split has {split.num_classes} classes, "
+                           f"fewer than --classes {config.classes}")
     rng = np.random.default_rng(config.seed)
     chosen = sorted(rng.choice(split.num_classes, config.classes, replace=False).tolist())
     return split.subset(chosen, config.per_class)
