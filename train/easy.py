@@ -352,7 +352,8 @@ def fit(config: FitConfig, on_epoch_end: Callable[[dict], None] | None = None,
 def novel_metrics(ckpt: BackboneCheckpoint, data: FewShotData, config: FitConfig, device: torch.device,
                   log: Callable[[str], None]) -> dict:
     """5-way 1/5-shot novel accuracy of the trained model and, as a reference, of untrained
-    backbones of the same architecture and seeds (figures stored in the checkpoint)."""
+    backbones of the same architecture and seeds and of raw normalised pixels with the same ME +
+    NCM (figures stored in the checkpoint)."""
     if data.novel is None:
         log(f"train: {config.dataset} has no novel classes; few-shot figures skipped")
         return {}
@@ -365,6 +366,7 @@ def novel_metrics(ckpt: BackboneCheckpoint, data: FewShotData, config: FitConfig
         model = untrained[0] if len(untrained) == 1 else build_model(BackboneCheckpoint(
             [Member(config.spec, u.state_dict()) for u in untrained], data.preprocessing))
         models["untrained"] = (model.to(device), None)
+        models["pixels"] = (nn.Flatten(), None)
     out = {}
     for name, (model, base_mean) in models.items():
         if base_mean is None:

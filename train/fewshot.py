@@ -7,7 +7,7 @@ interval of the mean over episodes (1.96 * std / sqrt(episodes)).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -15,6 +15,9 @@ from torch import nn
 
 from train.augment import to_input
 from train.checkpoint import Preprocessing
+
+if TYPE_CHECKING:
+    from train.datasets import ImageSplit
 
 EPISODE_BATCH = 250
 
@@ -32,9 +35,11 @@ class FewShotResult(NamedTuple):
 
 
 @torch.no_grad()
-def extract_features(model: nn.Module, images: np.ndarray | torch.Tensor, pre: Preprocessing,
+def extract_features(model: nn.Module, images: "np.ndarray | torch.Tensor | ImageSplit", pre: Preprocessing,
                      batch_size: int = 256, device: str | torch.device = "cpu") -> torch.Tensor:
-    """Features (N, D) float32 on the CPU of uint8 NCHW images, in eval mode, batched."""
+    """Features (N, D) float32 on the CPU of uint8 NCHW images (or an ImageSplit's images),
+    in eval mode, batched."""
+    images = getattr(images, "images", images)
     was_training = model.training
     model.eval()
     out = [model(to_input(images[i : i + batch_size], pre, device)).float().cpu()

@@ -55,7 +55,7 @@ def test_ensemble_checkpoint_and_evaluate_cli(tmp_path, capsys):
     assert saved.preprocessing.image_size == 16
     assert not torch.equal(saved.members[0].state_dict["blocks.0.conv1.weight"],
                            saved.members[1].state_dict["blocks.0.conv1.weight"])
-    for key in ("trained_novel_5way_1shot", "untrained_novel_5way_5shot_ci95"):
+    for key in ("trained_novel_5way_1shot", "untrained_novel_5way_5shot_ci95", "pixels_novel_5way_1shot"):
         assert 0 <= ckpt.metrics[key] <= 1
     assert main(["evaluate", "--checkpoint", str(out), "--episodes", "30", "--shots", "5", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
