@@ -108,3 +108,20 @@ def test_foreign_resume_state_is_refused(tmp_path, capsys):
     assert main(argv) == 2
     assert "was written by another configuration; delete it" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_dataset_without_val_keeps_the_last_epoch(tmp_path):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for split, classes, per_class in (("base", 3, 6), ("novel", 5, 20)):
+        for c in range(classes):
+            (tmp_path / "d" / split / f"{split}{c}").mkdir(parents=True)
+            for i in range(per_class):
+                image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+                cv2.imwrite(str(tmp_path / "d" / split / f"{split}{c}" / f"{i}.png"), image)
+    config = replace(TINY, dataset="folder", data_root=str(tmp_path / "d"), batch_size=8, out=str(tmp_path / "f.pt"))
+    ckpt = fit(config, log=lambda s: None)
+    member = ckpt.metrics["members"][0]
+    assert member["best_epoch"] == 2 and "val_1shot" not in member["history"][-1]
+    assert ckpt.base_mean.shape == (20,) and 0 <= ckpt.metrics["trained_novel_5way_5shot"] <= 1
