@@ -66,7 +66,7 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
         "lda_alpha": cfg.lda_alpha, "seed": cfg.seed, "classes": num_classes,
         "histograms": histograms(data.base.labels, list(partitions(dtask)), num_classes).tolist()})
     strategy = CompressedFedAvg(model_cfg, cfg.codec, cfg.local, dtask, lay, base_hash(model), cfg.per_round,
-                                wait_for_nodes_s=cfg.round_timeout)
+                                round_timeout_s=cfg.round_timeout)
     evaluator = Evaluator(data, cfg)
     summary = analytic(cfg, model_cfg)
     state = run.load_state(lay)

@@ -42,17 +42,17 @@ class CompressedFedAvg(FedAvg):
     """FedAvg with seeded partition sampling and encoded, validated payloads."""
 
     def __init__(self, model: ModelConfig, codec: CodecConfig, local: LocalConfig, data: DataTask,
-                 layout: Layout, base_hash: str, per_round: int, wait_for_nodes_s: float = 600.0):
+                 layout: Layout, base_hash: str, per_round: int, round_timeout_s: float = 600.0):
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=1, min_available_nodes=1)
         self.model, self.codec, self.local, self.data = model, codec, local, data
         self.layout, self.base_hash, self.per_round = layout, base_hash, per_round
-        self.wait_for_nodes_s = wait_for_nodes_s
+        self.round_timeout_s = round_timeout_s
 
     def _nodes(self, grid: Grid) -> list[int]:
-        deadline = time.monotonic() + self.wait_for_nodes_s
+        deadline = time.monotonic() + self.round_timeout_s
         while not (nodes := sorted(grid.get_node_ids())):
             if time.monotonic() > deadline:
-                raise FLError(f"no SuperNode connected within {self.wait_for_nodes_s:.0f} s")
+                raise FLError(f"no SuperNode connected within {self.round_timeout_s:.0f} s")
             time.sleep(1.0)
         return nodes
 
@@ -72,6 +72,7 @@ class CompressedFedAvg(FedAvg):
                 RecordDict({"arrays": payload, "config": ConfigRecord({
                     TASK_KEY: self.task(server_round, p).to_json(), "server-round": server_round})}),
                 dst_node_id=nodes[i % len(nodes)], message_type=MessageType.TRAIN, group_id=str(server_round),
+                ttl=self.round_timeout_s,  # a late reply expires with its round
             )
             for i, p in enumerate(partitions)
         ]
