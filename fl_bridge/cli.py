@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("fl_bridge").setLevel(logging.INFO)
+    logging.getLogger("flwr").propagate = False  # Flower prints through its own handler
     try:
         if args.command == "run":
             return _run(args)
