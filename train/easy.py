@@ -15,7 +15,7 @@ random generator, epoch, best so far). `fit` resumes from that state when it exi
 written by the same configuration, and deletes it when training completes.
 
 Multi-GPU: started under `torchrun`, each process trains on its share of every batch through
-DistributedDataParallel and rank 0 writes the files (this path is untested: no GPU here).
+DistributedDataParallel and rank 0 writes the files (run here on CPU with gloo, never on GPUs).
 """
 
 from __future__ import annotations
@@ -112,9 +112,13 @@ class EasyNet(nn.Module):
         self.classifier = nn.Linear(backbone.feature_dim, num_classes)
         self.rotation = nn.Linear(backbone.feature_dim, 4) if rotations else None
 
-    def forward(self, x: torch.Tensor, mixup: Mixup | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, mixup: Mixup | None = None,
+                rotation: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Class logits and, when asked and present, rotation logits (a head whose output is not
+        computed takes no part in the step, which DistributedDataParallel needs to know)."""
         f = self.backbone(x, mixup)
-        return self.classifier(f), (self.rotation(f) if self.rotation is not None else None)
+        use_rotation = rotation and self.rotation is not None
+        return self.classifier(f), (self.rotation(f) if use_rotation else None)
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ def train_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor, config: FitConf
         lam = beta22(gen)
         layer = int(torch.randint(0, layers, (1,), generator=gen))
         perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
-        logits, _ = net(x, Mixup(layer, lam, perm))
+        logits, _ = net(x, Mixup(layer, lam, perm), rotation=False)
         loss = mixup_cross_entropy(logits, y, perm, lam)
         loss.backward()
         total += loss.item()
@@ -167,7 +171,7 @@ def train_step(net: nn.Module, x: torch.Tensor, y: torch.Tensor, config: FitConf
         loss.backward()
         total += loss.item()
     if not (config.mixup or config.rotations):
-        logits, _ = net(x)
+        logits, _ = net(x, rotation=False)
         loss = F.cross_entropy(logits, y)
         loss.backward()
         total += loss.item()
@@ -309,6 +313,8 @@ def fit(config: FitConfig, on_epoch_end: Callable[[dict], None] | None = None,
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
     dist = setup_distributed(device)
+    if not dist.main:
+        log = lambda s: None  # noqa: E731 - only rank 0 reports
     data = load_dataset(config.dataset, config.data_root, config.image_size)
     resume = load_resume_state(config)
     done: list[dict] = resume["done"] if resume else []
