@@ -104,12 +104,6 @@ def channel_stats(images: np.ndarray, limit: int = 5000) -> tuple[tuple[float, .
     return tuple(round(float(v), 4) for v in mean), tuple(round(max(float(v), 1e-3), 4) for v in std)
 
 
-def dataset_names() -> tuple[str, ...]:
-    from train.readers import READERS
-
-    return tuple(READERS)
-
-
 def load_dataset(
     name: str,
     data_root: str | None,
