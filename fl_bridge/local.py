@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from fl_bridge.model import FLModel
 from train.augment import Augment, AugmentConfig, random_flip, to_input
 from train.checkpoint import Preprocessing
+from train.losses import rotate_quarters
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,6 @@ class LocalConfig:
     weight_decay: float = 5e-4
     augment: bool = False
     seed: int = 0
-
-
-def _rotations(x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each image of the batch rotated by a random multiple of 90 degrees, and that multiple."""
-    k = torch.randint(0, 4, (x.shape[0],), generator=gen)
-    rotated = torch.stack([torch.rot90(img, int(r), dims=(1, 2)) for img, r in zip(x, k)])
-    return rotated, k
 
 
 def train_local(model: FLModel, images: np.ndarray, labels: np.ndarray, pre: Preprocessing,
@@ -56,7 +50,7 @@ def train_local(model: FLModel, images: np.ndarray, labels: np.ndarray, pre: Pre
             feats = model.backbone(x)
             loss = F.cross_entropy(model.classifier(feats), y)
             if model.rotation is not None:
-                xr, k = _rotations(x, gen)
+                xr, k = rotate_quarters(x)  # batches are shuffled, so each image's rotation is random
                 loss = 0.5 * (loss + F.cross_entropy(model.rotation(model.backbone(xr)), k))
             opt.zero_grad(set_to_none=True)
             loss.backward()
