@@ -53,7 +53,7 @@ class Screen:
         if app.state is State.ERROR:
             cv2.rectangle(canvas, (20, 180), (VIDEO_W - 20, 300), (30, 30, 120), -1)
             _text(canvas, "ERROR", (40, 215), 0.8, WHITE, 2)
-            _text(canvas, _fit(app.error or "", 62), (40, 250), 0.5)
+            _text(canvas, _fit(app.error or "", VIDEO_W - 80, 0.5), (40, 250), 0.5)
             _text(canvas, app.message, (40, 280), 0.5, YELLOW)
         return canvas
 
@@ -75,8 +75,8 @@ class Screen:
             label = app.prediction.label
             headline = "unknown" if label == UNKNOWN else app.classifier.classes[label].name
             colour = GREY if label == UNKNOWN else GREEN
-        _text(canvas, _fit(headline, 30), (10, 32), 0.9, colour, 2)
-        _text(canvas, _fit(app.message, 70), (10, 52), 0.45, WHITE)
+        _text(canvas, _fit(headline, VIDEO_W - 20, 0.9, 2), (10, 32), 0.9, colour, 2)
+        _text(canvas, _fit(app.message, VIDEO_W - 20, 0.45), (10, 52), 0.45, WHITE)
 
     @staticmethod
     def _classes(canvas: np.ndarray, app: FewShotApp) -> None:
@@ -97,7 +97,8 @@ class Screen:
             if taught.thumbnail is not None and size >= 12:
                 canvas[y + 3:y + 3 + size, x0 + 4:x0 + 4 + size] = cv2.resize(taught.thumbnail, (size, size))
             tx = x0 + 8 + size
-            _text(canvas, _fit(taught.name, 13 if scores is not None else 17), (tx, y + 14), 0.42)
+            name_right = WIDTH - 46 if scores is not None else WIDTH - 8
+            _text(canvas, _fit(taught.name, name_right - tx, 0.42), (tx, y + 14), 0.42)
             second = y + min(30, row - 4)
             _text(canvas, f"{len(taught.shots)} shots", (tx, second), 0.36, WHITE if taught.shots else GREY)
             if scores is not None:
@@ -107,5 +108,14 @@ class Screen:
                 cv2.rectangle(canvas, (left, second - 8), (left + int(scores[i] * (right - left)), second), GREEN, -1)
 
 
-def _fit(text: str, chars: int) -> str:
-    return text if len(text) <= chars else text[:chars - 1] + "~"
+def _fit(text: str, max_px: int, scale: float, thickness: int = 1) -> str:
+    """`text`, shortened with ".." so that it is at most `max_px` pixels wide once drawn."""
+
+    def width(t: str) -> int:
+        return cv2.getTextSize(t, FONT, scale, thickness + 2)[0][0]
+
+    if width(text) <= max_px:
+        return text
+    while text and width(text + "..") > max_px:
+        text = text[:-1]
+    return text + ".."
