@@ -156,6 +156,7 @@ class _SendChannel:
     def __init__(self, tcu: EmulatedTcu, max_size: int):
         self._tcu, self._max_size = tcu, max_size
         self._stuck = False          # a transfer the accelerator never accepted
+        self.error = False           # DMASR internal/slave/decode error bits (pynq's `error`)
 
     @property
     def idle(self) -> bool:

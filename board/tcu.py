@@ -127,11 +127,24 @@ class TcuDriver:
         self._flush(probe)
         deadline = time.monotonic() + self.timeout_s
         channel = self._dma.sendchannel
+        def dma_idle() -> bool:
+            if getattr(channel, "error", False):   # DMASR internal/slave/decode error: halted for good
+                raise BackendError(f"the instruction DMA reported an error during the {what} (DMA or TCU "
+                                   f"not reaching DDR in this bitstream?); reload the bitstream")
+            return channel.idle
+
         for start in range(0, nbytes, self._chunk):
             # PYNQ's DMA.wait() has no timeout; idleness is polled instead. (The idle bit is only
             # meaningful after a transfer, which is why it is checked after each one, not before.)
-            channel.transfer(buffer, start=start, nbytes=min(self._chunk, nbytes - start))
-            self._wait(lambda: channel.idle, deadline, what)
+            try:
+                channel.transfer(buffer, start=start, nbytes=min(self._chunk, nbytes - start))
+            except (RuntimeError, ValueError, MemoryError) as exc:   # pynq's own checks, plain types
+                if "not idle" in str(exc):
+                    raise AcceleratorTimeoutError(
+                        f"the instruction DMA refused the {what}: {exc} (the accelerator never finished an "
+                        f"earlier request: restart the demo to reload the bitstream)") from None
+                raise BackendError(f"the instruction DMA refused the {what}: {exc}") from None
+            self._wait(dma_idle, deadline, what)
         def probe_landed() -> bool:
             self._invalidate(probe)
             return np.array_equal(probe, self._probe_pattern)

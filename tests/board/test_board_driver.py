@@ -111,3 +111,33 @@ def test_pefsl_unpadded_input_is_caught_by_the_bundle_check(tensil_bundle, monke
 
     monkeypatch.setattr(tcu, "pack_input", pefsl_pack)
     assert verify_driver_against_onnx(load_bundle(tensil_bundle))["min_cosine_similarity"] < 0.9
+
+
+def test_run_after_a_timeout_says_the_accelerator_is_still_busy(tmp_path):
+    """pynq's 'DMA channel not idle' RuntimeError becomes one clear accelerator error."""
+    path, _, _ = pointwise_model(tmp_path)
+    loaded = read_model(path)
+    device = EmulatedPynq(loaded.arch)
+    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=0.3)
+    driver.load_model(loaded)
+    device.tcu.hung = True
+    x = np.zeros((1, 3, 4, 4), np.float32)
+    with pytest.raises(AcceleratorTimeoutError):
+        driver.run({"x": x})
+    with pytest.raises(AcceleratorTimeoutError, match="restart the demo"):
+        driver.run({"x": x})
+
+
+def test_dma_error_is_reported_not_waited_out(tmp_path):
+    from board.errors import BackendError
+
+    path, _, _ = pointwise_model(tmp_path)
+    loaded = read_model(path)
+    device = EmulatedPynq(loaded.arch)
+    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=30)
+    driver.load_model(loaded)
+    device.tcu.hung = True                     # the transfer never completes ...
+    device.axi_dma_0.sendchannel.error = True  # ... because the DMA hit a decode error
+    with pytest.raises(BackendError, match="reported an error") as info:
+        driver.run({"x": np.zeros((1, 3, 4, 4), np.float32)})
+    assert not isinstance(info.value, AcceleratorTimeoutError)
