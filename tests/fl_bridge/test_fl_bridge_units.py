@@ -148,3 +148,23 @@ def test_local_training_updates_only_trainable_tensors(rotation):
     assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
     if rotation:
         assert not torch.equal(before["rotation.weight"], after["rotation.weight"])
+
+
+@pytest.mark.parametrize("rank,alpha", [(1, 16.0), (4, 64.0), (8, 128.0), (8, 8.0)])
+def test_lora_update_is_alpha_over_rank_times_b_of_a(rank, alpha):
+    """FLoCoRA: W x + (alpha / r) B(A(x)), A with the base's kernel/stride/padding, B a 1x1 conv
+    initialised to zero; checked against convolutions written out here."""
+    from torch.nn import functional as F
+
+    torch.manual_seed(rank)
+    base = torch.nn.Conv2d(6, 10, 3, stride=2, padding=1, bias=False)
+    lora = LoRAConv2d(base, rank=rank, alpha=alpha)
+    assert lora.lora_A.weight.shape == (rank, 6, 3, 3) and lora.lora_B.weight.shape == (10, rank, 1, 1)
+    assert not lora.lora_B.weight.any() and lora.lora_A.weight.abs().sum() > 0
+    assert not lora.base.weight.requires_grad and lora.lora_A.weight.requires_grad and lora.lora_B.weight.requires_grad
+    torch.nn.init.normal_(lora.lora_B.weight)
+    x = torch.randn(2, 6, 9, 9)
+    update = F.conv2d(F.conv2d(x, lora.lora_A.weight, stride=2, padding=1), lora.lora_B.weight)
+    with torch.no_grad():
+        assert torch.allclose(lora(x), F.conv2d(x, base.weight, stride=2, padding=1) + alpha / rank * update,
+                              atol=1e-4, rtol=1e-4)
