@@ -180,3 +180,22 @@ def test_missing_and_corrupt_data(tmp_path, rng, cache):
         load_dataset("cifar10", str(tmp_path / "c"), SIZE, cache_dir=cache)
     with pytest.raises(DatasetError, match="unknown dataset"):
         load_dataset("imagenet", None, SIZE)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (Path.touch, (Path(_RunsCode.marker),))
+
+
+def test_a_cifar_batch_that_would_run_code_is_refused(tmp_path, rng, cache):
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    _RunsCode.marker = str(tmp_path / "ran")
+    for name in ("data_batch_1", "test_batch"):
+        batch = cifar_batch(rng, 40, b"labels", 10)
+        if name == "test_batch":
+            batch[b"batch_label"] = _RunsCode()
+        (root / name).write_bytes(pickle.dumps(batch, protocol=2))  # protocol 2: as the real files
+    with pytest.raises(DatasetError, match="corrupt CIFAR batch .*test_batch"):
+        load_dataset("cifar10", str(tmp_path), SIZE, cache_dir=cache)
+    assert not (tmp_path / "ran").exists()
