@@ -40,29 +40,36 @@ class EmulatedBuffer(np.ndarray):
     def physical_address(self) -> int:
         return self.memory.physical_address(self)
 
-    def flush(self) -> None:        # the emulated PL sees host memory directly: only account for it
+    def flush(self) -> None:        # CPU cache -> DDR: only flushed bytes reach the PL
         self.memory.cache_maintenance.append(("flush", self.nbytes))
+        self.memory.sync(self, to_device=True)
 
-    def invalidate(self) -> None:
+    def invalidate(self) -> None:   # DDR -> CPU: the PL's writes are seen only after this
         self.memory.cache_maintenance.append(("invalidate", self.nbytes))
+        self.memory.sync(self, to_device=False)
 
     def freebuffer(self) -> None:
         self.memory.free(self)
 
 
 class PhysicalMemory:
-    """Contiguous allocations at increasing physical addresses, found back by address."""
+    """Contiguous allocations at increasing physical addresses, found back by address.
+
+    Each allocation has a host copy (what the CPU sees through its cache) and a DDR copy (what the
+    PL sees): like a cacheable `pynq.allocate` buffer, data moves between them only on `flush`
+    and `invalidate`, so a driver that forgets either gets stale data here too.
+    """
 
     def __init__(self, base: int = 0x1800_0000):
         self._next = base
-        self._blocks: list = []          # (physical start, host address, nbytes, array)
+        self._blocks: list = []          # (physical start, host address, nbytes, array, DDR bytes)
         self.cache_maintenance: list = []   # (operation, bytes) the driver asked for
 
     def allocate(self, shape, dtype=np.uint32) -> EmulatedBuffer:
         array = np.zeros(shape, dtype=dtype)
         buf = array.view(EmulatedBuffer)
         buf.memory = self
-        self._blocks.append((self._next, array.ctypes.data, array.nbytes, array))
+        self._blocks.append((self._next, array.ctypes.data, array.nbytes, array, np.zeros(array.nbytes, np.uint8)))
         self._next += -(-array.nbytes // PAGE) * PAGE + PAGE
         return buf
 
@@ -72,16 +79,29 @@ class PhysicalMemory:
 
     def physical_address(self, buf: np.ndarray) -> int:
         host = buf.ctypes.data
-        for phys, start, nbytes, _ in self._blocks:
+        for phys, start, nbytes, *_ in self._blocks:
             if start <= host < start + max(nbytes, 1):
                 return phys + host - start
         raise ValueError("buffer was not allocated by this device")
 
+    def sync(self, buf: np.ndarray, to_device: bool) -> None:
+        host = buf.ctypes.data
+        for _, start, nbytes, _array, ddr in self._blocks:
+            if start <= host < start + max(nbytes, 1):
+                cpu = np.asarray(buf).reshape(-1).view(np.uint8)
+                dev = ddr[host - start:host - start + cpu.size]
+                if to_device:
+                    dev[:] = cpu
+                else:
+                    cpu[:] = dev
+                return
+        raise ValueError("buffer was not allocated by this device")
+
     def window(self, phys: int) -> memoryview | None:
         """Bytes from physical address `phys` to the end of the allocation holding it."""
-        for start, _, nbytes, array in self._blocks:
+        for start, _, nbytes, _array, ddr in self._blocks:
             if start <= phys < start + nbytes:
-                return memoryview(array.reshape(-1).view(np.uint8))[phys - start:]
+                return memoryview(ddr)[phys - start:]
         return None
 
 
@@ -167,11 +187,12 @@ class _SendChannel:
             raise RuntimeError("DMA transfers need a buffer from allocate()")
         if self._stuck:
             raise RuntimeError("DMA channel not idle")
-        data = array.reshape(-1).view(np.uint8)
-        nbytes = nbytes or data.nbytes - start
+        array.flush()                 # as pynq's send channel does before every transfer
+        data = self._tcu.memory.window(array.physical_address)
+        nbytes = nbytes or len(data) - start
         if nbytes > self._max_size:
             raise ValueError(f"transfer of {nbytes} bytes exceeds the DMA's {self._max_size}")
-        self._tcu.consume(data[start:start + nbytes].tobytes())
+        self._tcu.consume(bytes(data[start:start + nbytes]))
         self._stuck = self._tcu.busy
 
     def wait(self) -> None:

@@ -141,3 +141,20 @@ def test_dma_error_is_reported_not_waited_out(tmp_path):
     with pytest.raises(BackendError, match="reported an error") as info:
         driver.run({"x": np.zeros((1, 3, 4, 4), np.float32)})
     assert not isinstance(info.value, AcceleratorTimeoutError)
+
+
+@pytest.mark.parametrize("skipped", ["_flush", "_invalidate"])
+def test_emulated_device_catches_missing_cache_maintenance(tmp_path, monkeypatch, skipped):
+    """The emulated PL sees only flushed bytes and the CPU only invalidated ones (cacheable buffers)."""
+    path, _, _ = pointwise_model(tmp_path)
+    loaded = read_model(path)
+    device = EmulatedPynq(loaded.arch)
+    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=0.3)
+    driver.load_model(loaded)
+    monkeypatch.setattr(TcuDriver, skipped, staticmethod(lambda view: None))
+    x = np.random.default_rng(0).normal(size=(1, 3, 4, 4)).astype(np.float32)
+    try:
+        ours = driver.run({"x": x})["y"]
+    except AcceleratorTimeoutError:
+        return                                   # the probe never seen: caught
+    assert not np.array_equal(ours.ravel() / 256, ModelRunner(loaded).run({"x": x})["y"])
