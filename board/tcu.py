@@ -167,6 +167,10 @@ class TcuDriver:
                 f"the model was compiled for {model.arch.name} ({_describe(model.arch)}) but the "
                 f"bitstream implements {self.arch.name} ({_describe(self.arch)})")
         manifest = model.manifest
+        top = max((s.base + s.size for s in (*manifest.inputs, *manifest.outputs)), default=0)
+        if top > self.arch.dram0_depth - 2:                # the probe uses the last two DRAM0 vectors
+            raise BackendError(f"the model's inputs/outputs reach DRAM0 vector {top}, past the "
+                               f"{self.arch.dram0_depth - 2} the driver leaves free for its completion probe")
         base = manifest.consts[0].base if manifest.consts else 0
         start, end = base * self._vector_bytes, base * self._vector_bytes + len(model.consts)
         if self._dram1 is None or len(self._dram1) < end:

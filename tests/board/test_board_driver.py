@@ -158,3 +158,19 @@ def test_emulated_device_catches_missing_cache_maintenance(tmp_path, monkeypatch
     except AcceleratorTimeoutError:
         return                                   # the probe never seen: caught
     assert not np.array_equal(ours.ravel() / 256, ModelRunner(loaded).run({"x": x})["y"])
+
+
+def test_model_whose_io_overlaps_the_completion_probe_is_refused(tmp_path):
+    import dataclasses
+
+    from board.errors import BackendError
+
+    path, _, _ = pointwise_model(tmp_path)
+    loaded = read_model(path)
+    device = EmulatedPynq(loaded.arch)
+    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=5)
+    out = loaded.manifest.outputs[0]
+    moved = dataclasses.replace(out, base=loaded.arch.dram0_depth - 1 - out.size + 1)
+    manifest = dataclasses.replace(loaded.manifest, outputs=(moved,))
+    with pytest.raises(BackendError, match="completion probe"):
+        driver.load_model(dataclasses.replace(loaded, manifest=manifest))
