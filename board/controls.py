@@ -62,16 +62,28 @@ KEY_HELP = ("space/s shot  n next class  1-9,0 shot on class  i infer  t teach  
 
 
 class ButtonDecoder:
-    """Turns successive button bit masks into chord events fired on release."""
+    """Turns successive button bit masks into chord events fired on release.
 
-    def __init__(self):
+    A release counts after `release_samples` all-zero samples in a row: nothing in the AXI GPIO
+    path debounces (pynq_notes.md §5), and a contact bounce caught by one sample would otherwise
+    fire the chord twice (two shots for one press)."""
+
+    def __init__(self, release_samples: int = 1):
         self._held = 0
+        self._zeros = 0
+        self._release_samples = max(1, release_samples)
 
     def update(self, mask: int) -> list[Event]:
         if mask:
             self._held |= mask
+            self._zeros = 0
             return []
-        chord, self._held = self._held, 0
+        if not self._held:
+            return []
+        self._zeros += 1
+        if self._zeros < self._release_samples:
+            return []
+        chord, self._held, self._zeros = self._held, 0, 0
         action = BUTTON_CHORDS.get(chord)
         return [Event(action)] if action else []
 
@@ -87,7 +99,7 @@ class GpioButtons:
         self._channels = [gpio.channel1, gpio.channel2]
         for channel in self._channels:
             channel.setdirection("in")
-        self._decoder = ButtonDecoder()
+        self._decoder = ButtonDecoder(release_samples=2)   # released for two periods: debounced
         self._events: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._period = period_s

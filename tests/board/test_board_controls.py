@@ -16,6 +16,15 @@ def test_button_chords_fire_once_on_release():
     assert d.update(0b100) == [] and d.update(0) == [Event(Action.INFER)]
 
 
+def test_button_release_is_debounced():
+    """A bounce (press, 0, press, release) is one shot, not two, when release needs 2 zero samples."""
+    d = ButtonDecoder(release_samples=2)
+    events = []
+    for mask in (0b1, 0, 0b1, 0b1, 0, 0, 0, 0b100, 0, 0):
+        events += d.update(mask)
+    assert events == [Event(Action.SHOT), Event(Action.INFER)]
+
+
 class FakeChannel:
     def __init__(self, values):
         self.values, self.direction = list(values), None
