@@ -106,6 +106,21 @@ class TensilBackend(Backend):
         self.driver.close()
 
 
+def load_overlay(bundle: Bundle):
+    """`pynq.Overlay` of the bundle's bitstream; its failures (not root, .hwh not matching the
+    .bit, no XRT device) become one BackendError line instead of a traceback."""
+    try:
+        import pynq
+    except ImportError:
+        raise BackendError("PYNQ buttons, HDMI and the tensil backend need the board (no pynq module here)") from None
+    path = bundle.path("bitstream")
+    try:
+        return pynq.Overlay(str(path))
+    except Exception as exc:   # noqa: BLE001 - pynq raises RuntimeError, OSError, ValueError, KeyError...
+        raise BackendError(f"cannot load the bitstream {path} ({type(exc).__name__}: {exc}); run the demo "
+                           f"as root in a login shell (sudo bash -l) on the PYNQ image") from None
+
+
 def require_backend(bundle: Bundle, kind: str) -> None:
     """Refuse, in one line, a backend that does not exist or that the bundle cannot serve."""
     if kind not in BACKENDS:
@@ -136,7 +151,7 @@ def open_backend(bundle: Bundle, config: BackendConfig, hardware_arch: Arch | No
         raise BackendError("the tensil backend runs on the PYNQ board only (no pynq module here); "
                            "use --backend emulator or onnx") from None
     if overlay is None:
-        overlay = pynq.Overlay(str(bundle.path("bitstream")))
+        overlay = load_overlay(bundle)
     dma_name = bundle.meta.get("instances", {}).get("dma", "axi_dma_0")
     dma = getattr(overlay, dma_name, None)
     if dma is None:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from board.app import AppConfig, FewShotApp, State
-from board.backends import BackendConfig, open_backend, require_backend
+from board.backends import BackendConfig, load_overlay, open_backend, require_backend
 from board.bundle import load_bundle
 from board.controls import KEY_HELP, GpioButtons, ScriptedControls, key_event
 from board.errors import BoardError, CameraError
@@ -119,7 +119,7 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
                                            config.restore, tuple(class_names)), bundle.name)
     controls = [ScriptedControls.from_file(events_path)] if events_path else []
     if overlay is None and (config.backend == "tensil" or config.display == "hdmi" or config.buttons):
-        overlay = _load_overlay(bundle)
+        overlay = load_overlay(bundle)
     if config.buttons:
         controls.append(GpioButtons(overlay, bundle.meta.get("instances", {}).get("buttons_gpio", "btns_gpio")))
     backend = open_backend(bundle, BackendConfig(config.backend, config.timeout), hardware_arch, overlay)
@@ -144,14 +144,6 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
     if app.classifier.classes and Path(app.config.classes_file).is_file():
         log.info("board: taught classes saved in %s", app.config.classes_file)
     return report
-
-
-def _load_overlay(bundle):
-    try:
-        import pynq
-    except ImportError:
-        raise BoardError("PYNQ buttons, HDMI and the tensil backend need the board (no pynq module here)") from None
-    return pynq.Overlay(str(bundle.path("bitstream")))
 
 
 def _fps_of(video: Path | None) -> float:

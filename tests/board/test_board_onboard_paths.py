@@ -90,3 +90,22 @@ def test_tensil_backend_hdmi_and_buttons_through_pynq(tensil_bundle, samples_npz
     assert len(hdmi.frames) == report.frames
     assert (hdmi.frames[-1][480:] == 0).all() and hdmi.frames[-1][:480].any()
     assert device.tcu.instructions > 0 and device.tcu.fault is None
+
+
+def test_overlay_that_fails_to_load_is_one_clear_error(tensil_bundle, monkeypatch):
+    """pynq.Overlay's own failures (not root, .hwh not matching the .bit) do not end in a traceback."""
+    from board.backends import load_overlay
+    from board.bundle import load_bundle
+    from board.errors import BackendError
+
+    pynq = types.ModuleType("pynq")
+
+    def Overlay(path):
+        raise RuntimeError("Could not find a device")
+
+    pynq.Overlay = Overlay
+    monkeypatch.setitem(sys.modules, "pynq", pynq)
+    bundle = load_bundle(tensil_bundle)
+    monkeypatch.setattr(type(bundle), "path", lambda self, role: tensil_bundle / "design.bit")
+    with pytest.raises(BackendError, match="cannot load the bitstream .*Could not find a device"):
+        load_overlay(bundle)
