@@ -18,8 +18,11 @@ from board.emulated_pynq import EmulatedPynq
 class FakeHdmiOut:
     def __init__(self):
         self.frames, self.mode, self.closed = [], None, False
+        self._vdma = None        # as pynq's VideoOut in a video hierarchy without HDMI in (no HDMIWrapper)
 
     def configure(self, mode, pixelformat):
+        if self._vdma is None:   # pynq: AttributeError on None.readchannel
+            raise AttributeError("'NoneType' object has no attribute 'readchannel'")
         self.mode = (mode, pixelformat)
 
     def start(self):
@@ -51,7 +54,7 @@ def fake_pynq(device: EmulatedPynq, hdmi: FakeHdmiOut, loaded: list):
             loaded.append(path)
             self.axi_dma_0 = device.axi_dma_0
             self.btns_gpio = types.SimpleNamespace(channel1=FakeChannel(), channel2=FakeChannel())
-            self.video = types.SimpleNamespace(hdmi_out=hdmi)
+            self.video = types.SimpleNamespace(hdmi_out=hdmi, axi_vdma="the video/axi_vdma driver")
 
     pynq.Overlay, pynq.allocate = Overlay, device.allocate
     lib = types.ModuleType("pynq.lib")
@@ -86,7 +89,7 @@ def test_tensil_backend_hdmi_and_buttons_through_pynq(tensil_bundle, samples_npz
                                  display="hdmi", buttons=True, out=str(tmp_path / "demo")))
     assert report.error is None and report.accuracy >= 0.9
     assert loaded == [str(bundle_dir / "design.bit")]
-    assert hdmi.mode == ((800, 600, 24), "BGR") and hdmi.closed
+    assert hdmi.mode == ((800, 600, 24), "BGR") and hdmi.closed and hdmi._vdma == "the video/axi_vdma driver"
     assert len(hdmi.frames) == report.frames
     assert (hdmi.frames[-1][480:] == 0).all() and hdmi.frames[-1][:480].any()
     assert device.tcu.instructions > 0 and device.tcu.fault is None
