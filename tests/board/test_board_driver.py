@@ -174,3 +174,22 @@ def test_model_whose_io_overlaps_the_completion_probe_is_refused(tmp_path):
     manifest = dataclasses.replace(loaded.manifest, outputs=(moved,))
     with pytest.raises(BackendError, match="completion probe"):
         driver.load_model(dataclasses.replace(loaded, manifest=manifest))
+
+
+def test_driver_saturates_out_of_range_inputs_instead_of_wrapping(tmp_path):
+    """Upstream's driver lets 200.0 wrap to a negative number; ours clips it and counts it."""
+    path, _, _ = pointwise_model(tmp_path)
+    loaded = read_model(path)
+    device = EmulatedPynq(loaded.arch)
+    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=5)
+    driver.load_model(loaded)
+    x = np.zeros((1, 3, 4, 4), np.float32)
+    x[0, 0, 0, 0], x[0, 1, 2, 3], x[0, 2, 1, 1] = 200.0, -300.0, 1000.0
+    ours = driver.run({"x": x})["y"]
+    assert driver.saturated_inputs == 3
+    top = loaded.arch.dtype.max_value
+    clipped = np.clip(x, -128.0, top)
+    np.testing.assert_array_equal(ours.ravel() / 256, ModelRunner(loaded).run({"x": clipped})["y"])
+    wrapped = x.copy()
+    wrapped[0, 0, 0, 0] = 200.0 - 256.0
+    assert not np.array_equal(ours.ravel() / 256, ModelRunner(loaded).run({"x": wrapped})["y"])
