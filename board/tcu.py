@@ -114,7 +114,23 @@ class TcuDriver:
 
     def _configure(self, *settings) -> None:
         stream = encode_program([Configure(int(r), int(v)) for r, v in settings], self.layout)
-        self._execute(self._stage(self._padded(stream + self._probe_instructions())), what="configuration")
+        self._execute_once(self._padded(stream + self._probe_instructions()), what="configuration")
+
+    def _execute_once(self, stream: bytes, what: str) -> None:
+        """Stage a one-off stream, run it, and give its buffer back once the TCU has consumed it
+        (on failure the DMA may still be reading it: it is then kept until `close`)."""
+        buf = self._stage(stream)
+        self._execute(buf, what=what)
+        self._release(buf)
+
+    def _release(self, buf) -> None:
+        for i, b in enumerate(self._buffers):
+            if b is buf:
+                del self._buffers[i]
+                free = getattr(buf, "freebuffer", None)
+                if free is not None:
+                    free()
+                return
 
     def _execute(self, buffer, nbytes: int | None = None, what: str = "program") -> None:
         """Stream `buffer` through the instruction DMA and wait for the completion probe."""
@@ -174,7 +190,10 @@ class TcuDriver:
         base = manifest.consts[0].base if manifest.consts else 0
         start, end = base * self._vector_bytes, base * self._vector_bytes + len(model.consts)
         if self._dram1 is None or len(self._dram1) < end:
+            if self._dram1 is not None:               # a larger model: give the old DRAM1 back
+                self._release(self._dram1_raw)
             self._dram1, self._dram1_phys = self._aligned(max(end, self._vector_bytes))
+            self._dram1_raw = self._buffers[-1]
         self._dram1[start:end] = np.frombuffer(model.consts, dtype=np.uint8)
         self._flush(self._dram1[start:end])
         self._configure((ConfigRegister.DRAM1_OFFSET, self._dram1_phys // BLOCK))
@@ -183,8 +202,10 @@ class TcuDriver:
             if base + n > self.arch.local_depth - 1:       # the probe uses the last local vector
                 raise BackendError(f"{n} constant vectors do not fit in local memory ({self.arch.local_depth - 1})")
             move = encode(DataMove(DataFlow.DRAM1_TO_LOCAL, base, 0, base, 0, n - 1), self.layout)
-            self._execute(self._stage(self._padded(move + self._probe_instructions())), what="constant preload")
+            self._execute_once(self._padded(move + self._probe_instructions()), what="constant preload")
         stream = self._padded(model.program + self._probe_instructions())
+        if self._program_buffer is not None:         # another model: its program buffer is no longer needed
+            self._release(self._program_buffer)
         self._program_buffer = self._stage(stream)
         self._program_bytes = len(stream)
         self.model = model

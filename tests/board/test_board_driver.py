@@ -193,3 +193,22 @@ def test_driver_saturates_out_of_range_inputs_instead_of_wrapping(tmp_path):
     wrapped = x.copy()
     wrapped[0, 0, 0, 0] = 200.0 - 256.0
     assert not np.array_equal(ours.ravel() / 256, ModelRunner(loaded).run({"x": wrapped})["y"])
+
+
+def test_reloading_models_does_not_leak_contiguous_memory(tmp_path):
+    """CMA is scarce on the board: one-off instruction buffers and replaced ones are given back."""
+    path, _, _ = pointwise_model(tmp_path, load_consts_to_local=True)
+    loaded = read_model(path)
+    device = EmulatedPynq(loaded.arch)
+    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=5)
+    driver.load_model(loaded)
+    live = len(device.memory._blocks)
+    assert live == 3                                    # DRAM0, DRAM1, the program
+    x = np.ones((1, 3, 4, 4), np.float32)
+    first = driver.run({"x": x})["y"]
+    for _ in range(3):
+        driver.load_model(loaded)
+    assert len(device.memory._blocks) == live
+    np.testing.assert_array_equal(driver.run({"x": x})["y"], first)
+    driver.close()
+    assert device.memory._blocks == []
