@@ -6,8 +6,6 @@ written atomically (temp file + rename)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,22 +16,11 @@ from fl_bridge.codec import Layout
 from fl_bridge.config import RunConfig
 from fl_bridge.errors import FLError
 from train.checkpoint import atomic_torch_save
+from train.files import atomic_write_text
 
 # Settings that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = {"out", "rounds", "round_timeout", "supernodes", "client_cpus"}
 LORA_ONLY = {"rank", "alpha", "adapt_stem"}
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, obj: object) -> None:

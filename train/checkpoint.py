@@ -15,8 +15,6 @@ A checkpoint is a plain dict (loadable with `torch.load(weights_only=True)`):
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 
 from train.backbones import Backbone, BackboneSpec, build_backbone
+from train.files import atomic_path
 
 FORMAT = "fsl-backbone"
 VERSION = 1
@@ -145,17 +144,9 @@ def build_model(ckpt: BackboneCheckpoint) -> nn.Module:
 
 
 def atomic_torch_save(obj: object, path: str | Path) -> None:
-    """`torch.save` to a temp file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    """`torch.save` through a temp file and one rename: never a half-written file."""
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(ckpt: BackboneCheckpoint, path: str | Path) -> Path:

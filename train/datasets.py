@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from train.checkpoint import Preprocessing
+from train.files import atomic_path
 
 if TYPE_CHECKING:
     from train.readers import SourceSpec
@@ -176,13 +176,5 @@ def _write_cache(path: Path, splits: dict[str, ImageSplit | None]) -> None:
             arrays[f"{split}_images"] = data.images
             arrays[f"{split}_labels"] = data.labels
             arrays[f"{split}_names"] = np.array(data.class_names, dtype=str)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from train.datasets import DatasetError, ImageSplit, load_dataset
+from train.files import atomic_path
 from train.synthetic import SyntheticConfig, render_split
 
 
@@ -55,14 +54,7 @@ def write_samples(config: SampleConfig) -> Path:
     """Write the npz atomically; returns its path."""
     split = sample_split(config)
     out = Path(config.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.npz", dir=out.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, images=split.images.transpose(0, 2, 3, 1).copy(), labels=split.labels,
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, images=split.images.transpose(0, 2, 3, 1).copy(), labels=split.labels,
                  class_names=np.array(split.class_names, dtype=str))
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
