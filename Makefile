@@ -4,7 +4,8 @@ VENV        ?= .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 
-.PHONY: setup test bench all backbone export compile fpga-project bitstream bundle demo deploy fl fl-deploy clean
+.PHONY: setup test bench all backbone evaluate export export-check compile inspect fpga-estimate fpga-project bitstream \
+        bundle demo deploy fl fl-compare fl-deploy clean
 
 # The embedded default: synthetic data, ResNet-9 strided 16 fm at 32x32, custom_perf, emulator.
 NAME     ?= default
@@ -37,11 +38,23 @@ all: backbone export compile bundle demo
 backbone: $(STAMP)
 	$(PY) -m train fit --out build/backbone/$(NAME).pt
 
+evaluate: $(STAMP)
+	$(PY) -m train evaluate --checkpoint build/backbone/$(NAME).pt --ways 5 --shots 1 --queries 15 --episodes 2000 --json
+
 export: $(STAMP)
 	$(PY) -m export --checkpoint build/backbone/$(NAME).pt --out build/export
 
+export-check: $(STAMP)
+	$(PY) -m export check --onnx build/export/$(NAME).onnx
+
 compile: $(STAMP)
 	$(PY) -m tensil compile --onnx build/export/$(NAME).onnx --arch $(ARCH) --out build/tensil
+
+inspect: $(STAMP)
+	$(PY) -m tensil inspect --tmodel build/tensil/$(NAME)_$(ARCH).tmodel --memory --estimate --mhz 125
+
+fpga-estimate: $(STAMP)
+	$(PY) -m fpga estimate --arch $(ARCH)
 
 fpga-project: $(STAMP)
 	$(PY) -m fpga project --arch $(ARCH) --mhz $(MHZ) --rtl-dir $(RTL_DIR) --pynq-dir $(PYNQ_DIR) --check
@@ -64,6 +77,9 @@ deploy: $(STAMP)
 
 fl: $(STAMP)
 	$(PY) -m fl_bridge run --out build/fl/default
+
+fl-compare: $(STAMP)
+	$(PY) -m fl_bridge compare --out build/fl/compare
 
 fl-deploy: $(STAMP)
 	$(PY) -m fl_bridge deploy --run build/fl/default
