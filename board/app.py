@@ -110,6 +110,7 @@ class FewShotApp:
             elif action is Action.RESET:
                 self.classifier.clear()
                 self.current, self.state, self.message = 0, State.TEACH, "reset: all classes forgotten"
+                self._save(explicit=False)      # forgotten for good: a restart must not bring them back
             elif action is Action.SAVE:
                 self._save(explicit=True)
             elif action is Action.RESTORE:

@@ -162,3 +162,16 @@ def test_bitstream_of_another_arch_is_one_clear_error(tensil_bundle, generated_v
     with pytest.raises(AcceleratorTimeoutError, match="not built for custom_perf, or the TCU is hung"):
         run_demo(DemoConfig(bundle=str(tensil_bundle), backend="emulator", video=str(generated_video),
                             out=str(tmp_path), timeout=0.3), hardware_arch=load_arch("pynqz1"))
+
+
+def test_reset_forgets_the_saved_classes_too(tmp_path):
+    """RESET (outside an error) is a change like any other: the autosaved file follows it."""
+    path = tmp_path / "classes.npz"
+    kept = FewShotClassifier(2, None, NcmConfig())
+    kept.add_class("cup")
+    kept.save(path, "m")
+    app = FewShotApp(FewShotClassifier(2, None, NcmConfig()), AppConfig(classes_file=str(path), restore=True), "m")
+    assert [c.name for c in app.classifier.classes] == ["cup"]
+    app.handle(Event(Action.RESET))
+    again = FewShotApp(FewShotClassifier(2, None, NcmConfig()), AppConfig(classes_file=str(path), restore=True), "m")
+    assert again.classifier.classes == []
