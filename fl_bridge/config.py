@@ -46,13 +46,13 @@ class RunConfig:
     lda_alpha: float = 0.5
     samples_per_client: int = 0  # 0 = an equal share of the base split
     round_timeout: float = 600.0
-    # local training
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    augment: bool = False
+    # local training (defaults are LocalConfig's: one source of truth)
+    epochs: int = LocalConfig.epochs
+    batch_size: int = LocalConfig.batch_size
+    lr: float = LocalConfig.lr
+    momentum: float = LocalConfig.momentum
+    weight_decay: float = LocalConfig.weight_decay
+    augment: bool = LocalConfig.augment
     # evaluation of the global model
     eval_every: int = 5
     episodes: int = 200
@@ -73,8 +73,7 @@ class RunConfig:
 
     @property
     def local(self) -> LocalConfig:
-        return LocalConfig(self.epochs, self.batch_size, self.lr, self.momentum, self.weight_decay, self.augment,
-                           self.seed)
+        return LocalConfig(**{f.name: getattr(self, f.name) for f in fields(LocalConfig)})
 
     def model_config(self, num_classes: int, in_channels: int) -> ModelConfig:
         return ModelConfig(self.spec(in_channels), num_classes, self.method, self.rank, self.alpha, self.adapt_stem,
