@@ -15,13 +15,20 @@ from tensil.tmodel import read_model
 from board_testdata import POINTWISE_PIXELS as PIXELS, pointwise_model
 
 
+def emulated_driver(loaded, timeout_s: float, load: bool = True, **device_options):
+    """Our TCU driver on a fresh emulated PYNQ of the model's arch (the model loaded unless `load` is False)."""
+    device = EmulatedPynq(loaded.arch, **device_options)
+    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=timeout_s)
+    if load:
+        driver.load_model(loaded)
+    return device, driver
+
+
 @pytest.mark.parametrize("preload", [False, True])
 def test_driver_on_emulated_device_equals_emulator(tmp_path, preload):
     path, w, b = pointwise_model(tmp_path, load_consts_to_local=preload)
     loaded = read_model(path)
-    device = EmulatedPynq(loaded.arch)
-    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=5)
-    driver.load_model(loaded)
+    device, driver = emulated_driver(loaded, timeout_s=5)
     direct = ModelRunner(loaded)
     rng = np.random.default_rng(1)
     for _ in range(3):                                         # buffers reused across frames
@@ -42,9 +49,7 @@ def test_driver_on_emulated_device_equals_emulator(tmp_path, preload):
 def test_driver_streams_long_programs_in_chunks(tmp_path):
     path, _, _ = pointwise_model(tmp_path)
     loaded = read_model(path)
-    device = EmulatedPynq(loaded.arch, buffer_max_size=40)     # 5 instructions per DMA transfer
-    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=5)
-    driver.load_model(loaded)
+    device, driver = emulated_driver(loaded, timeout_s=5, buffer_max_size=40)     # 5 instructions per DMA transfer
     x = np.ones((1, 3, 4, 4), np.float32)
     np.testing.assert_array_equal(driver.run({"x": x})["y"].ravel() / 256, ModelRunner(loaded).run({"x": x})["y"])
 
@@ -68,9 +73,7 @@ def test_bitstream_of_another_arch_times_out_instead_of_hanging():
 def test_hung_accelerator_times_out(tmp_path):
     path, _, _ = pointwise_model(tmp_path)
     loaded = read_model(path)
-    device = EmulatedPynq(loaded.arch)
-    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=0.3)
-    driver.load_model(loaded)
+    device, driver = emulated_driver(loaded, timeout_s=0.3)
     device.tcu.hung = True                                     # e.g. a SIMD hazard stalled it
     with pytest.raises(AcceleratorTimeoutError, match="within 0.3 s"):
         driver.run({"x": np.zeros((1, 3, 4, 4), np.float32)})
@@ -117,9 +120,7 @@ def test_run_after_a_timeout_says_the_accelerator_is_still_busy(tmp_path):
     """pynq's 'DMA channel not idle' RuntimeError becomes one clear accelerator error."""
     path, _, _ = pointwise_model(tmp_path)
     loaded = read_model(path)
-    device = EmulatedPynq(loaded.arch)
-    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=0.3)
-    driver.load_model(loaded)
+    device, driver = emulated_driver(loaded, timeout_s=0.3)
     device.tcu.hung = True
     x = np.zeros((1, 3, 4, 4), np.float32)
     with pytest.raises(AcceleratorTimeoutError):
@@ -133,9 +134,7 @@ def test_dma_error_is_reported_not_waited_out(tmp_path):
 
     path, _, _ = pointwise_model(tmp_path)
     loaded = read_model(path)
-    device = EmulatedPynq(loaded.arch)
-    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=30)
-    driver.load_model(loaded)
+    device, driver = emulated_driver(loaded, timeout_s=30)
     device.tcu.hung = True                     # the transfer never completes ...
     device.axi_dma_0.sendchannel.error = True  # ... because the DMA hit a decode error
     with pytest.raises(BackendError, match="reported an error") as info:
@@ -148,9 +147,7 @@ def test_emulated_device_catches_missing_cache_maintenance(tmp_path, monkeypatch
     """The emulated PL sees only flushed bytes and the CPU only invalidated ones (cacheable buffers)."""
     path, _, _ = pointwise_model(tmp_path)
     loaded = read_model(path)
-    device = EmulatedPynq(loaded.arch)
-    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=0.3)
-    driver.load_model(loaded)
+    device, driver = emulated_driver(loaded, timeout_s=0.3)
     monkeypatch.setattr(TcuDriver, skipped, staticmethod(lambda view: None))
     x = np.random.default_rng(0).normal(size=(1, 3, 4, 4)).astype(np.float32)
     try:
@@ -167,8 +164,7 @@ def test_model_whose_io_overlaps_the_completion_probe_is_refused(tmp_path):
 
     path, _, _ = pointwise_model(tmp_path)
     loaded = read_model(path)
-    device = EmulatedPynq(loaded.arch)
-    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=5)
+    device, driver = emulated_driver(loaded, timeout_s=5, load=False)
     out = loaded.manifest.outputs[0]
     moved = dataclasses.replace(out, base=loaded.arch.dram0_depth - 1 - out.size + 1)
     manifest = dataclasses.replace(loaded.manifest, outputs=(moved,))
@@ -180,9 +176,7 @@ def test_driver_saturates_out_of_range_inputs_instead_of_wrapping(tmp_path):
     """Upstream's driver lets 200.0 wrap to a negative number; ours clips it and counts it."""
     path, _, _ = pointwise_model(tmp_path)
     loaded = read_model(path)
-    device = EmulatedPynq(loaded.arch)
-    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=5)
-    driver.load_model(loaded)
+    device, driver = emulated_driver(loaded, timeout_s=5)
     x = np.zeros((1, 3, 4, 4), np.float32)
     x[0, 0, 0, 0], x[0, 1, 2, 3], x[0, 2, 1, 1] = 200.0, -300.0, 1000.0
     ours = driver.run({"x": x})["y"]
@@ -199,9 +193,7 @@ def test_reloading_models_does_not_leak_contiguous_memory(tmp_path):
     """CMA is scarce on the board: one-off instruction buffers and replaced ones are given back."""
     path, _, _ = pointwise_model(tmp_path, load_consts_to_local=True)
     loaded = read_model(path)
-    device = EmulatedPynq(loaded.arch)
-    driver = TcuDriver(loaded.arch, device.axi_dma_0, device.allocate, timeout_s=5)
-    driver.load_model(loaded)
+    device, driver = emulated_driver(loaded, timeout_s=5)
     live = len(device.memory._blocks)
     assert live == 3                                    # DRAM0, DRAM1, the program
     x = np.ones((1, 3, 4, 4), np.float32)
