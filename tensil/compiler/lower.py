@@ -226,26 +226,23 @@ class _Attempt:
             base = row_addr(t, band.pr0)
             for start, n in border:
                 self.p.move(DataFlow.DRAM1_TO_LOCAL, base + start, zero, n)
-            if buf.pad == 0 and host.tiles == 1:
-                self.p.move(DataFlow.DRAM0_TO_LOCAL, row_addr(t, band.r0), host.addr(t, band.r0, 0),
-                            (band.r1 - band.r0) * buf.width)
-                continue
-            for y in range(band.r0, band.r1):
-                self.p.move(DataFlow.DRAM0_TO_LOCAL, row_addr(t, y + buf.pad) + buf.pad, host.addr(t, y, 0),
-                            buf.width, step=host.tiles)
+            self._move_rows(DataFlow.DRAM0_TO_LOCAL, buf, host, band, t, row_addr)
 
     def store_output(self, buf: Buffer, band: Band, tile: int, row_addr) -> None:
         """Copy the band's valid vectors of one tile to the graph output's host region."""
         host = self.hosts_out.get(buf.tensor)
         if host is None:
             return
+        self._move_rows(DataFlow.LOCAL_TO_DRAM0, buf, host, band, tile, row_addr)
+
+    def _move_rows(self, flow: DataFlow, buf: Buffer, host: HostRegion, band: Band, tile: int, row_addr) -> None:
+        """Move the band's valid rows of one tile between local memory and the host region: one
+        DataMove when neither side has padding or interleaved tiles, else one per row."""
         if buf.pad == 0 and host.tiles == 1:
-            self.p.move(DataFlow.LOCAL_TO_DRAM0, row_addr(tile, band.r0), host.addr(tile, band.r0, 0),
-                        (band.r1 - band.r0) * buf.width)
+            self.p.move(flow, row_addr(tile, band.r0), host.addr(tile, band.r0, 0), (band.r1 - band.r0) * buf.width)
             return
         for y in range(band.r0, band.r1):
-            self.p.move(DataFlow.LOCAL_TO_DRAM0, row_addr(tile, y + buf.pad) + buf.pad, host.addr(tile, y, 0),
-                        buf.width, step=host.tiles)
+            self.p.move(flow, row_addr(tile, y + buf.pad) + buf.pad, host.addr(tile, y, 0), buf.width, step=host.tiles)
 
     # ---------------------------------------------------------------- layers
     def layer_geometry(self, layer: Layer) -> tuple[int, int]:
