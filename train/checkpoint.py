@@ -139,6 +139,8 @@ def build_model(ckpt: BackboneCheckpoint) -> nn.Module:
         except RuntimeError as e:
             first = str(e).strip().splitlines()[0]
             raise CheckpointError(f"checkpoint weights do not fit {m.spec.family}: {first}") from None
+        if not all(bool(torch.isfinite(t).all()) for t in m.state_dict.values() if t.is_floating_point()):
+            raise CheckpointError("checkpoint weights are not finite (NaN or inf): a diverged training run")
         backbones.append(net.eval())
     return backbones[0] if len(backbones) == 1 else Ensemble(backbones).eval()
 
@@ -159,6 +161,8 @@ def load_checkpoint(path: str | Path) -> BackboneCheckpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty")
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files

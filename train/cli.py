@@ -19,8 +19,9 @@ from train.easy import FitConfig, TrainError, fit
 from train.evaluate import EvaluateConfig, evaluate_checkpoint
 from train.fewshot import FewShotError
 from train.samples import SampleConfig, write_samples
+from safeio import UsageError
 
-USER_ERRORS = (DatasetError, FewShotError, CheckpointError, BackboneError, TrainError)
+USER_ERRORS = (DatasetError, FewShotError, CheckpointError, BackboneError, TrainError, UsageError)
 
 HELP = {
     "dataset": "synthetic (default), miniimagenet, cifarfs, fc100, tieredimagenet, cub, cifar10, cifar100, "
@@ -40,6 +41,7 @@ HELP = {
     "device": "cpu, cuda, cuda:N (fit: auto = cuda when available)",
     "threads": "CPU threads for torch (0: torch's default); 1 is fastest on a shared 2-core machine",
     "out": "output path",
+    "force": "replace a finished checkpoint at --out (it stays until the new run finishes)",
     "split": "base, val, novel or base_test",
     "classes": "number of classes",
     "per_class": "images per class",

@@ -20,11 +20,17 @@ DistributedDataParallel and rank 0 writes the files (run here on CPU with gloo, 
 
 from __future__ import annotations
 
+import hashlib
+import io
+import math
 import os
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -34,16 +40,21 @@ from tqdm import tqdm
 
 from train.augment import Augment, AugmentConfig
 from train.backbones import Backbone, BackboneSpec, Mixup, build_backbone, check_spec
-from train.checkpoint import BackboneCheckpoint, Member, atomic_torch_save, build_model, save_checkpoint
+from train.checkpoint import (BackboneCheckpoint, CheckpointError, Member, build_model, load_checkpoint,
+                              save_checkpoint)
+from train.files import atomic_path
 from train.datasets import FewShotData, ImageSplit, load_dataset
 from train.fewshot import FewShotResult, evaluate_fewshot, extract_features
 from train.losses import beta22, mixup_cross_entropy, rotate_quarters
 from train.schedule import CosineRestarts
+from safeio import OutputLock, UsageError, check_output, check_range
 
 STATE_SUFFIX = ".state.pt"
-STATE_VERSION = 1
+STATE_VERSION = 2
+STATE_MAGIC = b"fsl-train-state\n"  # then the sha256 of the torch payload, then the payload
 # Fields that do not change the trained weights: a run may resume with other values of these.
-NOT_TRAINING = ("episodes", "compare_untrained", "device", "threads")
+NOT_TRAINING = ("episodes", "compare_untrained", "device", "threads", "force")
+DEVICE_NAME = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
 class TrainError(RuntimeError):
@@ -78,6 +89,7 @@ class FitConfig:
     device: str = "auto"
     threads: int = 1
     out: str = "build/backbone/default.pt"
+    force: bool = False
 
     @property
     def spec(self) -> BackboneSpec:
@@ -91,14 +103,25 @@ class FitConfig:
         return {k: v for k, v in self.to_dict().items() if k not in NOT_TRAINING}
 
     def check(self) -> "FitConfig":
+        """TrainError with one line for a flag that cannot work; nothing is read or written."""
         positive = ("epochs", "cycle_epochs", "batch_size", "ensemble", "val_episodes", "episodes")
         bad = [f.name for f in fields(self) if f.name in positive and getattr(self, f.name) < 1]
         if bad:
             raise TrainError(f"{', '.join(bad)} must be at least 1")
         if self.batch_size < 4 and self.rotations:
             raise TrainError("rotation training needs a batch of at least 4 (one image per rotation)")
-        if not 0 < self.gamma <= 1 or self.lr <= 0:
-            raise TrainError("lr must be positive and gamma in (0, 1]")
+        try:
+            check_range("--lr", self.lr, 0, low_open=True)
+            check_range("--gamma", self.gamma, 0, 1, low_open=True)
+            check_range("--momentum", self.momentum, 0, 1, high_open=True)
+            check_range("--weight-decay", self.weight_decay, 0)
+            if self.seed < 0 or self.threads < 0:
+                raise UsageError("--seed and --threads must not be negative")
+            if not DEVICE_NAME.match(self.device):
+                raise UsageError(f"--device {self.device!r}: unknown; use auto, cpu, cuda, cuda:N or mps")
+            check_output("--out", self.out, "file")
+        except UsageError as e:
+            raise TrainError(str(e)) from None
         check_spec(self.spec)
         return self
 
@@ -292,23 +315,116 @@ def state_path(config: FitConfig) -> Path:
     return Path(config.out + STATE_SUFFIX)
 
 
+def save_resume_state(state: dict, path: Path) -> None:
+    """The resume state, prefixed by a magic line and the sha256 of its torch payload (so a
+    corrupt file is told apart from one of another configuration)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(STATE_MAGIC + hashlib.sha256(payload).digest() + payload)
+
+
 def load_resume_state(config: FitConfig) -> dict | None:
     path = state_path(config)
     if not path.is_file():
         return None
+    corrupt = f"resume state {path} is corrupt or truncated; delete it to start afresh"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file: torch raises many types
-        raise TrainError(f"resume state {path} is unreadable ({type(e).__name__}); delete it to start afresh") from None
-    if state.get("version") != STATE_VERSION or state.get("config") != config.training_fields():
-        raise TrainError(f"resume state {path} was written by another configuration; delete it to start afresh")
+        data = path.read_bytes()
+    except OSError as e:
+        raise TrainError(f"resume state {path} cannot be read ({e.strerror or e})") from None
+    head, digest, payload = data[:len(STATE_MAGIC)], data[len(STATE_MAGIC):len(STATE_MAGIC) + 32], \
+        data[len(STATE_MAGIC) + 32:]
+    if head != STATE_MAGIC or hashlib.sha256(payload).digest() != digest:
+        raise TrainError(corrupt)
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - torch raises many types
+        raise TrainError(corrupt) from None
+    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+        raise TrainError(f"resume state {path} is of another version; delete it to start afresh")
+    if state.get("config") != config.training_fields():
+        old = state.get("config") or {}
+        differ = sorted(k for k in set(old) | set(config.training_fields())
+                        if old.get(k) != config.training_fields().get(k))
+        raise TrainError(f"resume state {path} was written with other values of {', '.join(differ)}; "
+                         f"use the same flags to resume, or delete it to start afresh")
     return state
+
+
+def finished_checkpoint(config: FitConfig) -> BackboneCheckpoint | None:
+    """The finished checkpoint already at `out` when it was trained with this configuration;
+    None when there is nothing finished there. TrainError when a finished (or unreadable) file
+    would be overwritten without --force."""
+    out = Path(config.out)
+    if not out.exists():
+        return None
+    try:
+        existing = load_checkpoint(out)
+    except CheckpointError:
+        if config.force:
+            return None
+        raise TrainError(f"--out {out} exists and is not a readable checkpoint; pass --force to replace it "
+                         f"or choose another --out") from None
+    if existing.metrics.get("complete") is False:
+        return None  # a partial checkpoint of an interrupted run: resumed or replaced
+    if config.force:
+        return None
+    same = {k: v for k, v in existing.config.items() if k not in NOT_TRAINING} == config.training_fields()
+    if same:
+        return existing
+    raise TrainError(f"--out {out} holds a finished checkpoint of another configuration; pass --force to "
+                     f"replace it or choose another --out")
+
+
+def _ensure_finite(loss: float, index: int, epoch: int) -> None:
+    if not math.isfinite(loss):
+        raise TrainError(f"member {index + 1}: the loss became {loss} in epoch {epoch}; lower --lr")
 
 
 def fit(config: FitConfig, on_epoch_end: Callable[[dict], None] | None = None,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> BackboneCheckpoint:
-    """Train (or resume) the configured backbone(s); returns the final checkpoint, also saved to `out`."""
+    """Train (or resume) the configured backbone(s); returns the final checkpoint, also saved to `out`.
+
+    A finished checkpoint at `out` of the same configuration is returned as is; one of another
+    configuration is never overwritten without `force` (and with it, only when the new run ends:
+    partial checkpoints then go to the resume state only). One process per `out` (a lock)."""
     config.check()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _fit(config, on_epoch_end, log, keep_out=False)
+    with _lock(config):
+        finished = finished_checkpoint(config)
+        if finished is not None:
+            log(f"train: {config.out} is already a finished checkpoint of this configuration; nothing to do "
+                f"(--force retrains)")
+            return finished
+        keep_out = config.force and Path(config.out).exists() and _is_finished(config.out)
+        return _fit(config, on_epoch_end, log, keep_out)
+
+
+@contextmanager
+def _lock(config: FitConfig) -> Iterator[None]:
+    """The lock of `out`: a second `fit` on the same output stops with one line."""
+    try:
+        lock = OutputLock(Path(config.out), "checkpoint").acquire()
+    except UsageError as e:
+        raise TrainError(str(e)) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _is_finished(path: str) -> bool:
+    try:
+        return load_checkpoint(path).metrics.get("complete") is not False
+    except CheckpointError:
+        return False
+
+
+def _fit(config: FitConfig, on_epoch_end: Callable[[dict], None] | None, log: Callable[[str], None],
+         keep_out: bool) -> BackboneCheckpoint:
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
@@ -321,22 +437,26 @@ def fit(config: FitConfig, on_epoch_end: Callable[[dict], None] | None = None,
     if resume:
         epoch = resume["current"]["epoch"] if resume["current"] else 0
         log(f"train: resuming from {state_path(config)} (member {len(done) + 1}, after epoch {epoch})")
-    started = time.perf_counter()
+    started = time.perf_counter() - (resume.get("seconds", 0.0) if resume else 0.0)
     for index in range(len(done), config.ensemble):
         trainer = MemberTrainer(config, data, index, device, dist)
         if resume and resume["current"] and resume["current"]["member"] == index:
             trainer.load_state(resume["current"])
         while trainer.epoch < config.epochs:
-            record = trainer.validate(trainer.run_epoch())
+            loss = trainer.run_epoch()
+            _ensure_finite(loss, index, trainer.epoch)
+            record = trainer.validate(loss)
             if dist.main:
                 figures = " ".join(f"{k}={_fmt(v)}" for k, v in record.items())
                 log(f"train: member {index + 1}/{config.ensemble} {figures}")
                 member, mean = trainer.best_member()
                 partial = [*(_member(d) for d in done), member]
                 means = [*(d["base_mean"] for d in done), mean]
-                _save(config, data, partial, means, {"complete": False, "history": trainer.history})
-                atomic_torch_save({"version": STATE_VERSION, "config": config.training_fields(), "done": done,
-                                   "current": trainer.state()}, state_path(config))
+                if not keep_out:  # a finished checkpoint there stays until this run finishes
+                    _save(config, data, partial, means, {"complete": False, "history": trainer.history})
+                save_resume_state({"version": STATE_VERSION, "config": config.training_fields(), "done": done,
+                                   "current": trainer.state(), "seconds": time.perf_counter() - started},
+                                  state_path(config))
             if on_epoch_end is not None:
                 on_epoch_end(record)
         member, mean = trainer.best_member()

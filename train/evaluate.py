@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from safeio import UsageError, check_choice, check_int_range
 from train.checkpoint import build_model, load_checkpoint
 from train.datasets import load_dataset
 from train.fewshot import evaluate_fewshot, extract_features
@@ -23,10 +24,23 @@ class EvaluateConfig:
     seed: int = 0
     device: str = "cpu"
 
+    def check(self) -> "EvaluateConfig":
+        """UsageError with one line for a flag that cannot work."""
+        check_int_range("--ways", self.ways, 2)
+        check_int_range("--shots", self.shots, 1)
+        check_int_range("--queries", self.queries, 1)
+        check_int_range("--episodes", self.episodes, 1)
+        check_int_range("--seed", self.seed, 0)
+        check_choice("--split", self.split, ("base", "val", "novel", "base_test"))
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise UsageError(f"--device {self.device!r}: unknown; use cpu, cuda or cuda:N")
+        return self
+
 
 def evaluate_checkpoint(config: EvaluateConfig) -> dict:
     """Load the checkpoint and its dataset (same image size), extract features through the
     checkpoint's own preprocessing, centre on its stored base mean, and run NCM episodes."""
+    config.check()
     ckpt = load_checkpoint(config.checkpoint)
     root = config.data_root if config.data_root is not None else ckpt.config.get("data_root")
     data = load_dataset(ckpt.dataset or "synthetic", root, ckpt.preprocessing.image_size)

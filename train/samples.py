@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from safeio import UsageError, check_int_range, check_output
 from train.datasets import DatasetError, ImageSplit, load_dataset
 from train.files import atomic_path
 from train.synthetic import SyntheticConfig, render_split
@@ -26,6 +27,18 @@ class SampleConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def check(self) -> "SampleConfig":
+        """DatasetError with one line for a flag that cannot work; nothing is read or written."""
+        try:
+            check_int_range("--classes", self.classes, 1)
+            check_int_range("--per-class", self.per_class, 1)
+            check_int_range("--image-size", self.image_size, 8, 1024)
+            check_int_range("--seed", self.seed, 0)
+            check_output("--out", self.out, "file")
+        except UsageError as e:
+            raise DatasetError(str(e)) from None
+        return self
 
 
 def sample_split(config: SampleConfig) -> ImageSplit:
@@ -52,7 +65,7 @@ def sample_split(config: SampleConfig) -> ImageSplit:
 
 def write_samples(config: SampleConfig) -> Path:
     """Write the npz atomically; returns its path."""
-    split = sample_split(config)
+    split = sample_split(config.check())
     out = Path(config.out)
     with atomic_path(out) as tmp, open(tmp, "wb") as f:
         np.savez(f, images=split.images.transpose(0, 2, 3, 1).copy(), labels=split.labels,

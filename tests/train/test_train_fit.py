@@ -14,7 +14,7 @@ import torch
 
 from train.checkpoint import load_checkpoint
 from train.cli import main
-from train.easy import STATE_SUFFIX, FitConfig, fit
+from train.easy import STATE_SUFFIX, STATE_VERSION, FitConfig, fit, save_resume_state
 
 TINY = FitConfig(feature_maps=4, image_size=16, epochs=2, cycle_epochs=1, batch_size=512, val_episodes=20,
                  episodes=40, device="cpu")
@@ -103,11 +103,25 @@ def test_corrupt_dataset_through_the_real_cli(tmp_path):
 
 def test_foreign_resume_state_is_refused(tmp_path, capsys):
     out = tmp_path / "a.pt"
-    torch.save({"version": 1, "config": {"epochs": 99}}, str(out) + STATE_SUFFIX)
+    config = FitConfig(feature_maps=4, image_size=16, out=str(out))
+    foreign = {**config.training_fields(), "epochs": 99}
+    save_resume_state({"version": STATE_VERSION, "config": foreign}, Path(str(out) + STATE_SUFFIX))
     argv = ["fit", "--feature-maps", "4", "--image-size", "16", "--out", str(out)]
     assert main(argv) == 2
-    assert "was written by another configuration; delete it" in capsys.readouterr().err
+    assert "was written with other values of epochs; use the same flags" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_corrupt_resume_state_is_called_corrupt(tmp_path, capsys):
+    out = tmp_path / "a.pt"
+    config = FitConfig(feature_maps=4, image_size=16, out=str(out))
+    state = Path(str(out) + STATE_SUFFIX)
+    save_resume_state({"version": STATE_VERSION, "config": config.training_fields()}, state)
+    data = bytearray(state.read_bytes())
+    data[-5] ^= 0x10
+    state.write_bytes(bytes(data))
+    assert main(["fit", "--feature-maps", "4", "--image-size", "16", "--out", str(out)]) == 2
+    assert "is corrupt or truncated; delete it" in capsys.readouterr().err
 
 
 def test_dataset_without_val_keeps_the_last_epoch(tmp_path):
