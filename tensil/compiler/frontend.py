@@ -5,11 +5,19 @@ differences are absorbed here: Reshape's shape as input or attribute, Pad and Cl
 or attributes, Gemm's alpha/beta/transB, MatMul with a constant B, BatchNormalization of every
 version, Flatten/Squeeze/Unsqueeze/Identity/Dropout as pure relabelling, ReduceMean over H and W
 as global average pooling, AveragePool as a depthwise convolution with the exact divisor.
-Anything else is refused with a message naming the node and its operator.
+Beyond compute ops, what upstream Tensil v1.0.15 and common exporters put around a backbone:
+an NHWC input behind `Transpose(0,3,1,2)` (the host transposes, see `HostView`), Reshape /
+Transpose / Squeeze that only move 1-sized axes, a Softmax at the output (a no-op, as upstream,
+with a warning unless `drop_softmax`), and a Flatten of a spatial map at the output (a 0/1 copy
+layer; features in upstream's NHWC order by default, or ONNX's). Anything else is refused with
+a message naming the node, its operator, what to change and what upstream Tensil does.
+
+`export check` runs this front end without lowering: the two cannot disagree.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +25,7 @@ import onnx
 from onnx import numpy_helper
 
 from tensil.compiler.errors import CompileError
-from tensil.compiler.graph import Graph, Op, Shape
+from tensil.compiler.graph import Graph, HostView, Op, Shape
 
 MIN_OPSET, MAX_OPSET = 1, 24  # operator semantics we rely on are unchanged up to 24
 # Ops evaluated at compile time when all their inputs are constants (PyTorch's shape chains).
@@ -25,6 +33,41 @@ FOLDABLE = {
     "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Slice", "Reshape", "Mul", "Add",
     "Sub", "Div", "Identity", "Flatten", "Constant", "ConstantOfShape", "Transpose",
 }
+
+
+FLATTEN_ORDERS = ("nhwc", "onnx")
+# Ops that only relabel a tensor (no data moves when they are accepted).
+RELABEL_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Dropout")
+# Why an operator is refused, with what upstream Tensil v1.0.15 does with it.
+REFUSED = {
+    "Resize": "bilinear Resize is not lowered by this compiler (upstream v1.0.15 takes mode 'linear' with "
+              "half-pixel centres and a 4-value scales input); resize the input on the host, or replace it "
+              "with a strided or transposed-free convolution",
+    "Upsample": "upstream Tensil v1.0.15 refuses Upsample too; use a strided layout without upsampling",
+    "ConvTranspose": "upstream Tensil v1.0.15 refuses ConvTranspose too",
+    "Split": "channel Split is not lowered by this compiler (upstream v1.0.15 takes equal parts on the channel "
+             "axis); use separate convolutions",
+    "Sigmoid": "upstream Tensil v1.0.15 refuses Sigmoid too (no non-linear SIMD ops besides max/min)",
+    "Tanh": "upstream Tensil v1.0.15 refuses Tanh too",
+    "Exp": "upstream Tensil v1.0.15 refuses Exp too",
+    "HardSigmoid": "upstream Tensil v1.0.15 refuses it too; compute it on the host",
+    "HardSwish": "upstream Tensil v1.0.15 refuses it too; replace it with Relu or Clip (ReLU6)",
+    "InstanceNormalization": "upstream Tensil v1.0.15 refuses it too; use BatchNormalization (folded into the "
+                             "convolution)",
+    "LayerNormalization": "upstream Tensil v1.0.15 refuses it too; use BatchNormalization",
+}
+
+
+@dataclass(frozen=True)
+class FrontendOptions:
+    """Choices of the front end (the same in `export check` and `compile`)."""
+
+    drop_softmax: bool = False  # a Softmax at the output is dropped silently (else: dropped with a warning)
+    flatten_order: str = "nhwc"  # order of a flattened spatial map at the output: upstream's or ONNX's
+
+    def __post_init__(self) -> None:
+        if self.flatten_order not in FLATTEN_ORDERS:
+            raise CompileError(f"flatten order {self.flatten_order!r} is not one of {', '.join(FLATTEN_ORDERS)}")
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -38,8 +81,19 @@ def _where(node: onnx.NodeProto) -> str:
 class _Frontend:
     """One pass over the ONNX nodes in their (topological) order."""
 
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: onnx.ModelProto, options: FrontendOptions):
         self.model = model
+        self.options = options
+        self.views: dict[str, HostView] = {}
+        self.warnings: list[str] = []
+        self.vector_views: dict[str, list[int]] = {}  # (C,1,1) tensors whose ONNX shape moved 1-sized axes
+        self.nhwc_inputs: dict[str, str] = {}
+        self.softmax_of: dict[str, str] = {}  # output of a dropped Softmax -> its input  # Transpose(0,3,1,2) output -> the NHWC graph input
+        self.uses: dict[str, int] = {}
+        for node in model.graph.node:
+            for i in node.input:
+                self.uses[i] = self.uses.get(i, 0) + 1
+        self.graph_outputs = {o.name for o in model.graph.output}
         self.consts: dict[str, np.ndarray] = {}
         self.shapes: dict[str, Shape] = {}
         self.alias: dict[str, str] = {}
@@ -75,13 +129,18 @@ class _Frontend:
             raise CompileError(f"{_where(node)}: input {t!r} is a constant; only activations are supported there")
         if t in self.padded and node.op_type != "Conv":
             raise CompileError(f"{_where(node)}: Pad is only supported in front of a Conv")
-        if t in self.flat and node.op_type not in ("Gemm", "MatMul"):
+        if t in self.flat and node.op_type not in ("Gemm", "MatMul", "Softmax"):
             raise CompileError(
                 f"{_where(node)}: a Flatten/Reshape of a spatial map (H*W > 1) is only supported "
                 "in front of Gemm/MatMul"
             )
         if t in self.flat or t in self.padded:
             return t
+        if t in self.vector_views and node.op_type not in (*RELABEL_OPS, "Softmax"):
+            raise CompileError(
+                f"{_where(node)}: input {t!r} has the ONNX shape {self.vector_views[t]} (a vector whose 1-sized axes "
+                "were moved); only a Reshape back to (1, C) or (1, C, 1, 1) may follow it"
+            )
         t = self.name(t)
         if t not in self.shapes:
             raise CompileError(f"{_where(node)}: input {t!r} is unknown")
@@ -115,14 +174,20 @@ class _Frontend:
                 continue
             handler = getattr(self, f"op_{node.op_type}", None)
             if handler is None:
-                raise CompileError(f"{_where(node)}: operator {node.op_type} is not supported by the Tensil compiler")
+                why = REFUSED.get(node.op_type, "upstream Tensil v1.0.15 refuses it too")
+                raise CompileError(f"{_where(node)}: operator {node.op_type} is not supported by the Tensil "
+                                   f"compiler ({why})")
             handler(node)
         outputs = []
         for vo in g.output:
             if vo.name in self.consts:
                 raise CompileError(f"output {vo.name!r} is a constant")
-            if vo.name in self.flat or vo.name in self.padded:
-                raise CompileError(f"output {vo.name!r}: a graph output cannot be a Flatten of a spatial map or a Pad")
+            if vo.name in self.padded:
+                raise CompileError(f"output {vo.name!r}: a graph output cannot be a Pad; pad inside the network")
+            if vo.name in self.flat:
+                self.flatten_output(vo.name)
+                outputs.append(vo.name)
+                continue
             src = self.name(vo.name)
             if src in [i.name for i in inputs]:
                 raise CompileError(f"output {vo.name!r} is the graph input itself: nothing to compile")
@@ -133,7 +198,44 @@ class _Frontend:
             outputs.append(vo.name)
             c, h, w = self.shapes[vo.name]
             self.io_shapes[vo.name] = [1, c] if self.rank.get(vo.name, 4) == 2 else [1, c, h, w]
-        return Graph(self.ops, self.shapes, [i.name for i in inputs], outputs, self.io_shapes)
+            if vo.name in self.vector_views:
+                self.io_shapes[vo.name] = [1, c]
+                self.views.setdefault(vo.name, HostView(vo.name, tuple(self.vector_views[vo.name]),
+                                                        note="returned as (1, C): only 1-sized axes differ"))
+        return Graph(self.ops, self.shapes, [i.name for i in inputs], outputs, self.io_shapes, self.views,
+                     self.warnings)
+
+    def flatten_output(self, out: str) -> None:
+        """A graph output that flattens a spatial map: a 0/1 copy layer into (C*H*W, 1, 1)."""
+        src = self.flat[out]
+        c, h, w = self.shapes[src]
+        n = c * h * w
+        cc, yy, xx = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+        onnx_index = (cc * h * w + yy * w + xx).ravel()  # ONNX flattens NCHW
+        nhwc_index = ((yy * w + xx) * c + cc).ravel()
+        ours = nhwc_index if self.options.flatten_order == "nhwc" else onnx_index
+        weight = np.zeros((n, c, h, w))
+        weight[ours, cc.ravel(), yy.ravel(), xx.ravel()] = 1.0
+        self.ops.append(Op("conv", f"{out}/flatten_copy", [src], out,
+                           dict(weight=weight, bias=np.zeros(n), strides=(1, 1), pads=(0, 0, 0, 0), copy=True)))
+        del self.flat[out]
+        self.shapes[out] = (n, 1, 1)
+        self.rank[out] = 2
+        self.io_shapes[out] = [1, n]
+        reference = self.softmax_of.get(out, out)
+        if self.options.flatten_order == "onnx":
+            if reference != out:
+                self.views[out] = HostView(reference, (1, n), note="Softmax dropped: the output is its input")
+        else:
+            perm = np.empty(n, dtype=np.int64)
+            perm[nhwc_index] = onnx_index
+            self.views[out] = HostView(reference, (1, n), tuple(int(v) for v in perm),
+                                       note="flattened in NHWC order (y, x, c), like upstream Tensil")
+            self.warnings.append(
+                f"output {out!r} flattens a {c}x{h}x{w} map: its {n} features come in upstream Tensil's NHWC order "
+                "(y, x, c), a fixed permutation of ONNX's (c, y, x) (distances and nearest-class-mean are unchanged; "
+                "`--flatten-order onnx` keeps ONNX's order)"
+            )
 
     def rename(self, old: str, new: str) -> None:
         for op in self.ops:
@@ -159,7 +261,21 @@ class _Frontend:
         if len(dims) not in (2, 4) or dims[0] != 1:
             raise CompileError(f"input {vi.name!r}: shape {dims} is not (1, C, H, W) or (1, F) (batch must be 1)")
         self.rank[vi.name] = len(dims)
-        return (dims[1], 1, 1) if len(dims) == 2 else (dims[1], dims[2], dims[3])
+        transpose = self.nhwc_transpose(vi.name) if len(dims) == 4 else None
+        if transpose is not None:  # upstream's special case: the input is NHWC already
+            self.nhwc_inputs[transpose.output[0]] = vi.name
+            self.io_shapes[vi.name] = [1, dims[3], dims[1], dims[2]]
+            self.views[vi.name] = HostView(vi.name, tuple(dims), (0, 3, 1, 2),
+                                           note="NHWC input: the host transposes it (0, 3, 1, 2)")
+            return (dims[3], dims[1], dims[2])
+        return (dims[1], dims[2], dims[3])
+
+    def nhwc_transpose(self, name: str) -> onnx.NodeProto | None:
+        """The Transpose(0,3,1,2) that is the sole consumer of graph input `name`, if any."""
+        users = [n for n in self.model.graph.node if name in n.input]
+        if len(users) == 1 and users[0].op_type == "Transpose" and list(_attrs(users[0]).get("perm", [])) == [0, 3, 1, 2]:
+            return users[0]
+        return None
 
     # ------------------------------------------------------------------ constant folding
     def all_known(self, node) -> bool:
@@ -262,12 +378,28 @@ class _Frontend:
             self.alias[out] = x
             self.rank[out] = 4
             return
-        raise CompileError(f"{_where(node)}: reshape of {self.onnx_shape(x)} to {shape} moves data; not supported")
+        if h * w == 1 and shape and int(np.prod(shape)) == c and sum(s != 1 for s in shape) <= 1:
+            self.alias[out] = x  # a vector: only 1-sized axes move, the data order is unchanged
+            self.vector_views[out] = list(shape)
+            self.rank[out] = 2
+            return
+        raise CompileError(
+            f"{_where(node)}: reshape of {self.onnx_shape(x)} to {shape} moves data in Tensil's layout (channels "
+            "in lanes); only reshapes that keep (C, H, W) or move 1-sized axes are accepted (upstream v1.0.15 "
+            "permutes lanes with MatMuls, in NHWC order)"
+        )
+
+    def source_shape(self, node) -> list[int]:
+        """The ONNX shape of a relabelling node's input."""
+        t = node.input[0]
+        if t in self.vector_views:
+            return list(self.vector_views[t])
+        return self.onnx_shape(self.act(node))
 
     def op_Reshape(self, node) -> None:
         a = _attrs(node)
         shape = list(a["shape"]) if "shape" in a else [int(v) for v in self.const(node, 1, "shape")]
-        src = self.onnx_shape(self.act(node)) if node.input[0] not in self.flat else None
+        src = self.source_shape(node) if node.input[0] not in self.flat else None
         if src is None:
             raise CompileError(f"{_where(node)}: cannot reshape a flattened spatial map again")
         shape = [src[i] if s == 0 and i < len(src) else s for i, s in enumerate(shape)]
@@ -278,13 +410,13 @@ class _Frontend:
 
     def op_Flatten(self, node) -> None:
         axis = _attrs(node).get("axis", 1)
-        src = self.onnx_shape(self.act(node))
+        src = self.source_shape(node)
         axis = axis % len(src) if axis < 0 else axis
         self.relabel(node, [int(np.prod(src[:axis])), int(np.prod(src[axis:]))])
 
     def op_Squeeze(self, node) -> None:
         a = _attrs(node)
-        src = self.onnx_shape(self.act(node))
+        src = self.source_shape(node)
         axes = a.get("axes") if len(node.input) < 2 else [int(v) for v in self.const(node, 1, "axes")]
         if axes is None:
             axes = [i for i, s in enumerate(src) if s == 1 and i > 0]
@@ -293,12 +425,56 @@ class _Frontend:
 
     def op_Unsqueeze(self, node) -> None:
         a = _attrs(node)
-        src = self.onnx_shape(self.act(node))
+        src = self.source_shape(node)
         axes = a.get("axes") if len(node.input) < 2 else [int(v) for v in self.const(node, 1, "axes")]
         shape = list(src)
         for ax in sorted(ax % (len(src) + len(axes)) for ax in axes):
             shape.insert(ax, 1)
         self.relabel(node, shape)
+
+    def op_Transpose(self, node) -> None:
+        if node.output[0] in self.nhwc_inputs:
+            self.alias[node.output[0]] = self.nhwc_inputs[node.output[0]]
+            self.rank[node.output[0]] = 4
+            return
+        if node.input[0] in self.flat:
+            raise CompileError(f"{_where(node)}: cannot transpose a flattened spatial map")
+        src = self.source_shape(node)
+        perm = list(_attrs(node).get("perm", reversed(range(len(src)))))
+        moved = [p for p in perm if src[p] != 1]
+        if moved != sorted(moved):
+            raise CompileError(
+                f"{_where(node)}: Transpose with perm {perm} of {src} moves data; only a Transpose(0,3,1,2) that is "
+                "the sole consumer of the graph input (an NHWC input) or one that moves 1-sized axes is accepted "
+                "(upstream v1.0.15 relabels the dimensions without moving data, which is wrong here); do the "
+                "transpose on the host"
+            )
+        self.relabel(node, [src[p] for p in perm])
+
+    def op_Softmax(self, node) -> None:
+        out = node.output[0]
+        if out not in self.graph_outputs or self.uses.get(out, 0):
+            raise CompileError(
+                f"{_where(node)}: Softmax is only accepted as the last node before a graph output (a no-op there, "
+                "like upstream v1.0.15, which copies its input unchanged everywhere); move it to the host"
+            )
+        x = self.act(node)
+        self.softmax_of[out] = node.input[0]
+        if x in self.flat:
+            self.flat[out] = self.flat[x]
+        else:
+            self.alias[out] = x
+            self.rank[out] = self.rank.get(x, 4)
+            if node.input[0] in self.vector_views:
+                self.vector_views[out] = self.vector_views[node.input[0]]
+            shape = self.vector_views.get(node.input[0]) or self.onnx_shape(x)
+            self.views[out] = HostView(node.input[0], tuple(shape), note="Softmax dropped: the output is its input")
+        if not self.options.drop_softmax:
+            self.warnings.append(
+                f"{_where(node)}: Softmax at the output is dropped (like upstream Tensil v1.0.15): output {out!r} "
+                "holds its input, the logits (argmax and ranking are unchanged; apply softmax on the host if "
+                "probabilities are needed; `--drop-softmax` says this is intended)"
+            )
 
     def op_Identity(self, node) -> None:
         self.alias[node.output[0]] = self.act(node)
@@ -597,7 +773,7 @@ class _Frontend:
         self.rank[node.output[0]] = rank
 
 
-def load_graph(path: str | Path) -> Graph:
+def load_graph(path: str | Path, options: FrontendOptions | None = None) -> Graph:
     """Read an ONNX file into a canonical graph (raises CompileError with one line)."""
     path = Path(path)
     if not path.is_file():
@@ -608,8 +784,9 @@ def load_graph(path: str | Path) -> Graph:
     except Exception as e:
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CompileError(f"{path}: not a readable ONNX model ({why})") from None
-    return graph_from_model(model)
+    return graph_from_model(model, options)
 
 
-def graph_from_model(model: onnx.ModelProto) -> Graph:
-    return _Frontend(model).run()
+def graph_from_model(model: onnx.ModelProto, options: FrontendOptions | None = None) -> Graph:
+    """The canonical graph of an ONNX model (raises CompileError with one line)."""
+    return _Frontend(model, options or FrontendOptions()).run()

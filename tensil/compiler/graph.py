@@ -39,6 +39,23 @@ class Op:
     attrs: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class HostView:
+    """How a graph input or output of the ONNX model maps onto the compiled model's I/O tensor.
+
+    The compiled model reads and writes tensors in the host layout of `tensil.layout` with the
+    shape `Graph.io_shapes[name]`. A view records where the ONNX model differs:
+      input:  host = onnx_array.transpose(perm)            (an NHWC input behind Transpose(0,3,1,2))
+      output: host.ravel() = onnx_array.ravel()[perm]      (a Flatten output in NHWC order)
+    `onnx_name` is the ONNX tensor to compare an output with (a no-op Softmax's input, say).
+    """
+
+    onnx_name: str
+    onnx_shape: tuple[int, ...]
+    perm: tuple[int, ...] | None = None
+    note: str = ""
+
+
 @dataclass
 class Graph:
     """Canonical graph: ops in topological order and the static shape of every activation."""
@@ -47,7 +64,31 @@ class Graph:
     shapes: dict[str, Shape]
     inputs: list[str]
     outputs: list[str]
-    io_shapes: dict[str, list[int]]  # the ONNX shapes of graph inputs and outputs
+    io_shapes: dict[str, list[int]]  # host-layout shapes of graph inputs and outputs (`tensil.layout`)
+    views: dict[str, HostView] = field(default_factory=dict)  # only where the ONNX tensor differs
+    warnings: list[str] = field(default_factory=list)  # accepted, but the user should know
+
+    def onnx_shape(self, name: str) -> list[int]:
+        """The shape the ONNX model gives this input or output."""
+        view = self.views.get(name)
+        return list(view.onnx_shape) if view else list(self.io_shapes[name])
+
+    def to_host(self, name: str, x: np.ndarray) -> np.ndarray:
+        """An input array as the ONNX model takes it -> the array the compiled model takes."""
+        view = self.views.get(name)
+        return np.transpose(x, view.perm) if view and view.perm else x
+
+    def reference(self, name: str, onnx_outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """What the compiled output `name` should equal, from the ONNX model's tensors."""
+        view = self.views.get(name)
+        if view is None:
+            return np.asarray(onnx_outputs[name]).reshape(self.io_shapes[name])
+        flat = np.asarray(onnx_outputs[view.onnx_name]).ravel()
+        return (flat[list(view.perm)] if view.perm else flat).reshape(self.io_shapes[name])
+
+    def reference_tensors(self) -> list[str]:
+        """ONNX tensors a reference run must expose to check every output."""
+        return [self.views[o].onnx_name if o in self.views else o for o in self.outputs]
 
     def consumers(self, name: str) -> list[Op]:
         return [op for op in self.ops if name in op.inputs]

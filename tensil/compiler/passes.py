@@ -75,7 +75,8 @@ class _Fuser:
     def op_conv(self, op: Op) -> None:
         a = op.attrs
         self.add_layer(Layer(op.name, [Term(op.inputs[0], a["weight"], a["strides"], a["pads"])],
-                             np.array(a["bias"], dtype=np.float64), op.output, sources=[op.name]))
+                             np.array(a["bias"], dtype=np.float64), op.output, sources=[op.name],
+                             copy=bool(a.get("copy", False))))
 
     def op_affine(self, op: Op) -> None:
         scale, offset = op.attrs["scale"], op.attrs["offset"]

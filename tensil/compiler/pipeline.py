@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tensil.arch import Arch
 from tensil.compiler.errors import CompileError
-from tensil.compiler.frontend import load_graph
+from tensil.compiler.frontend import FrontendOptions, load_graph
 from tensil.compiler.graph import Graph, Network
 from tensil.compiler.lower import Lowered, LoweringOptions, lower
 from tensil.compiler.passes import fuse, pack_taps_into_lanes
@@ -23,10 +23,15 @@ from tensil.tmodel import LoadedModel, Span, TModel, model_file_name
 
 @dataclass
 class CompileOptions:
-    """Lowering choices (saved in the report's config)."""
+    """Front-end and lowering choices (saved in the report's config)."""
 
     merge_rows: bool = False
     pack_taps: bool = True  # narrow-input convs: horizontal kernel taps into lanes first
+    drop_softmax: bool = False  # a Softmax at the output is dropped without a warning
+    flatten_order: str = "nhwc"  # a flattened spatial map at the output: "nhwc" (upstream's) or "onnx"
+
+    def frontend(self) -> FrontendOptions:
+        return FrontendOptions(drop_softmax=self.drop_softmax, flatten_order=self.flatten_order)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,7 +110,7 @@ def compile_onnx(path: str | Path, arch: Arch, name: str | None = None,
                  options: CompileOptions | None = None) -> CompiledModel:
     """Compile an ONNX file; `name` (the full model name) defaults to `<onnx stem>_<arch>` (contract 3)."""
     start = time.perf_counter()
-    graph = load_graph(path)
+    graph = load_graph(path, (options or CompileOptions()).frontend())
     model_name = name or default_name(path, arch)
     if not model_name or "/" in model_name or model_name.startswith("."):
         raise CompileError(f"model name {model_name!r} is not a plain file name")
