@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from export.errors import ExportError
+from safeio import UsageError, check_int_range, check_output, check_range
 from export.graph_check import TENSIL_OPSETS
 
 
@@ -47,8 +48,15 @@ class ExportConfig:
             raise ExportError(f"--batch {self.batch}: the batch size must be at least 1")
         if self.random_inputs < 1 or self.real_inputs < 0:
             raise ExportError("--random-inputs must be at least 1 and --real-inputs at least 0")
-        if Path(self.out).exists() and not Path(self.out).is_dir():
-            raise ExportError(f"--out {self.out} is a file, not a folder")
+        try:
+            check_output("--out", self.out, "folder")
+            check_range("--atol", self.atol, 0, low_open=True)
+            check_range("--min-cosine", self.min_cosine, 0, 1, low_open=True)
+            check_int_range("--seed", self.seed, 0)
+            if self.data_root and not Path(self.data_root).is_dir():
+                raise UsageError(f"--data-root {self.data_root}: folder does not exist")
+        except UsageError as e:
+            raise ExportError(str(e)) from None
         if not self.stem or "/" in self.stem or self.stem.startswith("."):
             raise ExportError(f"--name {self.stem!r}: not a usable file name")
         if not self.input_name or not self.output_name or self.input_name == self.output_name:

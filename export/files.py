@@ -6,9 +6,11 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import stat
-import tempfile
 from pathlib import Path
+
+from safeio import make_folder, remove_stale_temps
 
 
 _PUBLIC_FILE_MODE = stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH  # 0644
@@ -29,17 +31,19 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def write_temp(path: Path, data: bytes) -> Path:
-    """Write `data` to a hidden temp file next to `path` (same filesystem, so `os.replace` is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write `data` to a hidden temp file next to `path` (same filesystem, so `os.replace` is atomic),
+    mode 0644, named like `safeio`'s temps so leftovers of a killed writer are removed later."""
+    make_folder(path.parent)
+    remove_stale_temps(path.parent, path.name)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
-        os.chmod(tmp, _PUBLIC_FILE_MODE)  # mkstemp creates 0600; artifacts are ordinary files
+        os.chmod(tmp, _PUBLIC_FILE_MODE)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return Path(tmp)
+    return tmp
 
 
 def commit_files(contents: dict[Path, bytes]) -> None:

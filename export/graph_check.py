@@ -211,8 +211,12 @@ def load_onnx(path: str) -> onnx.ModelProto:
         model = onnx.load(path)
     except FileNotFoundError:
         raise GraphCheckError(f"ONNX file {path} does not exist") from None
+    except IsADirectoryError:
+        raise GraphCheckError(f"{path} is a folder, not an ONNX file") from None
     except Exception as e:  # protobuf decode errors have several types
         raise GraphCheckError(f"{path}: cannot be read as ONNX ({type(e).__name__})") from None
+    if not model.graph.node and not model.opset_import:  # protobuf parses an empty file as an empty model
+        raise GraphCheckError(f"{path}: empty or not an ONNX model (no graph)")
     try:
         onnx.checker.check_model(model)
     except Exception as e:

@@ -8,7 +8,7 @@
 Every failure is a `UsageError` (a ValueError) carrying one line for the CLI.
 """
 
-from safeio.atomic import (ARTIFACT_MODE, FOLDER_MODE, atomic_path, atomic_write_bytes, atomic_write_text,
+from safeio.atomic import (ARTIFACT_MODE, FOLDER_MODE, atomic_path, atomic_write_bytes, atomic_write_text, make_folders,
                            make_folder, remove_stale_temps, replace_folder, temp_folder)
 from safeio.checks import (UsageError, check_choice, check_finite, check_int_range, check_range,
                            check_input_file, check_output)

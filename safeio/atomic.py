@@ -57,8 +57,8 @@ def remove_stale_temps(folder: str | Path, name: str | None = None) -> list[Path
     return removed
 
 
-def make_folder(path: str | Path) -> Path:
-    """`mkdir -p` with mode 0755 for every folder it creates."""
+def make_folders(path: str | Path) -> list[Path]:
+    """`mkdir -p` with mode 0755 for every folder it creates; returns those, outermost first."""
     path = Path(path)
     missing = []
     p = path
@@ -68,7 +68,13 @@ def make_folder(path: str | Path) -> Path:
     for p in reversed(missing):
         p.mkdir(exist_ok=True)
         os.chmod(p, FOLDER_MODE)
-    return path
+    return list(reversed(missing))
+
+
+def make_folder(path: str | Path) -> Path:
+    """`mkdir -p` with mode 0755 for every folder it creates."""
+    make_folders(path)
+    return Path(path)
 
 
 def _temp_name(path: Path) -> Path:

@@ -73,9 +73,9 @@ def check_output(flag: str, path: str | Path, kind: str = "file") -> Path:
         raise UsageError(f"{flag}: an output path is needed")
     if path.exists():
         if kind == "file" and path.is_dir():
-            raise UsageError(f"{flag} {path}: is a folder, a file path is needed")
+            raise UsageError(f"{flag} {path} is a folder, not a file")
         if kind == "folder" and not path.is_dir():
-            raise UsageError(f"{flag} {path}: is a file, a folder is needed")
+            raise UsageError(f"{flag} {path} is a file, not a folder")
     parent = path if kind == "folder" and path.is_dir() else path.parent
     probe = parent
     while not probe.exists():

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safeio.atomic import make_folder
+from safeio.atomic import make_folders
 from safeio.checks import UsageError
 
 
@@ -29,16 +29,18 @@ class OutputLock:
     output: Path
     what: str = "output"
     _fd: int | None = field(default=None, init=False, repr=False)
+    _created: list[Path] = field(default_factory=list, init=False, repr=False)
 
     def acquire(self) -> "OutputLock":
         path = lock_path(self.output)
-        make_folder(path.parent)
+        self._created = make_folders(path.parent)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
+                self._remove_created()
                 raise UsageError(f"{self.what} {self.output} is being written by another process "
                                  f"(lock {path}); wait for it to finish") from None
             try:
@@ -56,6 +58,16 @@ class OutputLock:
         lock_path(self.output).unlink(missing_ok=True)
         os.close(self._fd)
         self._fd = None
+        self._remove_created()
+
+    def _remove_created(self) -> None:
+        """Folders made for the lock go again if nothing else was written in them."""
+        for folder in reversed(self._created):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self._created = []
 
     def __enter__(self) -> "OutputLock":
         return self.acquire()
