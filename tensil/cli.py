@@ -34,6 +34,8 @@ class CompileConfig:
     seed: int = 0
     merge_rows: bool = False
     pack_taps: bool = True
+    drop_softmax: bool = False
+    flatten_order: str = "nhwc"
 
 
 @dataclass
@@ -70,7 +72,8 @@ def run_compile(cfg: CompileConfig) -> Path:
         raise CompileError("--samples must be >= 0")
     if cfg.backend == "upstream":
         return run_upstream(cfg, arch)
-    options = CompileOptions(merge_rows=cfg.merge_rows, pack_taps=cfg.pack_taps)
+    options = CompileOptions(merge_rows=cfg.merge_rows, pack_taps=cfg.pack_taps, drop_softmax=cfg.drop_softmax,
+                             flatten_order=cfg.flatten_order)
     compiled = compile_onnx(cfg.onnx, arch, cfg.name, options)
     log(f"compiled {cfg.onnx} for {arch.name} in {compiled.seconds:.2f} s: "
         f"{len(compiled.lowered.instrs)} instructions, {compiled.lowered.consts.size} constant vectors")
@@ -89,6 +92,12 @@ def run_compile(cfg: CompileConfig) -> Path:
     for s in report["fixed_point"]["activations"]["saturating_layers"]:
         log(f"warning: layer {s['layer']} reaches |{s['max_abs']:.1f}|, beyond the {arch.data_type} limit "
             f"{s['limit']:.2f} (x{s['over_by']:.2f}) on the sample inputs")
+    if cfg.samples:
+        p = ver["precision"]
+        log(f"precision: emulator cosine {p['emulator_vs_onnxruntime_cosine']:.5f}, float with one rounding per "
+            f"layer {p['one_rounding_vs_onnxruntime_cosine']:.5f} (the rest is per-product rounding)")
+    for w in report["warnings"]:
+        log(f"warning: {w}")
     log(f"wrote {path} (+ .tprog, .tdata, .report.json) in {Path(cfg.out)}")
     return path
 
@@ -234,6 +243,10 @@ def parser() -> argparse.ArgumentParser:
                    help="one MatMul per kernel tap over a whole band (fewer instructions, a few more cycles)")
     c.add_argument("--no-pack-taps", dest="pack_taps", action="store_false",
                    help="do not move the horizontal kernel taps of narrow-input convolutions into lanes")
+    c.add_argument("--drop-softmax", action="store_true",
+                   help="drop a Softmax at the output without a warning (it is always dropped, as upstream does)")
+    c.add_argument("--flatten-order", choices=("nhwc", "onnx"), default="nhwc",
+                   help="order of a flattened spatial map at the output: upstream's NHWC (default) or ONNX's NCHW")
     e = sub.add_parser("emulate", help="run a .tmodel on an input .npy with the bit-exact emulator")
     e.add_argument("--tmodel", required=True)
     e.add_argument("--input", required=True, help="x.npy, float32, exactly as the ONNX model takes it (NCHW)")

@@ -5,8 +5,11 @@ use (peaks, homes and addresses of every activation buffer), estimated cycles in
 own model and in the hardware-aware model with a per-layer table, fixed-point overflow counts
 (weights at quantization; activations on sample inputs, from the emulator's counters), the
 float activation ranges per layer and which layers exceed the data type's range, and the
-emulator-vs-onnxruntime error on sample inputs. The I/O section gives every input's and
-output's ONNX shape and DRAM0 span so `emulate` can convert back to the ONNX output shape.
+emulator-vs-onnxruntime error on sample inputs, next to a float computation that rounds once per
+layer (`tensil.precision`: why a cosine is low, and a warning below 0.99). The I/O section gives
+every input's and output's shape in the host layout, DRAM0 span and, where the ONNX model
+differs (NHWC input, NHWC-flattened or Softmax output), its ONNX shape and the mapping.
+`warnings` collects everything the user should read (front end and precision).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from tensil.compiler.passes import reference_forward
 from tensil.compiler.pipeline import CompiledModel
 from tensil.emulator import ModelRunner
 from tensil import estimator
+from tensil.precision import MIN_COSINE, explain, layer_noise, one_rounding_forward
 from tensil.tmodel import write_model
 
 REPORT_FORMAT = "tensil-compile-report/1"
@@ -32,11 +36,29 @@ CLOCKS_MHZ = (50, 125)
 
 
 def sample_inputs(compiled: CompiledModel, n: int, seed: int) -> list[dict[str, np.ndarray]]:
-    """Standard-normal inputs (the scale of normalised images), reproducible from `seed`."""
+    """Standard-normal inputs (the scale of normalised images) shaped as the ONNX model takes them."""
     rng = np.random.default_rng(seed)
-    shapes = compiled.graph.io_shapes
-    return [{name: rng.standard_normal(shapes[name]).astype(np.float32) for name in compiled.graph.inputs}
+    g = compiled.graph
+    return [{name: rng.standard_normal(g.onnx_shape(name)).astype(np.float32) for name in g.inputs}
             for _ in range(n)]
+
+
+def host_feeds(compiled: CompiledModel, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """ONNX-shaped inputs -> the arrays the compiled model takes (NHWC inputs transposed)."""
+    return {name: compiled.graph.to_host(name, x) for name, x in feeds.items()}
+
+
+def reference_session(compiled: CompiledModel, onnx_path: str | Path):
+    """onnxruntime on the model, exposing every tensor an output is compared with."""
+    import onnx
+    import onnxruntime as ort  # only the report needs it
+
+    model = onnx.load(str(onnx_path))
+    listed = {o.name for o in model.graph.output}
+    for t in compiled.graph.reference_tensors():
+        if t not in listed:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -57,8 +79,8 @@ def run_by_layer(compiled: CompiledModel, feeds: dict[str, np.ndarray]) -> tuple
     the counters are read after each layer's instructions.
     """
     runner = ModelRunner(compiled.loaded())
-    for name in compiled.graph.inputs:
-        runner.write_input(name, feeds[name])
+    for name, x in host_feeds(compiled, feeds).items():
+        runner.write_input(name, x)
     counters, instrs, per_layer = runner.machine.counters, compiled.lowered.instrs, {}
     for g in compiled.lowered.groups:
         before = [getattr(counters, k) for k in SATURATION_KINDS]
@@ -73,13 +95,15 @@ def run_by_layer(compiled: CompiledModel, feeds: dict[str, np.ndarray]) -> tuple
 
 def verify(compiled: CompiledModel, onnx_path: str | Path, samples: list[dict[str, np.ndarray]]) -> dict:
     """Emulate the program and onnxruntime side by side on the same inputs."""
-    import onnxruntime as ort  # only the report needs it
-
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    per_sample, per_layer, input_overflows = [], {}, 0
+    sess = reference_session(compiled, onnx_path)
+    g, dtype = compiled.graph, compiled.arch.dtype
+    per_sample, per_layer, input_overflows, once = [], {}, 0, []
     for feeds in samples:
         ours, saturations, clipped = run_by_layer(compiled, feeds)
-        ref = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+        onnx_out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+        ref = {name: g.reference(name, onnx_out) for name in g.outputs}
+        one = one_rounding_forward(compiled.network, host_feeds(compiled, feeds), dtype)
+        once += [cosine(one[name], ref[name]) for name in g.outputs]
         input_overflows += clipped
         for layer, counts in saturations.items():
             acc = per_layer.setdefault(layer, dict.fromkeys(SATURATION_KINDS, 0))
@@ -90,11 +114,14 @@ def verify(compiled: CompiledModel, onnx_path: str | Path, samples: list[dict[st
             per_sample.append({"output": name, "max_abs_error": float(diff.max()),
                                "mean_abs_error": float(diff.mean()), "cosine_similarity": cosine(ours[name], ref[name]),
                                "reference_max_abs": float(np.abs(ref[name]).max())})
+    min_cos = min(s["cosine_similarity"] for s in per_sample)
+    host = [host_feeds(compiled, f) for f in samples]
     return {
         "reference": "onnxruntime (float32, CPU)",
         "samples": len(samples),
         "max_abs_error": max(s["max_abs_error"] for s in per_sample),
-        "min_cosine_similarity": min(s["cosine_similarity"] for s in per_sample),
+        "min_cosine_similarity": min_cos,
+        "precision": explain(min_cos, min(once), layer_noise(compiled.network, host, dtype), dtype, MIN_COSINE),
         "per_sample": per_sample,
         "emulator_saturations_by_layer": per_layer,
         "emulator_saturations_total": {k: sum(v[k] for v in per_layer.values()) for k in SATURATION_KINDS},
@@ -106,7 +133,7 @@ def activation_ranges(compiled: CompiledModel, samples: list[dict[str, np.ndarra
     """Float ranges per layer; the layers whose accumulators or outputs exceed the data type."""
     ranges: dict[str, dict] = {}
     for feeds in samples:
-        reference_forward(compiled.network, feeds, ranges)
+        reference_forward(compiled.network, host_feeds(compiled, feeds), ranges)
     limit = compiled.arch.dtype.max_value
     saturating = [
         {"layer": name, "max_abs": max(r.values()), "limit": limit, "over_by": max(r.values()) / limit}
@@ -138,6 +165,8 @@ def build_report(compiled: CompiledModel, onnx_path: str | Path, config: dict, s
     summary, table = estimates(compiled)
     spans = {s.name: s for s in compiled.inputs + compiled.outputs}
     live = set(compiled.network.inputs) | {step.output for step in compiled.network.steps}
+    verification = verify(compiled, onnx_path, inputs) if samples else {"samples": 0}
+    precision_warning = verification.get("precision", {}).get("warning")
     return {
         "format": REPORT_FORMAT,
         "name": compiled.name,
@@ -162,19 +191,29 @@ def build_report(compiled: CompiledModel, onnx_path: str | Path, config: dict, s
         "estimate": summary,
         "layers": table,
         "io": {
-            "inputs": [{"name": n, "onnx_shape": compiled.graph.io_shapes[n], "base": spans[n].base,
-                        "size": spans[n].size} for n in compiled.graph.inputs],
-            "outputs": [{"name": n, "onnx_shape": compiled.graph.io_shapes[n], "base": spans[n].base,
-                         "size": spans[n].size} for n in compiled.graph.outputs],
+            "inputs": [io_entry(compiled, n, spans[n]) for n in compiled.graph.inputs],
+            "outputs": [io_entry(compiled, n, spans[n]) for n in compiled.graph.outputs],
         },
+        "warnings": list(compiled.graph.warnings) + ([precision_warning] if precision_warning else []),
         "fixed_point": {
             "data_type": arch.data_type,
             "weight_overflows": {k: v for k, v in low.consts.overflow.items()},
             "weight_overflow_total": int(sum(low.consts.overflow.values())),
             "activations": activation_ranges(compiled, inputs),
         },
-        "verification": verify(compiled, onnx_path, inputs) if samples else {"samples": 0},
+        "verification": verification,
     }
+
+
+def io_entry(compiled: CompiledModel, name: str, span) -> dict:
+    """One input or output: host-layout shape (`onnx_shape`, what `emulate` reads and writes), DRAM0 span,
+    and where the ONNX model's tensor differs, how (`onnx_model`)."""
+    entry = {"name": name, "onnx_shape": compiled.graph.io_shapes[name], "base": span.base, "size": span.size}
+    view = compiled.graph.views.get(name)
+    if view is not None:
+        entry["onnx_model"] = {"tensor": view.onnx_name, "shape": list(view.onnx_shape),
+                               "permutation": list(view.perm) if view.perm else None, "note": view.note}
+    return entry
 
 
 def report_path(out_dir: str | Path, name: str) -> Path:
