@@ -17,6 +17,7 @@ from fl_bridge.codec import decode, encode
 from fl_bridge.data import client_data, dataset
 from fl_bridge.errors import FLError
 from fl_bridge.local import train_local
+from fl_bridge.precision.engine import snap_frozen
 from fl_bridge.model import base_hash, build_model, get_communicated, layout, set_communicated
 from fl_bridge.task import TASK_KEY, TrainTask
 
@@ -28,11 +29,13 @@ def run_train_task(task: TrainTask, arrays: ArrayRecord) -> RecordDict:
     model = build_model(task.model)
     if base_hash(model) != task.base_hash:
         raise FLError("the frozen base built from the shared seed does not match the server's hash")
+    if task.int8 is not None:
+        snap_frozen(model, task.int8.bits)  # an INT8 frozen base (FLoCoRA adapters trained in INT8)
     lay = layout(model)
     set_communicated(model, decode(arrays, lay, task.codec))
     images, labels = client_data(task.data, task.partition)
     pre = dataset(task.data.dataset, task.data.data_root, task.data.image_size).preprocessing
-    loss = train_local(model, images, labels, pre, task.local)
+    loss = train_local(model, images, labels, pre, task.local, task.int8)
     log.info("partition %d: trained on %d images, loss %.4f", task.partition, len(labels), loss)
     return RecordDict({
         "arrays": encode(get_communicated(model), lay, task.codec),

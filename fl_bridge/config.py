@@ -2,7 +2,8 @@
 `python -m fl_bridge run`, saved as `config.json` in the run folder. Defaults = the embedded
 default: synthetic data, ResNet-9 strided with 16 feature maps at 32x32, FLoCoRA r=16 and
 alpha=256 (alpha = 16 r as in the thesis), 8-bit messages, 20 clients, 5 per round, 20 rounds,
-LDA alpha 0.5."""
+LDA alpha 0.5. `--method q-fedavg|q-fedupdate` trains in INT8 on the clients (every parameter, or
+with `--lora` FLoCoRA's adapters) and sends power-of-two INT8 messages both ways."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ from pathlib import Path
 from fl_bridge.codec import CodecConfig
 from fl_bridge.errors import FLError
 from fl_bridge.local import LocalConfig
-from fl_bridge.model import METHODS, ModelConfig
+from fl_bridge.model import ModelConfig
+from fl_bridge.precision.engine import UPDATES, Int8Training
 from train.backbones import BackboneError, BackboneSpec, check_spec
+
+
+RUN_METHODS = ("fedavg", "flocora", "q-fedavg", "q-fedupdate")
+QUANTIZED_METHODS = ("q-fedavg", "q-fedupdate")
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,10 @@ class RunConfig:
     alpha: float = 256.0
     adapt_stem: bool = False
     rotation: bool = False
+    # INT8 client training (q-fedavg, q-fedupdate)
+    lora: bool = False  # train FLoCoRA's adapters (rank, alpha, adapt-stem) instead of every parameter
+    grid_update: str = "niti"
+    eta: int = 3
     # messages
     quant_bits: int = 8
     prune_rate: float = 0.0
@@ -64,19 +74,33 @@ class RunConfig:
     client_cpus: float = 1.0
     seed: int = 0
 
+    @property
+    def quantized_training(self) -> bool:
+        return self.method in QUANTIZED_METHODS
+
+    @property
+    def structure(self) -> str:
+        """The model's trained set: "flocora" (adapters) or "fedavg" (every parameter)."""
+        return "flocora" if self.method == "flocora" or (self.quantized_training and self.lora) else "fedavg"
+
+    @property
+    def int8(self) -> Int8Training | None:
+        return Int8Training(self.quant_bits, self.grid_update, self.eta) if self.quantized_training else None
+
     def spec(self, in_channels: int = 3) -> BackboneSpec:
         return BackboneSpec(self.backbone, self.feature_maps, self.strided, in_channels, self.image_size, self.norm)
 
     @property
     def codec(self) -> CodecConfig:
-        return CodecConfig(self.quant_bits, self.prune_rate, self.deflate)
+        return CodecConfig(self.quant_bits, self.prune_rate, self.deflate,
+                           "pow2" if self.quantized_training else "affine")
 
     @property
     def local(self) -> LocalConfig:
         return LocalConfig(**{f.name: getattr(self, f.name) for f in fields(LocalConfig)})
 
     def model_config(self, num_classes: int, in_channels: int) -> ModelConfig:
-        return ModelConfig(self.spec(in_channels), num_classes, self.method, self.rank, self.alpha, self.adapt_stem,
+        return ModelConfig(self.spec(in_channels), num_classes, self.structure, self.rank, self.alpha, self.adapt_stem,
                            self.rotation, self.seed)
 
     def check(self) -> "RunConfig":
@@ -87,7 +111,12 @@ class RunConfig:
         except (BackboneError, ValueError) as e:
             raise FLError(str(e)) from None
         problems = [
-            (self.method not in METHODS, f"method must be one of {', '.join(METHODS)}"),
+            (self.method not in RUN_METHODS, f"method must be one of {', '.join(RUN_METHODS)}"),
+            (self.quantized_training and self.quant_bits != 8,
+             f"{self.method} trains and sends INT8: --quant-bits must be 8"),
+            (self.lora and not self.quantized_training, "--lora is for q-fedavg / q-fedupdate (use --method flocora)"),
+            (self.grid_update not in UPDATES, f"grid-update must be one of {', '.join(UPDATES)}"),
+            (not 0 <= self.eta <= 7, "eta (bits of the integer weight update) must be in 0..7"),
             (self.rank < 1 or self.alpha <= 0, "LoRA rank must be >= 1 and alpha > 0"),
             (not 1 <= self.per_round <= self.clients, "per-round must be between 1 and the number of clients"),
             (self.rounds < 1 or self.epochs < 1 or self.batch_size < 1, "rounds, epochs and batch size must be >= 1"),

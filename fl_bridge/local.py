@@ -1,7 +1,9 @@
 """A client's local objective: SGD on classification over its base classes, optionally with
 EASY's rotation self-supervision (4-way rotation head, loss averaged with the class loss).
 Views: random horizontal flips, or with `augment` EASY's full training transforms
-(`train.augment`: random resized crop, colour jitter, flip)."""
+(`train.augment`: random resized crop, colour jitter, flip). With an `Int8Training` the client
+trains in INT8 (`fl_bridge.precision.engine`): weights on their grid, quantized activations and
+errors, stochastic rounding from the task's seed."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ import torch
 from torch.nn import functional as F
 
 from fl_bridge.model import FLModel
+from fl_bridge.precision.engine import Int8Training, make_optimizer
+from fl_bridge.precision.fakequant import fake_quantized
+from fl_bridge.precision.optim import Optimizers
 from train.augment import Augment, AugmentConfig, random_flip, to_input
 from train.checkpoint import Preprocessing
 from train.losses import rotate_quarters
@@ -29,12 +34,22 @@ class LocalConfig:
 
 
 def train_local(model: FLModel, images: np.ndarray, labels: np.ndarray, pre: Preprocessing,
-                cfg: LocalConfig) -> float:
+                cfg: LocalConfig, int8: Int8Training | None = None) -> float:
     """Train the trainable parameters of `model` in place; return the mean training loss."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                          nesterov=cfg.momentum > 0)
+    if int8 is None:
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                              nesterov=cfg.momentum > 0)
+        return _loop(model, images, labels, pre, cfg, opt, gen)
+    rounding = torch.Generator().manual_seed(cfg.seed + 1)  # the client's stochastic rounding
+    opt = make_optimizer(model, int8, cfg.lr, cfg.momentum, cfg.weight_decay, rounding)
+    with fake_quantized(model, int8.layers(), rounding):
+        return _loop(model, images, labels, pre, cfg, opt, gen)
+
+
+def _loop(model: FLModel, images: np.ndarray, labels: np.ndarray, pre: Preprocessing, cfg: LocalConfig,
+          opt: torch.optim.Optimizer | Optimizers, gen: torch.Generator) -> float:
     images_all, y_all = torch.as_tensor(images), torch.as_tensor(labels, dtype=torch.long)
     augment = Augment(AugmentConfig(), pre) if cfg.augment else None
     model.train()

@@ -24,8 +24,10 @@ from fl_bridge.checkpointing import write_backbone_checkpoint
 from fl_bridge.config import RunConfig
 from fl_bridge.data import dataset, model_config, partitions
 from fl_bridge.evaluate import Evaluator
-from fl_bridge.model import ModelConfig, base_hash, build_model, get_communicated, layout, set_communicated
+from fl_bridge.model import ModelConfig, base_hash, build_model, get_communicated, layout
 from fl_bridge.partition import histograms, sample_clients
+from fl_bridge.precision.accounting import message_bits, round_bits
+from fl_bridge.qfed import evaluate_global, load_global
 from fl_bridge.rundir import RunDir, ServerState, write_json
 from fl_bridge.strategy import CompressedFedAvg, from_record, to_record
 from fl_bridge.task import DataTask
@@ -41,16 +43,25 @@ def data_task(cfg: RunConfig) -> DataTask:
 def analytic(cfg: RunConfig, model_cfg: ModelConfig) -> dict:
     """The thesis's message size and TCC for this model, next to which measured bytes are put."""
     plain = build_model(ModelConfig(**{**model_cfg.__dict__, "method": "fedavg"}))
-    count = count_message(plain, cfg.rank if cfg.method == "flocora" else None, cfg.adapt_stem)
+    count = count_message(plain, cfg.rank if cfg.structure == "flocora" else None, cfg.adapt_stem)
     bits = cfg.quant_bits
-    return {
+    out = {
         **count.to_dict(),
         "message_bytes": count.nbytes(bits),
         "message_bytes_with_buffers": count.nbytes(bits, with_buffers=True),
         "tcc_bytes": count.tcc_bytes(cfg.rounds, bits),
         "fedavg_fp32_message_bytes": count_message(plain, None).nbytes(32),
         "convention": "Eq. 16: TCC = 2 R |message|, one client slot; BatchNorm statistics not counted",
+        "message_bits": message_bits(layout(build_model(model_cfg)), cfg.codec).to_dict(),
     }
+    if cfg.codec.scale == "pow2":  # one int8 exponent per tensor instead of the thesis's per-slice pairs
+        with_buffers = out["message_bits"]["total"] // 8
+        buffers = 4 * count.buffers
+        out.update(message_bytes=with_buffers - buffers, message_bytes_with_buffers=with_buffers,
+                   tcc_bytes=2 * cfg.rounds * (with_buffers - buffers),
+                   convention="TCC = 2 R |message| (power-of-two INT8: one int8 exponent per tensor); "
+                              "BatchNorm statistics not counted")
+    return out
 
 
 def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
@@ -61,18 +72,21 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
     model_cfg = model_config(cfg, data)
     num_classes = model_cfg.num_classes
     model = build_model(model_cfg)
-    lay, dtask = layout(model), data_task(cfg)
+    lay, dtask, frozen_hash = layout(model), data_task(cfg), base_hash(model)
     write_json(run.partitions_path, {
         "lda_alpha": cfg.lda_alpha, "seed": cfg.seed, "classes": num_classes,
         "histograms": histograms(data.base.labels, list(partitions(dtask)), num_classes).tolist()})
-    strategy = CompressedFedAvg(model_cfg, cfg.codec, cfg.local, dtask, lay, base_hash(model), cfg.per_round,
-                                round_timeout_s=cfg.round_timeout)
+    strategy = CompressedFedAvg(model_cfg, cfg.codec, cfg.local, dtask, lay, frozen_hash, cfg.per_round,
+                                round_timeout_s=cfg.round_timeout, int8=cfg.int8,
+                                error_feedback=cfg.method == "q-fedupdate")
     evaluator = Evaluator(data, cfg)
     summary = analytic(cfg, model_cfg)
     state = run.load_state(lay)
     if state is None:
-        state = ServerState(0, get_communicated(model), [{"round": 0, "bytes_up": 0, "bytes_down": 0,
-                                                          **evaluator.evaluate(model)}])
+        initial = get_communicated(model)
+        load_global(model, cfg, initial, lay)
+        state = ServerState(0, initial, [{"round": 0, "bytes_up": 0, "bytes_down": 0,
+                                          **evaluate_global(evaluator, model, cfg)}])
         run.save_state(state)
     else:
         log.info("resuming %s after round %d", run.path, state.round)
@@ -83,8 +97,8 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
         start = time.monotonic()
         arrays, entry = play_round(grid, strategy, arrays, rnd, cfg)
         if rnd % cfg.eval_every == 0 or rnd == cfg.rounds:
-            set_communicated(model, from_record(arrays))
-            entry.update(evaluator.evaluate(model))
+            load_global(model, cfg, from_record(arrays), lay)
+            entry.update(evaluate_global(evaluator, model, cfg))
         entry["seconds"] = round(time.monotonic() - start, 2)
         state = ServerState(rnd, from_record(arrays), state.rounds + [entry])
         run.save_state(state)
@@ -92,7 +106,7 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
         run.write_metrics(cfg, summary, state.rounds)
         log.info("round %d: %s", rnd, entry)
         rounds.set_postfix(bytes_up=entry["bytes_up"], received=entry["received"])
-    set_communicated(model, from_record(arrays))
+    load_global(model, cfg, from_record(arrays), lay)
     summary.update(totals(state.rounds))
     run.write_metrics(cfg, summary, state.rounds)
     write_backbone_checkpoint(model, model_cfg, data, cfg, state.rounds, run.checkpoint_path)
@@ -107,16 +121,22 @@ def play_round(grid: Grid, strategy: CompressedFedAvg, arrays: ArrayRecord, rnd:
     messages = list(strategy.configure_train(rnd, arrays, ConfigRecord(), grid))
     replies = list(grid.send_and_receive(messages, timeout=cfg.round_timeout))
     new_arrays, metrics = strategy.aggregate_train(rnd, replies)
+    arrived = int(metrics["received"]) + int(metrics["dropped"])
     entry = {"round": rnd, "partitions": sample_clients(cfg.clients, cfg.per_round, cfg.seed, rnd),
              "bytes_up": int(metrics["bytes-up"]),
              "bytes_down": sum(record_nbytes(m.content["arrays"]) for m in messages),
+             **round_bits(strategy.layout, cfg.codec, len(messages), arrived),
              "sent": len(messages), "received": int(metrics["received"]), "dropped": int(metrics["dropped"]),
              "failed": int(metrics["failed"]), "timed_out": len(messages) - len(replies),
              "train_loss": metrics.get("train-loss")}
+    for key in ("effective-update-fraction", "broadcast-changed-fraction"):
+        if key in metrics:
+            entry[key.replace("-", "_")] = float(metrics[key])
     return (arrays if new_arrays is None else new_arrays), entry
 
 
 def totals(rounds: list[dict]) -> dict:
     up = sum(r["bytes_up"] for r in rounds)
     down = sum(r["bytes_down"] for r in rounds)
-    return {"total_bytes_up": up, "total_bytes_down": down, "total_bytes": up + down}
+    bits = sum(r.get("bits_up", 0) + r.get("bits_down", 0) for r in rounds)
+    return {"total_bytes_up": up, "total_bytes_down": down, "total_bytes": up + down, "total_bits": bits}

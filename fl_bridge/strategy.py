@@ -6,6 +6,10 @@ and addresses one message per sampled partition to the connected SuperNodes, rou
 their sorted ids. `aggregate_train` drops error replies and validates every payload before use
 (`codec.decode`): a malformed one is logged and dropped, the rest are averaged weighted by
 `num-examples`. A round with no usable reply keeps the previous global model.
+
+With `error_feedback` (Q-FedUpdate) the global arrays are an FP32 master model: the new master is
+the average plus the broadcast's quantization residual (`precision.server.apply_update`). With a
+power-of-two codec (Q-FedAvg, Q-FedUpdate) each round also reports the share of effective updates.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from fl_bridge.errors import FLError, MalformedUpdate
 from fl_bridge.local import LocalConfig
 from fl_bridge.model import ModelConfig
 from fl_bridge.partition import sample_clients
+from fl_bridge.precision.engine import Int8Training
+from fl_bridge.precision.server import apply_update, broadcast_values, update_statistics
 from fl_bridge.task import TASK_KEY, DataTask, TrainTask
 
 log = logging.getLogger("fl_bridge.server")
@@ -42,11 +48,14 @@ class CompressedFedAvg(FedAvg):
     """FedAvg with seeded partition sampling and encoded, validated payloads."""
 
     def __init__(self, model: ModelConfig, codec: CodecConfig, local: LocalConfig, data: DataTask,
-                 layout: Layout, base_hash: str, per_round: int, round_timeout_s: float = 600.0):
+                 layout: Layout, base_hash: str, per_round: int, round_timeout_s: float = 600.0,
+                 int8: Int8Training | None = None, error_feedback: bool = False):
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=1, min_available_nodes=1)
         self.model, self.codec, self.local, self.data = model, codec, local, data
         self.layout, self.base_hash, self.per_round = layout, base_hash, per_round
         self.round_timeout_s = round_timeout_s
+        self.int8, self.error_feedback = int8, error_feedback
+        self._sent: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None  # (master, broadcast)
 
     def _nodes(self, grid: Grid) -> list[int]:
         deadline = time.monotonic() + self.round_timeout_s
@@ -59,13 +68,15 @@ class CompressedFedAvg(FedAvg):
     def task(self, server_round: int, partition: int) -> TrainTask:
         seed = int(np.random.default_rng([self.data.seed, server_round, partition]).integers(2**31))
         local = replace(self.local, seed=seed)
-        return TrainTask(self.model, self.codec, local, self.data, partition, self.base_hash)
+        return TrainTask(self.model, self.codec, local, self.data, partition, self.base_hash, self.int8)
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         nodes = self._nodes(grid)
         partitions = sample_clients(self.data.clients, self.per_round, self.data.seed, server_round)
-        payload = encode(from_record(arrays), self.layout, self.codec)
+        master = from_record(arrays)
+        payload = encode(master, self.layout, self.codec)
+        self._sent = (master, decode(payload, self.layout, self.codec))
         log.info("round %d: partitions %s on %d SuperNode(s)", server_round, partitions, len(nodes))
         return [
             Message(
@@ -117,4 +128,11 @@ class CompressedFedAvg(FedAvg):
             return None, metrics
         averaged = {name: (sums[name] / examples).astype(np.float32) for name, _ in self.layout}
         metrics["train-loss"] = loss_sum / examples
-        return to_record(averaged), metrics
+        if self._sent is None:
+            return to_record(averaged), metrics
+        master, broadcast = self._sent
+        new = apply_update(master, broadcast, averaged, self.error_feedback)
+        stats = update_statistics(self.layout, self.codec, broadcast, averaged,
+                                  broadcast_values(new, self.layout, self.codec))
+        metrics.update({k.replace("_", "-"): v for k, v in stats.items()})
+        return to_record(new), metrics

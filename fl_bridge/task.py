@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from fl_bridge.codec import CodecConfig
 from fl_bridge.local import LocalConfig
 from fl_bridge.model import ModelConfig
+from fl_bridge.precision.engine import Int8Training
 
 TASK_KEY = "task"
 
@@ -34,6 +35,7 @@ class TrainTask:
     data: DataTask
     partition: int
     base_hash: str
+    int8: Int8Training | None = None  # INT8 local training (q-fedavg, q-fedupdate)
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -44,4 +46,5 @@ class TrainTask:
     def from_json(cls, text: str) -> "TrainTask":
         d = json.loads(text)
         return cls(ModelConfig.from_dict(d["model"]), CodecConfig(**d["codec"]), LocalConfig(**d["local"]),
-                   DataTask(**d["data"]), int(d["partition"]), str(d["base_hash"]))
+                   DataTask(**d["data"]), int(d["partition"]), str(d["base_hash"]),
+                   Int8Training(**d["int8"]).check() if d.get("int8") else None)

@@ -1,0 +1,79 @@
+"""The INT8 client training engine used by Q-FedUpdate / Q-FedAvg (fast: INT8 storage,
+fake-quantized compute).
+
+Weights of every trained conv/linear tensor live on a power-of-two INT8 grid (exponent fixed for
+the round); each conv/linear layer quantizes its input activation (per-tensor exponent of the
+batch, round to nearest) and the error at its output in backward (stochastic rounding); the
+grid weights are updated by `NITIUpdate` (or `GridSGD`). Float32 remains in the 1-D parameters
+(BatchNorm affine, biases), trained with SGD, and in BatchNorm's arithmetic: the engine is
+"hybrid", not integer-only (NITI has no BatchNorm). Frozen weights (FLoCoRA's base) are rounded
+onto their INT8 grid once (`snap_frozen`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fl_bridge.precision.fakequant import LayerPrecision
+from fl_bridge.precision.optim import GridSGD, NITIUpdate, Optimizers, grid_exponent
+from fl_bridge.precision.quantizers import Pow2Quantizer
+from fl_bridge.precision.rounding import Rounding
+
+UPDATES = ("niti", "sgd")
+
+
+@dataclass(frozen=True)
+class Int8Training:
+    """How a client trains in low precision (sent to clients inside each task)."""
+
+    bits: int = 8
+    update: str = "niti"  # niti: Eq. 2 integer update with `eta`; sgd: SGD then stochastic rounding
+    eta: int = 3
+    act_rounding: str = Rounding.NEAREST.value
+    error_rounding: str = Rounding.STOCHASTIC.value
+
+    def check(self) -> "Int8Training":
+        if self.update not in UPDATES:
+            raise ValueError(f"grid update must be one of {', '.join(UPDATES)} (got {self.update!r})")
+        if not 0 <= self.eta <= 7:
+            raise ValueError(f"eta (bits of the integer weight update) must be in 0..7 (got {self.eta})")
+        Pow2Quantizer(self.bits)
+        Rounding(self.act_rounding), Rounding(self.error_rounding)
+        return self
+
+    def layers(self) -> LayerPrecision:
+        """Activations and errors at `bits`; weights stay as stored (on their grid)."""
+        return LayerPrecision(None, self.bits, self.bits, Rounding(self.act_rounding), Rounding(self.error_rounding))
+
+
+def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(trained tensors with ndim > 1: on the integer grid, other trained parameters: float32)."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    return [p for p in trained if p.dim() > 1], [p for p in trained if p.dim() <= 1]
+
+
+def make_optimizer(model: nn.Module, cfg: Int8Training, lr: float, momentum: float, weight_decay: float,
+                   generator: torch.Generator) -> Optimizers:
+    """Grid optimiser for the weight tensors + float SGD (Nesterov) for the 1-D parameters."""
+    grid, flat = split_parameters(model)
+    if cfg.update == "niti":
+        grid_opt: torch.optim.Optimizer = NITIUpdate(grid, cfg.eta, generator, cfg.bits)
+    else:
+        grid_opt = GridSGD(grid, lr, generator, momentum, weight_decay, cfg.bits)
+    opts: list[torch.optim.Optimizer] = [grid_opt]
+    if flat:
+        opts.append(torch.optim.SGD(flat, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                    nesterov=momentum > 0))
+    return Optimizers(*opts)
+
+
+@torch.no_grad()
+def snap_frozen(model: nn.Module, bits: int) -> None:
+    """Round every frozen weight tensor (ndim > 1) onto its power-of-two grid, in place."""
+    q = Pow2Quantizer(bits)
+    for p in model.parameters():
+        if not p.requires_grad and p.dim() > 1:
+            p.copy_(q.fake(p, grid_exponent(p, bits)))
