@@ -20,13 +20,14 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from board.errors import BundleError
+from safeio import (ARTIFACT_MODE, OutputLock, UsageError, check_int_range, check_output, check_range,
+                    replace_folder, temp_folder)
 from board.preprocess import Preprocessing
 from tensil.arch import Arch, ArchError, from_dict, load_arch
 from tensil.tmodel import model_file_name
@@ -49,6 +50,18 @@ class BundleConfig:
     out: str = "build/bundle/default"
     verify_samples: int = 2                      # driver-on-emulated-PYNQ vs onnxruntime checks (0 skips)
     min_cosine: float = 0.98                     # below this the bundle is refused (PEFSL's unpadded input: 0.90)
+
+    def check(self) -> "BundleConfig":
+        """BundleError with one line for an option that cannot work; nothing is read or written."""
+        try:
+            check_int_range("--verify-samples", self.verify_samples, 0, 1000)
+            check_range("--min-cosine", self.min_cosine, -1, 1)
+            check_output("--out", self.out, "folder")
+        except UsageError as exc:
+            raise BundleError(str(exc)) from None
+        if not re.fullmatch(r"[A-Za-z0-9_]+", self.arch):
+            raise BundleError(f"--arch {self.arch!r}: not an architecture name")
+        return self
 
 
 @dataclass
@@ -154,10 +167,15 @@ def _load_named_arch(name: str) -> Arch:
 
 def assemble_bundle(config: BundleConfig) -> Path:
     """Copy and check the stage outputs into `config.out`; returns the bundle folder."""
+    config.check()
     onnx_path = Path(config.onnx)
     if not onnx_path.is_file():
         raise BundleError(f"ONNX file {onnx_path} is missing (run `make export`)")
     sidecar = _read_json(onnx_path.with_suffix(".json"), "export sidecar")
+    recorded = (sidecar.get("onnx") or {}).get("sha256") if isinstance(sidecar, dict) else None
+    if recorded != _sha256(onnx_path):
+        raise BundleError(f"{onnx_path} differs from the file its sidecar {onnx_path.with_suffix('.json')} "
+                          f"describes (sha256): re-export it")
     try:
         meta = {
             "format": FORMAT, "version": VERSION, "name": onnx_path.stem,
@@ -206,12 +224,25 @@ def assemble_bundle(config: BundleConfig) -> Path:
             log.warning("board: no bitstream in %s (Vivado not run?): the bundle serves onnx and emulator only", fpga)
 
     out = Path(config.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=out.name + ".tmp"))
     try:
+        lock = OutputLock(out, "bundle").acquire()
+    except UsageError as exc:
+        raise BundleError(str(exc)) from None
+    try:
+        _write_bundle(config, out, meta, copies)
+    finally:
+        lock.release()
+    log.info("board: wrote bundle %s (%s)", out, ", ".join(sorted(meta["files"].values())))
+    return out
+
+
+def _write_bundle(config: BundleConfig, out: Path, meta: dict, copies: dict) -> None:
+    """Fill a temp folder next to `out`, verify it, then swap it in (0644 files, 0755 folder)."""
+    with temp_folder(out) as tmp:
         meta["files"], meta["sha256"], meta["sources"] = {}, {}, {}
         for role, (src, name) in copies.items():
             shutil.copyfile(src, tmp / name)
+            os.chmod(tmp / name, ARTIFACT_MODE)
             meta["files"][role] = name
             meta["sha256"][name] = _sha256(tmp / name)
             meta["sources"][role] = str(src)
@@ -228,14 +259,8 @@ def assemble_bundle(config: BundleConfig) -> Path:
             (tmp / MODEL_JSON).write_text(json.dumps(meta, indent=1))
             log.info("board: driver on the emulated PYNQ vs onnxruntime: max abs error %.4g, min cosine %.5f",
                      figures["max_abs_error"], figures["min_cosine_similarity"])
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("board: wrote bundle %s (%s)", out, ", ".join(sorted(meta["files"].values())))
-    return out
+        os.chmod(tmp / MODEL_JSON, ARTIFACT_MODE)
+        replace_folder(tmp, out)
 
 
 def load_bundle(root: str | Path, check_hashes: bool = False) -> Bundle:
@@ -244,15 +269,18 @@ def load_bundle(root: str | Path, check_hashes: bool = False) -> Bundle:
     if not root.is_dir():
         raise BundleError(f"bundle folder {root} does not exist (run `make bundle`)")
     meta = _read_json(root / MODEL_JSON, "bundle manifest")
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BundleError(f"{root / MODEL_JSON} is not a board bundle manifest")
     try:
         files = dict(meta["files"])
         for name in files.values():
             if not (root / name).is_file():
                 raise BundleError(f"bundle {root} is missing {name} (listed in {MODEL_JSON})")
+            if check_hashes and name not in (meta.get("sha256") or {}):
+                raise BundleError(f"bundle file {root / name} has no sha256 in {MODEL_JSON}: rebuild the bundle")
             if check_hashes and _sha256(root / name) != meta["sha256"][name]:
-                raise BundleError(f"bundle file {root / name} differs from the one bundled (sha256)")
+                raise BundleError(f"bundle file {root / name} differs from the one bundled (sha256 in "
+                                  f"{MODEL_JSON}): rebuild the bundle")
         base_mean = meta.get("base_mean")
         bundle = Bundle(
             root=root, name=str(meta["name"]), input_name=str(meta["input"]["name"]),

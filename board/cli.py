@@ -8,7 +8,7 @@ import logging
 import sys
 
 from board.errors import BoardError
-
+from safeio import UsageError
 
 
 def _add_fields(parser: argparse.ArgumentParser, cls, helps: dict | None = None, choices: dict | None = None) -> None:
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             deploy(config)
             done = "would copy (dry run)" if config.dry_run else "copied"
             print(f"board: {done} to {config.board}:{config.dest}; run there:\n  {board_command(config)}")
-    except BoardError as exc:
+    except (BoardError, UsageError) as exc:
         print(f"board: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from board.preprocess import Preprocessor
 from board.screen import HEIGHT, WIDTH, Screen, Timing
 from board.sources import CameraSource, HdmiSink, VideoFileSink, VideoFileSource, WindowSink
 from board.synthvideo import EVENTS_NAME, TRUTH_NAME, VIDEO_NAME, load_truth
+from safeio import UsageError, atomic_write_text, check_int_range, check_output, check_range
 
 log = logging.getLogger("board")
 
@@ -59,6 +59,26 @@ class DemoConfig:
     restore: bool = False
     timeout: float = 2.0
     max_frames: int = 0                       # 0 = the whole video
+
+    def check(self) -> "DemoConfig":
+        """BoardError with one line for an option that cannot work; nothing is opened or written."""
+        try:
+            check_int_range("--frames-per-shot", self.frames_per_shot, 1, 1000)
+            check_range("--temperature", self.temperature, 0, low_open=True)
+            check_range("--smoothing", self.smoothing, 0, 1, high_open=True)
+            check_range("--unknown-distance", self.unknown_distance, 0)
+            check_int_range("--max-classes", self.max_classes, 1, 1000)
+            check_range("--timeout", self.timeout, 0, low_open=True)
+            check_int_range("--max-frames", self.max_frames, 0)
+            if self.camera is not None:
+                check_int_range("--camera", self.camera, 0)
+            if self.display == "file":
+                check_output("--out", self.out, "folder")
+            if self.classes_file:
+                check_output("--classes-file", self.classes_file, "file")
+        except UsageError as exc:
+            raise BoardError(str(exc)) from None
+        return self
 
 
 @dataclass
@@ -108,7 +128,8 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
     `open_source(config)` replaces the camera/video opening (tests use it to unplug a camera);
     `hardware_arch` is the emulated device's architecture (default: the bitstream's).
     """
-    bundle = load_bundle(config.bundle)
+    config.check()
+    bundle = load_bundle(config.bundle, check_hashes=True)
     require_backend(bundle, config.backend)
     video, events_path, truth_path = _resolve_inputs(config)
     class_names, truth = load_truth(truth_path) if truth_path else ((), None)
@@ -128,13 +149,13 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
                 else VideoFileSink(out / "annotated.avi", _fps_of(video), (WIDTH, HEIGHT)))
         if config.display == "window":
             log.info("board: keys: %s", KEY_HELP)
+        loop = _Loop(config, app, backend, Preprocessor(bundle.preprocessing),
+                     open_source or (lambda cfg: _open_source(cfg, video)), sink, controls, truth,
+                     live=video is None, frames=_frame_count(video))
         try:
-            loop = _Loop(config, app, backend, Preprocessor(bundle.preprocessing),
-                         open_source or (lambda cfg: _open_source(cfg, video)), sink, controls, truth,
-                         live=video is None, frames=_frame_count(video))
             report = loop.run()
         finally:
-            sink.close(keep=True)
+            sink.close(keep=loop.report.frames > 0)   # no one-frame video of an error screen
     finally:
         backend.close()
         for control in controls:
@@ -192,16 +213,15 @@ class _Loop:
             while not app.quit:
                 try:
                     source = self.opener(self.config)
-                except CameraError as exc:
+                except CameraError:
                     if not self.interactive:
-                        self._show_error(str(exc))
-                        raise
+                        raise                           # the CLI prints it, once
                     self._wait_in_error(str(exc))
                     continue
                 self._stream(source)
                 if report.error is not None:
                     if not self.interactive:
-                        self._show_error(report.error)
+                        self._show_error(report.error, quiet=True)   # on screen; the CLI prints it
                         break
                     self._wait_in_error(report.error)
                     report.error = None
@@ -277,8 +297,9 @@ class _Loop:
             report.evaluated += 1
             report.correct += int(label == expected)
 
-    def _show_error(self, message: str) -> None:
-        log.error("board: error: %s", message)
+    def _show_error(self, message: str, quiet: bool = False) -> None:
+        if not quiet:
+            log.error("board: error: %s", message)
         self.app.on_error(message)
         self.sink.write(self.screen.draw(None, self.app, self.timing))
 
@@ -297,10 +318,7 @@ def _write_log(path: Path, config: DemoConfig, bundle, backend, report: DemoRepo
             "frames": report.frames, "evaluated": report.evaluated, "correct": report.correct,
             "accuracy": report.accuracy, "fps": report.fps, "mean_backbone_ms": report.backbone_ms,
             "error": report.error, "per_frame": report.records}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=1))
     log.info("board: wrote %s", path)
 
 

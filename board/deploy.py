@@ -1,4 +1,4 @@
-"""`python -m board deploy`: copy the bundle, `board/` and the numpy-only `tensil/` modules to a
+"""`python -m board deploy`: copy the bundle, `board/`, stdlib-only `safeio/` and the numpy-only `tensil/` modules to a
 PYNQ board with rsync (or scp + ssh), then print the command to run there."""
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class DeployConfig:
 
 def _stage(bundle_dir: Path, stage: Path) -> None:
     shutil.copytree(REPO / "board", stage / "board", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(REPO / "safeio", stage / "safeio", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (stage / "tensil").mkdir()
     for name in TENSIL_MODULES + TENSIL_OPTIONAL:
         src = REPO / "tensil" / name
@@ -65,11 +66,11 @@ def deploy(config: DeployConfig) -> list[list[str]]:
     with tempfile.TemporaryDirectory(prefix="board-deploy-") as tmp:
         stage = Path(tmp)
         _stage(bundle.root, stage)
-        parts = [str(stage / p) for p in ("board", "tensil", "bundle")]
+        parts = [str(stage / p) for p in ("board", "safeio", "tensil", "bundle")]
         dest = shlex.quote(config.dest)
-        # only these three folders are replaced: the saved classes next to them survive a redeploy
+        # only these four folders are replaced: the saved classes next to them survive a redeploy
         commands = [["ssh", config.board, f"mkdir -p {dest}" + ("" if tool == "rsync" else
-                                                                f" && cd {dest} && rm -rf board tensil bundle")]]
+                                                                f" && cd {dest} && rm -rf board safeio tensil bundle")]]
         if tool == "rsync":
             commands.append(["rsync", "-a", "--delete", *parts, f"{config.board}:{config.dest}/"])
         else:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from board.errors import BoardError, CameraError
+from safeio import ARTIFACT_MODE, temp_path
 
 log = logging.getLogger("board")
 
@@ -63,10 +64,13 @@ class VideoFileSink:
 
     def __init__(self, path: str | Path, fps: float, size: tuple):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(self.path.stem + ".partial.avi")
+        try:
+            self._tmp = temp_path(self.path, ".avi")
+        except OSError as exc:
+            raise BoardError(f"cannot write video {self.path}: {exc.strerror or exc}") from None
         self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
         if not self._writer.isOpened():
+            self._tmp.unlink(missing_ok=True)
             raise BoardError(f"cannot write video {self.path}")
 
     def write(self, canvas: np.ndarray) -> None:
@@ -75,6 +79,7 @@ class VideoFileSink:
     def close(self, keep: bool = True) -> None:
         self._writer.release()
         if keep:
+            os.chmod(self._tmp, ARTIFACT_MODE)
             os.replace(self._tmp, self.path)
             log.info("board: wrote %s", self.path)
         else:
@@ -91,7 +96,7 @@ class WindowSink:
             cv2.namedWindow(title)
         except cv2.error:
             raise BoardError("this OpenCV has no window support (opencv-python-headless); "
-                             "use --headless or install opencv-python") from None
+                             "use --display file or install opencv-python") from None
 
     def write(self, canvas: np.ndarray) -> None:
         cv2.imshow(self.title, canvas)

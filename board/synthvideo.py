@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import numpy as np
 from board.controls import Action, Event, ScriptedControls
 from board.errors import BoardError
 from board.sources import VideoFileSink
+from safeio import UsageError, atomic_write_text, check_input_file, check_int_range, check_output, check_range
 
 log = logging.getLogger("board")
 VIDEO_NAME, EVENTS_NAME, TRUTH_NAME = "video.avi", "events.txt", "truth.json"
@@ -40,6 +41,23 @@ class VideoConfig:
     fps: float = 15.0
     seed: int = 0
 
+    def check(self) -> "VideoConfig":
+        """BoardError with one line for an option that cannot work; nothing is read or written."""
+        try:
+            check_input_file("--samples", self.samples, "sample npz")
+            for flag, value, low in (("--classes", self.classes, 1), ("--shots", self.shots, 1),
+                                     ("--frames-per-shot", self.frames_per_shot, 1),
+                                     ("--settle-frames", self.settle_frames, 0), ("--test-frames", self.test_frames, 1),
+                                     ("--hold-frames", self.hold_frames, 1), ("--seed", self.seed, 0)):
+                check_int_range(flag, value, low, 100_000)
+            check_int_range("--width", self.width, 16, 4096)
+            check_int_range("--height", self.height, 16, 4096)
+            check_range("--fps", self.fps, 0, 240, low_open=True)
+            check_output("--out", self.out, "folder")
+        except UsageError as exc:
+            raise BoardError(str(exc)) from None
+        return self
+
 
 def load_samples(path: str | Path) -> tuple[np.ndarray, np.ndarray, list]:
     try:
@@ -48,7 +66,7 @@ def load_samples(path: str | Path) -> tuple[np.ndarray, np.ndarray, list]:
             names = [str(n) for n in data["class_names"]]
     except OSError as exc:
         raise BoardError(f"cannot read sample images {path}: {exc.strerror or exc}") from None
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise BoardError(f"{path} is not a `train sample-images` npz (images, labels, class_names): {exc}") from None
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(labels) != len(images):
         raise BoardError(f"{path}: expected images (N,H,W,3) uint8 and one label per image")
@@ -77,7 +95,7 @@ class _Camera:
 
 def generate_video(config: VideoConfig) -> Path:
     """Write video.avi, events.txt and truth.json into `config.out`; returns the video path."""
-    images, labels, names = load_samples(config.samples)
+    images, labels, names = load_samples(config.check().samples)
     classes = sorted(set(labels.tolist()))
     if len(classes) < config.classes:
         raise BoardError(f"{config.samples} has {len(classes)} classes, {config.classes} asked")
@@ -111,7 +129,6 @@ def generate_video(config: VideoConfig) -> Path:
             truth.append(int(k))
 
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     sink = VideoFileSink(out / VIDEO_NAME, config.fps, (config.width, config.height))
     try:
         for f in frames:
@@ -137,6 +154,4 @@ def load_truth(path: str | Path) -> tuple[list, list]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)

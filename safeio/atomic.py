@@ -17,7 +17,7 @@ from pathlib import Path
 
 ARTIFACT_MODE = 0o644   # every artifact file (mkstemp would give 0600)
 FOLDER_MODE = 0o755     # every artifact folder (mkdtemp would give 0700)
-_TEMP = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[A-Za-z0-9_]+\.(?P<kind>tmp|old)$")
+_TEMP = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[A-Za-z0-9_]+\.(?P<kind>tmp|old)(?:\.[A-Za-z0-9]+)?$")
 
 
 def _alive(pid: int) -> bool:
@@ -79,6 +79,15 @@ def make_folder(path: str | Path) -> Path:
 
 def _temp_name(path: Path) -> Path:
     return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+
+
+def temp_path(path: str | Path, suffix: str = "") -> Path:
+    """A fresh temp name next to `path` that `remove_stale_temps` recognises (`suffix`, e.g.
+    ".avi", for writers that choose the format by extension); the caller renames or removes it."""
+    path = Path(path)
+    make_folder(path.parent)
+    remove_stale_temps(path.parent, path.name)
+    return _temp_name(path).with_name(_temp_name(path).name + suffix)
 
 
 @contextmanager

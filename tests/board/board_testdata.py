@@ -7,6 +7,7 @@ classes. It tests the demo pipeline, not the quality of a backbone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def write_export(folder: Path, name: str = "tiny", base_mean: bool = True) -> Pa
     onnx_path = folder / f"{name}.onnx"
     feature_onnx(onnx_path)
     sidecar = {"format": "fsl-onnx-sidecar", "version": 1,
+               "onnx": {"file": onnx_path.name, "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest()},
                "input": {"name": "input", "shape": [1, 3, IMAGE_SIZE, IMAGE_SIZE]},
                "output": {"name": "output", "shape": [1, FEATURES]}, "feature_dim": FEATURES,
                "preprocessing": PREPROCESSING,

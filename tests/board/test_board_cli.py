@@ -15,7 +15,7 @@ def board(*args, cwd=None):
     (["bundle", "--onnx", "nowhere/tiny.onnx", "--out", "OUT"],
      "board: error: ONNX file nowhere/tiny.onnx is missing (run `make export`)"),
     (["video", "--samples", "nowhere.npz", "--out", "OUT"],
-     "board: error: cannot read sample images nowhere.npz: No such file or directory"),
+     "board: error: --samples nowhere.npz: sample npz does not exist"),
     (["demo", "--bundle", "nowhere"], "board: error: bundle folder nowhere does not exist (run `make bundle`)"),
 ])
 def test_user_errors(tmp_path, args, message):

@@ -33,6 +33,7 @@ def test_deploy_copies_bundle_board_and_tensil(onnx_bundle, tmp_path):
     assert done.returncode == 0, done.stderr
     dest = board / "home/xilinx/fsl_demo"
     assert (dest / "board/demo.py").is_file() and (dest / "bundle/model.json").is_file()
+    assert (dest / "safeio/atomic.py").is_file()
     assert (dest / "tensil/isa.py").is_file() and (dest / "tensil/archs/custom_perf.tarch").is_file()
     assert not (dest / "tensil/compiler").exists()
     assert saved.read_bytes() == b"taught classes"          # a redeploy keeps the taught classes

@@ -1,6 +1,7 @@
 """The on-board code paths (pynq Overlay, allocate, axi_dma_0, HDMI out, AXI GPIO buttons) run
 against a stand-in `pynq` module whose DMA and memory are the emulated PYNQ device."""
 
+import hashlib
 import json
 import shutil
 import sys
@@ -75,6 +76,8 @@ def test_tensil_backend_hdmi_and_buttons_through_pynq(tensil_bundle, samples_npz
     (bundle_dir / "design.bit").write_bytes(b"bit")
     (bundle_dir / "design.hwh").write_text("<hwh/>")
     meta["files"].update(bitstream="design.bit", hwh="design.hwh")
+    meta["sha256"].update({name: hashlib.sha256((bundle_dir / name).read_bytes()).hexdigest()
+                           for name in ("design.bit", "design.hwh")})
     meta["bitstream_arch"] = meta["arch"]
     (bundle_dir / "model.json").write_text(json.dumps(meta))
     bundle = load_bundle(bundle_dir)
