@@ -12,14 +12,16 @@ from pathlib import Path
 from export.config import ExportConfig
 from export.errors import ExportError
 from export.files import sha256_file
-from export.graph_check import ALLOWED_OPS, check_graph, load_onnx
+from export.graph_check import check_graph, load_onnx
+from tensil.compiler.errors import CompileError
+from tensil.compiler.frontend import FLATTEN_ORDERS, FrontendOptions
 from export.pipeline import export_checkpoint
 from export.sidecar import read_sidecar, verify_sidecar
 from train.backbones import BackboneError
 from train.checkpoint import CheckpointError
 
 PROG = "python -m export"
-STAGE_ERRORS = (ExportError, CheckpointError, BackboneError)
+STAGE_ERRORS = (ExportError, CheckpointError, BackboneError, CompileError)
 
 HELP = {
     "checkpoint": "backbone checkpoint (contract 1) to export",
@@ -55,14 +57,19 @@ def export_parser() -> argparse.ArgumentParser:
 def check_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} check",
-        description=f"Check that an ONNX file fits the Tensil front end: opset 9/10, one fixed NCHW float "
-        f"input, one (batch, features) output, operators {', '.join(ALLOWED_OPS)} with Tensil's attribute limits.",
+        description="Check that `python -m tensil compile` accepts an ONNX file: runs the compiler's own front end "
+        "(every operator and attribute rule, static shapes, batch 1) without lowering; prints its warnings and where "
+        "upstream Tensil v1.0.15 would differ.",
     )
     parser.add_argument("--onnx", required=True, help="ONNX file to check")
     parser.add_argument(
         "--sidecar", help="sidecar to verify against the file (default: <onnx stem>.json beside it, if present)"
     )
     parser.add_argument("--json", action="store_true", help="print the graph summary as JSON")
+    parser.add_argument("--drop-softmax", action="store_true",
+                        help="as `tensil compile --drop-softmax`: a Softmax at the output is dropped without a warning")
+    parser.add_argument("--flatten-order", choices=FLATTEN_ORDERS, default="nhwc",
+                        help="as `tensil compile --flatten-order`: order of a flattened spatial map at the output")
     return parser
 
 
@@ -74,7 +81,12 @@ def run_export(argv: list[str]) -> None:
 
 def run_check(argv: list[str]) -> None:
     args = check_parser().parse_args(argv)
-    summary = check_graph(load_onnx(args.onnx))
+    options = FrontendOptions(drop_softmax=args.drop_softmax, flatten_order=args.flatten_order)
+    summary = check_graph(load_onnx(args.onnx), options)
+    for warning in summary.warnings:
+        print(f"export: warning: {warning}", file=sys.stderr)
+    for note in summary.upstream:
+        print(f"export: note: upstream Tensil v1.0.15 differs: {note}", file=sys.stderr)
     sidecar_path = Path(args.sidecar) if args.sidecar else Path(args.onnx).with_suffix(".json")
     checked_sidecar = args.sidecar is not None or sidecar_path.is_file()
     if checked_sidecar:

@@ -12,7 +12,7 @@ from torch import nn
 from export.config import ExportConfig
 from export.errors import ExportError, GraphCheckError
 from export.files import commit_files, json_bytes, sha256_bytes, sha256_file
-from export.graph_check import GraphSummary, check_graph
+from export.graph_check import GraphSummary, check_export
 from export.inputs import dataset_images, random_images
 from export.onnx_build import to_tensil_onnx
 from export.parity import ParityFigures, compare, onnx_session, require_agreement
@@ -55,12 +55,14 @@ def build_checked_graph(
     )
     doc = f"features of {families} from {Path(config.checkpoint).name}"
     proto = to_tensil_onnx(model, shape, config.opset, config.input_name, config.output_name, doc)
-    graph = check_graph(proto)
+    graph = check_export(proto, config.batch)
     expected = (config.input_name, shape, config.output_name, (config.batch, model.feature_dim))
     found = (graph.input_name, graph.input_shape, graph.output_name, graph.output_shape)
     if found != expected:
         raise GraphCheckError(f"exported graph has (input, shape, output, shape) {found}, expected {expected}")
-    log.info("graph accepted: %s", ", ".join(f"{op} x{n}" for op, n in graph.operators.items()))
+    log.info("graph accepted by the Tensil front end: %s", ", ".join(f"{op} x{n}" for op, n in graph.operators.items()))
+    for warning in graph.warnings:
+        log.warning("warning: %s", warning)
     return proto, graph
 
 

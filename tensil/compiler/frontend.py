@@ -146,6 +146,11 @@ class _Frontend:
             raise CompileError(f"{_where(node)}: input {t!r} is unknown")
         return t
 
+    def rank_of(self, node, index: int = 0) -> int:
+        """ONNX rank of a node's input: an alias (Flatten, Squeeze, ...) has its own rank."""
+        t = node.input[index]
+        return self.rank.get(t) or self.rank.get(self.name(t), 4)
+
     def emit(self, node, kind: str, inputs: list[str], shape: Shape, **attrs) -> None:
         out = node.output[0]
         self.ops.append(Op(kind, node.name or out, inputs, out, attrs))
@@ -164,6 +169,7 @@ class _Frontend:
         inputs = [i for i in g.input if i.name not in self.consts]
         if not inputs:
             raise CompileError("the model has no run-time input")
+        self.refuse_unknown_operators()
         for vi in inputs:
             self.shapes[vi.name] = self.input_shape(vi)
         for node in g.node:
@@ -204,6 +210,22 @@ class _Frontend:
                                                         note="returned as (1, C): only 1-sized axes differ"))
         return Graph(self.ops, self.shapes, [i.name for i in inputs], outputs, self.io_shapes, self.views,
                      self.warnings)
+
+    def refuse_unknown_operators(self) -> None:
+        """Name the first operator the compiler has no rule for (and every such kind) before anything else."""
+        unknown = [n for n in self.model.graph.node
+                   if n.domain not in ("", "ai.onnx")
+                   or (n.op_type not in FOLDABLE and not hasattr(self, f"op_{n.op_type}"))]
+        if not unknown:
+            return
+        node = unknown[0]
+        if node.domain not in ("", "ai.onnx"):
+            raise CompileError(f"{_where(node)}: operator domain {node.domain!r} is not supported")
+        kinds = sorted({n.op_type for n in unknown})
+        others = f"; also refused: {', '.join(k for k in kinds if k != node.op_type)}" if len(kinds) > 1 else ""
+        why = REFUSED.get(node.op_type, "upstream Tensil v1.0.15 refuses it too")
+        raise CompileError(f"{_where(node)}: operator {node.op_type} is not supported by the Tensil compiler "
+                           f"({why}){others}")
 
     def flatten_output(self, out: str) -> None:
         """A graph output that flattens a spatial map: a 0/1 copy layer into (C*H*W, 1, 1)."""
@@ -464,7 +486,7 @@ class _Frontend:
             self.flat[out] = self.flat[x]
         else:
             self.alias[out] = x
-            self.rank[out] = self.rank.get(x, 4)
+            self.rank[out] = self.rank_of(node)
             if node.input[0] in self.vector_views:
                 self.vector_views[out] = self.vector_views[node.input[0]]
             shape = self.vector_views.get(node.input[0]) or self.onnx_shape(x)
@@ -611,12 +633,12 @@ class _Frontend:
             raise CompileError(f"{_where(node)}: only per-channel BatchNormalization ({c} values each) is supported")
         scale = gamma / np.sqrt(var + a.get("epsilon", 1e-5))
         self.emit(node, "affine", [x], self.shapes[x], scale=scale, offset=beta - mean * scale)
-        self.rank[node.output[0]] = self.rank.get(x, 4)
+        self.rank[node.output[0]] = self.rank_of(node)
 
     def channel_const(self, node, value: np.ndarray, x: str) -> np.ndarray:
         c = self.shapes[x][0]
         v = np.asarray(value, dtype=np.float64)
-        r = self.rank.get(x, 4)
+        r = self.rank_of(node, next(i for i, t in enumerate(node.input) if t not in self.consts))
         if v.size == 1:
             return np.full(c, float(v.reshape(-1)[0]))
         shape = list(v.shape)
@@ -638,7 +660,7 @@ class _Frontend:
                 raise CompileError(f"{_where(node)}: broadcasting {self.shapes[xa]} with {self.shapes[xb]} "
                                    "is not supported")
             self.emit(node, "add", [xa, xb], self.shapes[xa])
-            self.rank[node.output[0]] = self.rank.get(xa, 4)
+            self.rank[node.output[0]] = self.rank_of(node, 0)
             return
         if a_const and kind in ("Sub", "Div"):
             raise CompileError(f"{_where(node)}: a constant on the left of {kind} is not supported")
@@ -650,7 +672,7 @@ class _Frontend:
             "Add": (np.ones(c), v), "Sub": (np.ones(c), -v), "Mul": (v, np.zeros(c)), "Div": (1.0 / v, np.zeros(c)),
         }[kind]
         self.emit(node, "affine", [x], self.shapes[x], scale=scale, offset=offset)
-        self.rank[node.output[0]] = self.rank.get(x, 4)
+        self.rank[node.output[0]] = self.rank_of(node, xi)
 
     def op_Add(self, node) -> None:
         self.binary(node, "Add")
@@ -667,7 +689,7 @@ class _Frontend:
     def unary(self, node, kind: str, **attrs) -> None:
         x = self.act(node)
         self.emit(node, kind, [x], self.shapes[x], **attrs)
-        self.rank[node.output[0]] = self.rank.get(x, 4)
+        self.rank[node.output[0]] = self.rank_of(node)
 
     def op_Relu(self, node) -> None:
         self.unary(node, "relu")
@@ -762,7 +784,7 @@ class _Frontend:
     def op_Concat(self, node) -> None:
         xs = [self.act(node, i) for i in range(len(node.input))]
         axis = _attrs(node).get("axis")
-        rank = self.rank.get(xs[0], 4)
+        rank = self.rank_of(node, 0)
         if axis is None or axis % rank != 1:
             raise CompileError(f"{_where(node)}: Concat is only supported on the channel axis (got axis {axis})")
         hw = {self.shapes[x][1:] for x in xs}

@@ -58,11 +58,27 @@ def test_check_accepts_our_export(tmp_path, checkpoint, capsys):
 
 
 def test_check_names_an_unsupported_operator(tmp_path, capsys):
-    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], name="mean", axes=[2, 3], keepdims=1), *gap_flatten("m")]
+    nodes = [helper.make_node("Sigmoid", ["input"], ["m"], name="gate"), *gap_flatten("m")]
     path = tmp_path / "foreign.onnx"
     path.write_bytes(tiny_graph(nodes).SerializeToString())
     assert main(["check", "--onnx", str(path)]) == 2
-    assert "node 'mean' (ReduceMean) is not accepted" in error_line(capsys)
+    assert "not accepted by the Tensil compiler: node 'gate' (Sigmoid): operator Sigmoid is not supported" in (
+        error_line(capsys))
+
+
+def test_check_prints_warnings_and_upstream_differences(tmp_path, capsys):
+    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], name="mean", axes=[2, 3], keepdims=0),
+             helper.make_node("Softmax", ["m"], ["out"], name="probabilities", axis=1)]
+    path = tmp_path / "foreign.onnx"
+    path.write_bytes(tiny_graph(nodes, opset=13).SerializeToString())
+    assert main(["check", "--onnx", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "accepted for Tensil" in captured.out
+    assert "export: warning: node 'probabilities' (Softmax): Softmax at the output is dropped" in captured.err
+    assert "opset 13: upstream reads only opset 9 or 10" in captured.err
+    assert "operators ReduceMean: upstream refuses them" in captured.err
+    assert main(["check", "--onnx", str(path), "--drop-softmax"]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content", [None, b"\x00garbage\xff" * 10])
