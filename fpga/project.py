@@ -21,6 +21,7 @@ from fpga.constraints import xdc
 from fpga.errors import FpgaError
 from fpga.pynq_ip import PynqIp, check_pynq_checkout
 from fpga.rtl import RtlInfo, check_rtl, generate_rtl
+from safeio import OutputLock, UsageError, atomic_write_text, check_int_range, check_output, check_range
 from tensil.arch import DEFAULT_ARCH, Arch, load_arch
 from tensil.resources import FitPlan, check_fit
 
@@ -65,9 +66,24 @@ class Project:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Through `safeio`: temp file, one rename, 0644, stale temps of killed writers removed."""
+    atomic_write_text(path, text)
+
+
+def check_flags(config: ProjectConfig) -> None:
+    """FpgaError with one line for a flag that cannot work, before anything is read or written."""
+    try:
+        check_range("--mhz", config.mhz, 0, 1000, low_open=True)
+        check_int_range("--jobs", config.jobs, 1, 256)
+        check_int_range("--pmod-buttons", config.pmod_buttons, 0, len(board.PMOD_JA_PINS))
+        margin = getattr(config, "max_violation_ns", 0.0)
+        check_range("--max-violation-ns", margin, 0)
+        if config.out:
+            check_output("--out", config.out, "folder")
+        if getattr(config, "bundle", None):
+            check_output("--bundle", config.bundle, "folder")
+    except UsageError as e:
+        raise FpgaError(str(e)) from None
 
 
 def _copy_rtl(rtl: RtlInfo, dest: Path) -> list[str]:
@@ -163,11 +179,23 @@ def prepare(config: ProjectConfig) -> tuple[Arch, ClockPlan, FitPlan, PynqIp, Rt
 
 
 def write_project(config: ProjectConfig) -> Project:
-    """Check every input, then write the project scripts into the output folder."""
-    if not 0 <= config.pmod_buttons <= len(board.PMOD_JA_PINS):
-        raise FpgaError(f"--pmod-buttons must be 0..{len(board.PMOD_JA_PINS)}, got {config.pmod_buttons}")
+    """Check every input, then write the project scripts into the output folder (one writer at a time)."""
+    check_flags(config)
     arch, clock, fit, pynq, rtl = prepare(config)
     out = config.out_dir(arch)
+    try:
+        check_output("--out", out, "folder")
+        lock = OutputLock(out, "Vivado project").acquire()
+    except UsageError as e:
+        raise FpgaError(str(e)) from None
+    try:
+        return _write_project(config, out, arch, clock, fit, pynq, rtl)
+    finally:
+        lock.release()
+
+
+def _write_project(config: ProjectConfig, out: Path, arch: Arch, clock: ClockPlan, fit: FitPlan, pynq: PynqIp,
+                   rtl: RtlInfo) -> Project:
     out.mkdir(parents=True, exist_ok=True)
     project = Project(out=out, arch=arch, clock=clock, rtl=rtl, pynq=pynq, fit=fit)
     names = _copy_rtl(rtl, out / "rtl")

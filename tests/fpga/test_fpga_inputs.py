@@ -57,7 +57,7 @@ def test_rtl_with_wrong_top_or_params(tmp_path, capsys, fake_pynq, rtl_factory):
 @pytest.mark.parametrize("mhz", [5, 300, 0, -50])
 def test_frequency_the_clocking_cannot_make(tmp_path, capsys, fake_pynq, rtl_factory, mhz):
     code, line = _run(capsys, *_args(rtl_factory(load_arch("custom_perf")), fake_pynq, tmp_path / "o", "--mhz", str(mhz)))
-    assert code == 2 and ("cannot" in line or "outside" in line)
+    assert code == 2 and ("cannot" in line or "outside" in line or "must be in" in line)
 
 
 def test_clock_plans():
@@ -100,4 +100,4 @@ def test_rtl_command_without_docker_engine(tmp_path, capsys, monkeypatch):
 def test_too_many_pmod_buttons(tmp_path, capsys, fake_pynq, rtl_factory):
     rtl = rtl_factory(load_arch("custom_perf"))
     code, line = _run(capsys, *_args(rtl, fake_pynq, tmp_path / "out", "--pmod-buttons", "9"))
-    assert code == 2 and line == "fpga: error: --pmod-buttons must be 0..8, got 9"
+    assert code == 2 and line == "fpga: error: --pmod-buttons 9: must be between 0 and 8"
