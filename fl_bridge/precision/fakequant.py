@@ -111,7 +111,7 @@ def fake_quantized(model: nn.Module, precision: LayerPrecision, generator: torch
     act = Pow2Quantizer(precision.act_bits, precision.act_rounding) if precision.act_bits else None
     err = Pow2Quantizer(precision.error_bits, precision.error_rounding) if precision.error_bits and errors else None
     wq = Pow2Quantizer(precision.weight_bits, precision.weight_rounding) if precision.weight_bits else None
-    handles, parametrized = [], []
+    handles, parametrized = [], []  # parametrized: (layer, its parameter names in order)
     try:
         for _, layer in quantized_layers(model):
             if act is not None:
@@ -120,11 +120,12 @@ def fake_quantized(model: nn.Module, precision: LayerPrecision, generator: torch
             if err is not None:
                 handles.append(layer.register_forward_hook(lambda m, args, out, q=err: fake_quant_e(out, q, generator)))
             if wq is not None:
+                parametrized.append((layer, list(layer._parameters)))
                 parametrize.register_parametrization(layer, "weight", _QuantW(wq, generator), unsafe=True)
-                parametrized.append(layer)
         yield model
     finally:
         for h in handles:
             h.remove()
-        for layer in parametrized:
+        for layer, order in parametrized:
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
+            layer._parameters = {k: layer._parameters[k] for k in order}  # state-dict order as before

@@ -20,7 +20,13 @@ from collections.abc import Iterable
 import torch
 
 from fl_bridge.precision.quantizers import Pow2Quantizer, pow2_exponent
-from fl_bridge.precision.rounding import Rounding, stochastic_round
+from fl_bridge.precision.rounding import Rounding, round_with, stochastic_round
+
+
+def ceil_log2(m: float) -> int:
+    """ceil(log2 m) for m > 0, exact at powers of two."""
+    mantissa, exponent = math.frexp(m)  # m = mantissa * 2^exponent, mantissa in [0.5, 1)
+    return exponent - 1 if mantissa == 0.5 else exponent
 
 
 def grid_exponent(w: torch.Tensor, bits: int) -> int:
@@ -58,16 +64,18 @@ class _GridOptimizer(torch.optim.Optimizer):
 class NITIUpdate(_GridOptimizer):
     """`codes -= round_s(g >> (ceil(log2 max|g|) - eta))`, saturating (Q-FedUpdate Eq. 2)."""
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], eta: int, generator: torch.Generator, bits: int = 8):
+    def __init__(self, params: Iterable[torch.nn.Parameter], eta: int, generator: torch.Generator, bits: int = 8,
+                 rounding: Rounding = Rounding.STOCHASTIC):
         if eta < 0:
             raise ValueError(f"eta must be >= 0 (got {eta})")
         super().__init__(params, {"eta": eta}, bits, generator)
+        self.rounding = rounding
 
     @staticmethod
     def shift_of(grad: torch.Tensor, eta: int) -> int | None:
         """The right shift that leaves max|g| with `eta` bits (None for an all-zero gradient)."""
         m = float(grad.abs().max())
-        return None if m == 0 or not math.isfinite(m) else math.ceil(math.log2(m)) - eta
+        return None if m == 0 or not math.isfinite(m) else ceil_log2(m) - eta
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: D102 - torch's signature
@@ -75,7 +83,7 @@ class NITIUpdate(_GridOptimizer):
             for p in group["params"]:
                 if p.grad is None or (shift := self.shift_of(p.grad, group["eta"])) is None:
                     continue
-                step = stochastic_round(p.grad.to(torch.float64) * 2.0 ** (-shift), self.generator)
+                step = round_with(p.grad.to(torch.float64) * 2.0 ** (-shift), self.rounding, self.generator)
                 self._store(p, self.codes(p) - step.to(p.dtype))
 
 

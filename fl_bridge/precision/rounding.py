@@ -3,7 +3,9 @@ unbiased stochastic rounding driven by an explicit `torch.Generator` (one per cl
 a run is reproducible and clients draw independent noise).
 
 `stochastic_round(x)` returns floor(x) + Bernoulli(x - floor(x)): E[result] = x exactly.
-`shift_round(a, k)` divides integer-valued tensors by 2^k with either rule (NITI's right shift).
+`shift_round(a, k)` divides an integer tensor by 2^k in integer arithmetic with either rule
+(NITI's right shift): nearest = sign(a) * ((|a| + 2^(k-1)) >> k), stochastic = (a + r) >> k with r
+uniform in [0, 2^k) (floor shift; unbiased).
 """
 
 from __future__ import annotations
@@ -39,8 +41,15 @@ def round_with(x: torch.Tensor, mode: Rounding, generator: torch.Generator | Non
 
 
 def shift_round(a: torch.Tensor, k: int, mode: Rounding, generator: torch.Generator | None = None) -> torch.Tensor:
-    """`a / 2^k` rounded to an integer (k >= 0; k = 0 returns `a`); `a` holds integers (any dtype)."""
+    """`a / 2^k` rounded to an integer, in int64 arithmetic; k <= 0 shifts left (exact)."""
+    if a.is_floating_point():
+        raise TypeError("shift_round works on integer tensors")
+    a = a.to(torch.int64)
     if k <= 0:
-        return a.clone()
-    scaled = a.to(torch.float64) / float(2**k)  # exact: a power-of-two division of integers < 2^53
-    return round_with(scaled, mode, generator).to(a.dtype)
+        return a * (1 << -k)
+    if mode == Rounding.STOCHASTIC:
+        if generator is None:
+            raise ValueError("stochastic rounding needs a seeded torch.Generator")
+        r = torch.randint(0, 1 << k, a.shape, generator=generator, dtype=torch.int64)
+        return torch.div(a + r, 1 << k, rounding_mode="floor")
+    return torch.sign(a) * torch.div(a.abs() + (1 << (k - 1)), 1 << k, rounding_mode="floor")
