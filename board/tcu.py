@@ -9,7 +9,10 @@ What it does, and what it does better than Tensil's `tcu_pynq` (tensil_spec.md Â
 * completion: the probe vector copied DRAM0 -> local -> DRAM0 after the program, polled with a
   timeout (the upstream driver spins forever, issue #87); DMA idleness is also polled with it;
 * the model's architecture must equal the bitstream's (the upstream check is defeated by PEFSL);
-* inputs are padded to the array width and converted with saturation (upstream wraps).
+* inputs are padded to the array width and converted with saturation (upstream wraps);
+* a program that breaks a hardware rule of `tensil.hazards` (one the TCU would hang on or
+  compute wrongly, e.g. back-to-back accumulating MatMuls into one address) is refused at load
+  time with the instruction index and the rule, whoever compiled it.
 
 `allocate(shape, dtype)` and `dma` are `pynq.allocate` and `overlay.axi_dma_0` on the board, and
 the emulated device of `board.emulated_pynq` off the board: the same code runs on both.
@@ -24,6 +27,7 @@ import numpy as np
 from board.errors import AcceleratorTimeoutError, ArchMismatchError, BackendError
 from tensil.arch import Arch
 from tensil.fixed import from_bytes, to_bytes
+from tensil.hazards import HazardError, check_program
 from tensil.isa import ConfigRegister, Configure, DataFlow, DataMove, Layout, NoOp, encode, encode_program
 from tensil.layout import LayoutError, pack_input
 from tensil.tmodel import LoadedModel
@@ -182,6 +186,10 @@ class TcuDriver:
             raise ArchMismatchError(
                 f"the model was compiled for {model.arch.name} ({_describe(model.arch)}) but the "
                 f"bitstream implements {self.arch.name} ({_describe(self.arch)})")
+        try:
+            check_program(model.instructions(), self.arch)
+        except HazardError as exc:
+            raise BackendError(f"refusing {model.manifest.name}: {exc}") from None
         manifest = model.manifest
         top = max((s.base + s.size for s in (*manifest.inputs, *manifest.outputs)), default=0)
         if top > self.arch.dram0_depth - 2:                # the probe uses the last two DRAM0 vectors

@@ -142,11 +142,13 @@ def _parse_shape(text: str) -> list[int]:
 
 def run_emulate(cfg: EmulateConfig) -> Path:
     from tensil.emulator import ModelRunner
+    from tensil.hazards import check_program
     from tensil.layout import LayoutError
     from tensil.tmodel import ModelError, read_model
 
     tmodel = Path(cfg.tmodel)
     loaded = read_model(tmodel, expect_arch=load_arch(cfg.arch) if cfg.arch else None)
+    check_program(loaded.instructions(), loaded.arch)  # before any work: the hardware would get it wrong
     man = loaded.manifest
     if len(man.input_names) != 1 or len(man.output_names) != 1:
         raise ModelError(f"{tmodel}: emulate handles one input and one output, the model has "

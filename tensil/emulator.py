@@ -49,6 +49,7 @@ from tensil.isa import (
     SimdOp,
     decode,
 )
+from tensil.hazards import check_program, simd_stall_reason
 from tensil.tmodel import LoadedModel, ModelError
 
 MAX_SIMD_PERIOD = 256  # e.g. upstream's global average pooling: H*W + 1 SIMD per vector
@@ -401,23 +402,6 @@ class _DataMoves:
                 m.acc[oi] = m.sat(m.acc[oi] + m.local[li], "accumulate_saturations")
 
 
-def simd_stall_reason(s: Simd) -> Optional[str]:
-    """Why this SIMD instruction stalls the RTL forever (spec §2.6 hazards 1-3), or None."""
-    op = SimdOp(s.op)
-    uses_input = s.left == 0 or s.right == 0  # the RTL's isUnary is always false
-    if op == SimdOp.NOOP:
-        return "ALU op NoOp with read or write flags is routed as a data transfer nobody serves" if (
-            s.read or s.write
-        ) else None
-    if op == SimdOp.ZERO:
-        return "read of a vector that op Zero never consumes" if s.read else None
-    if uses_input and not s.read:
-        return "a source is the input (0) but the read flag is not set: the ALU waits forever"
-    if s.read and not uses_input:
-        return "read flag set but no source is the input (0): the read vector is never consumed"
-    return None
-
-
 def _alu(op: SimdOp, L, R, m: Machine) -> np.ndarray:
     dt = m.dtype
     one = dt.scale
@@ -658,11 +642,14 @@ class ModelRunner:
     `load_consts_to_local`) once, then per run: inputs packed into DRAM0, the program (planned
     once), outputs read back. Like the hardware, memories are not cleared between runs."""
 
-    def __init__(self, loaded: LoadedModel, machine: Optional[Machine] = None):
+    def __init__(self, loaded: LoadedModel, machine: Optional[Machine] = None, check_hazards: bool = True):
         self.loaded = loaded
         self.arch = loaded.arch
         self.machine = machine or Machine(self.arch)
-        self.plan = build_plan(loaded.instructions(), self.arch)
+        instrs = loaded.instructions()
+        if check_hazards:  # refuse what the hardware would get wrong instead of computing it right
+            check_program(instrs, self.arch)
+        self.plan = build_plan(instrs, self.arch)
         self.input_overflows = 0
         self._load_consts()
 

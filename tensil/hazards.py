@@ -23,6 +23,22 @@ appears in the error:
 * `simd-register`: register codes up to `simd_registers_depth`.
 * `simd-accumulate`: `accumulate` without `write` has no effect (ignored by the RTL).
 * `simd-address`: SIMD addresses inside the accumulators (the RTL takes them modulo).
+
+Two read-after-write rules follow the *sequence* of instructions (measured when whole compiled
+networks ran on the RTL). They are stated conservatively: only what was measured to clear a
+hazard clears it, nothing else does.
+
+* `acc-read-after-write`: a MatMul with `accumulate` whose first accumulator address is the
+  last one the previous MatMul wrote reads the old value, and the earlier update is lost
+  (back-to-back chains lose every second update). Cleared, as measured, by a MatMul to another
+  address in between (reuse distance 2 is fine), a local->accumulator DataMove, or a
+  DRAM0->local DataMove of at least 16 vectors. NoOps, a 4-vector DRAM0 move and everything
+  never measured (LoadWeight, SIMD, DRAM1 reads, ...) do not clear it.
+* `acc-to-local-readback`: a local->DRAM DataMove reading local vectors that an
+  accumulator->local move of more than 272 vectors wrote sent stale data (280 vectors failed,
+  272 were fine). Cleared only by a DRAM0->local DataMove of at least 64 vectors; NoOps did not.
+
+Not a refusal but counted (`tensil.axi`): AXI bursts that cross a 4 KiB boundary.
 """
 
 from __future__ import annotations
@@ -30,7 +46,6 @@ from __future__ import annotations
 from typing import Optional, Sequence, Tuple
 
 from tensil.arch import Arch
-from tensil.emulator import simd_stall_reason
 from tensil.isa import (
     Configure,
     DataFlow,
@@ -46,6 +61,23 @@ from tensil.isa import (
     encode_int,
     mnemonic,
 )
+
+
+def simd_stall_reason(s: Simd) -> Optional[str]:
+    """Why this SIMD instruction stalls the RTL forever (spec §2.6 hazards 1-3), or None."""
+    op = SimdOp(s.op)
+    uses_input = s.left == 0 or s.right == 0  # the RTL's isUnary is always false
+    if op == SimdOp.NOOP:
+        return "ALU op NoOp with read or write flags is routed as a data transfer nobody serves" if (
+            s.read or s.write
+        ) else None
+    if op == SimdOp.ZERO:
+        return "read of a vector that op Zero never consumes" if s.read else None
+    if uses_input and not s.read:
+        return "a source is the input (0) but the read flag is not set: the ALU waits forever"
+    if s.read and not uses_input:
+        return "read flag set but no source is the input (0): the read vector is never consumed"
+    return None
 
 
 class HazardError(ValueError):
@@ -138,10 +170,72 @@ class _Rules:
         return None
 
 
+# Measured limits of the two read-after-write hazards (RTL facts, whole-network co-simulation).
+ACC_RAW_CLEARING_DRAM0_READ = 16  # a DRAM0->local move of >= 16 vectors cleared it; 4 did not
+LONG_ACC_TO_LOCAL = 272  # accumulator->local moves of at most 272 vectors are read back correctly
+READBACK_CLEARING_DRAM0_READ = 64  # a DRAM0->local move of 64 vectors cleared the stale rows
+
+
+def _vectors(addr: int, stride: int, size: int) -> range:
+    return range(addr, addr + ((size + 1) << stride), 1 << stride)
+
+
+class _AccumulatorReadAfterWrite:
+    """`acc-read-after-write`: remembers the last accumulator address a MatMul wrote."""
+
+    def __init__(self) -> None:
+        self.last_write: Optional[int] = None
+
+    def step(self, ins: Instruction) -> Problem:
+        if isinstance(ins, MatMul):
+            first = ins.acc_addr
+            if ins.accumulate and first == self.last_write:
+                return ("acc-read-after-write",
+                        f"accumulates into accumulator {first} right after the previous MatMul wrote it "
+                        "(the hardware reads the old value and loses that update)")
+            self.last_write = ins.acc_addr + (ins.size << ins.acc_stride)
+        elif isinstance(ins, DataMove):
+            flow, n = DataFlow(ins.flow), ins.size + 1
+            if flow in (DataFlow.LOCAL_TO_ACC, DataFlow.LOCAL_TO_ACC_ACCUMULATE) or (
+                    flow == DataFlow.DRAM0_TO_LOCAL and n >= ACC_RAW_CLEARING_DRAM0_READ):
+                self.last_write = None
+        return None
+
+
+class _LongAccToLocalReadback:
+    """`acc-to-local-readback`: local vectors written by long accumulator->local moves."""
+
+    def __init__(self) -> None:
+        self.stale: set[int] = set()
+
+    def step(self, ins: Instruction) -> Problem:
+        if not isinstance(ins, DataMove):
+            return None
+        flow, n = DataFlow(ins.flow), ins.size + 1
+        local = _vectors(ins.local_addr, ins.local_stride, ins.size)
+        if flow == DataFlow.ACC_TO_LOCAL and n > LONG_ACC_TO_LOCAL:
+            self.stale.update(local)
+        elif flow == DataFlow.DRAM0_TO_LOCAL and n >= READBACK_CLEARING_DRAM0_READ:
+            self.stale.clear()
+        elif flow in (DataFlow.LOCAL_TO_DRAM0, DataFlow.LOCAL_TO_DRAM1) and self.stale:
+            hit = next((v for v in local if v in self.stale), None)
+            if hit is not None:
+                return ("acc-to-local-readback",
+                        f"sends local vector {hit} to DRAM, written by an accumulator->local move of more than "
+                        f"{LONG_ACC_TO_LOCAL} vectors (the hardware sends stale data)")
+        return None
+
+
 def check_program(instrs: Sequence[Instruction], arch: Arch, reserve_driver_probe: bool = True) -> None:
     """Raise HazardError for the first instruction that breaks a rule; return None if all pass."""
     rules = _Rules(arch, reserve_driver_probe)
+    sequence_rules = (_AccumulatorReadAfterWrite(), _LongAccToLocalReadback())
+    known_good: set[Instruction] = set()  # programs repeat instructions: check each distinct one once
     for index, ins in enumerate(instrs):
-        problem = rules.check(ins)
+        problem = None if ins in known_good else rules.check(ins)
+        if problem is None:
+            known_good.add(ins)
+        for rule in sequence_rules:
+            problem = problem or rule.step(ins)
         if problem:
             raise HazardError(index, problem[0], problem[1], ins)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tensil.arch import Arch
+from tensil.axi import count_4k_crossings
 from tensil.compiler.errors import CompileError
 from tensil.compiler.graph import GlobalPool, Layer, Network, Term
 from tensil.compiler.bands import Band, band_of, runs, split_bands, valid_mask
@@ -47,6 +48,7 @@ CONST_ACC_SLOTS = 2  # accumulator vectors reserved at the top for SIMD constant
 @dataclass
 class LoweringOptions:
     merge_rows: bool = False  # one MatMul per (tap, tile) over a whole band when pitches agree
+    avoid_4k: bool = True  # cut DRAM moves / shift DRAM0 data so no AXI burst crosses 4 KiB
 
 
 @dataclass
@@ -78,18 +80,19 @@ class _Spill(Exception):
 class _Attempt:
     """One lowering attempt with a fixed choice of spilled tensors."""
 
-    def __init__(self, net: Network, arch: Arch, spilled: set[str], options: LoweringOptions, dry: bool = False):
+    def __init__(self, net: Network, arch: Arch, spilled: set[str], options: LoweringOptions, dry: bool = False,
+                 dram0_origin: int = 0):
         self.net, self.arch, self.opt = net, arch, options
         self.a = arch.array_size
         self.dry = dry
-        self.p = ProgramBuilder(arch, dry=dry)
+        self.p = ProgramBuilder(arch, dry=dry, avoid_4k=options.avoid_4k)
         self.consts = ConstPool(arch, dry=dry)
         self.local = Allocator(arch.local_depth - 1, "local memory")
         self.acc_budget = arch.accumulator_depth - CONST_ACC_SLOTS
         self.acc_const = arch.accumulator_depth - CONST_ACC_SLOTS
         self.acc_peak = 0
         self.buffers = self.make_buffers(spilled)
-        self.dram0_top = 0
+        self.dram0_top = dram0_origin  # first DRAM0 vector the plan may use
         self.hosts_in: list[HostRegion] = []
         self.hosts_out: dict[str, HostRegion] = {}
         self.zero_block: tuple[int, int] | None = None  # (dram1 addr, size)
@@ -434,7 +437,12 @@ class _Attempt:
             out_base = 0
             conv_pitch = out.wp
             acc_of = lambda r, c: (r + out.pad - band.pr0) * out.wp + out.pad + c  # noqa: E731
-        self.use_acc(out_base + region)
+        # A band of one output vector would accumulate every weight tile into one address,
+        # which the RTL gets wrong for back-to-back MatMuls: alternate with a second accumulator.
+        n_tiles = sum(t.weight.shape[2] * t.weight.shape[3] * tiles(t.weight.shape[1], a) for t in layer.terms)
+        alternate = (cr1 - cr0) * wc == 1 and n_tiles > 1
+        spare = out_base + region  # the second accumulator, right after the band
+        self.use_acc(out_base + region + (1 if alternate else 0))
         if self.dry:
             return
         k = 0
@@ -445,13 +453,17 @@ class _Attempt:
             for i in range(kh):
                 for j in range(kw):
                     for cit in range(tiles(ci, a)):
-                        first = k == 0
                         p.load_weights(tile_addr(k), sizes[k])
-                        if not first:
+                        if k:
                             p.zero_bias()
+                        first = k == 0 or (alternate and k == 1)
                         col0 = j - term.pads[1] + ib.pad
                         merge = (self.opt.merge_rows and sh == 1 and sw == 1 and conv_pitch == ib.wp)
-                        if merge:
+                        if alternate:
+                            r_in = cr0 * sh + i - term.pads[0] + ib.pad
+                            p.matmul(in_addr[ti](cit, r_in) + col0, spare if k % 2 else acc_of(cr0, 0), 1,
+                                     accumulate=not first)
+                        elif merge:
                             r_in = cr0 * sh + i - term.pads[0] + ib.pad
                             n = (cr1 - cr0 - 1) * conv_pitch + wc
                             p.matmul(in_addr[ti](cit, r_in) + col0, acc_of(cr0, 0), n, accumulate=not first)
@@ -462,6 +474,15 @@ class _Attempt:
                                          local_step=sw)
                         k += 1
         last_has_bias = len(sizes) == 1 and bool(np.any(layer.bias[ct * a:(ct + 1) * a]))
+        if out.home == "local":
+            dest = out.addr(ct, band.pr0, 0)
+            row_addr = lambda t, r: out.addr(t, r, 0)  # noqa: E731
+        else:
+            dest = out_stage
+            row_addr = lambda t, r: out_stage + (r - band.pr0) * out.wp  # noqa: E731
+        if alternate:  # add the second accumulator into the first, through the output's first vector
+            p.move(DataFlow.ACC_TO_LOCAL, dest, spare, 1)
+            p.move(DataFlow.LOCAL_TO_ACC_ACCUMULATE, dest, acc_of(cr0, 0), 1)
         if layer.pool:
             self.max_pool(layer, band, out, acc_of, out_base)
         border = runs(~valid_mask(out, band))
@@ -471,13 +492,8 @@ class _Attempt:
             for start, n in border:
                 p.matmul(0, out_base + start, n, accumulate=False, zeroes=True)
         self.activation(layer, out, band, out_base, act_slots)
-        if out.home == "local":
-            dest = out.addr(ct, band.pr0, 0)
-            row_addr = lambda t, r: out.addr(t, r, 0)  # noqa: E731
-        else:
-            dest = out_stage
-            row_addr = lambda t, r: out_stage + (r - band.pr0) * out.wp  # noqa: E731
-        p.move(DataFlow.ACC_TO_LOCAL, dest, out_base, region)
+        to_dram = out.home == "dram0" or out.tensor in self.hosts_out
+        p.move(DataFlow.ACC_TO_LOCAL, dest, out_base, region, read_back_to_dram=to_dram)
         if out.home == "dram0":
             p.move(DataFlow.LOCAL_TO_DRAM0, out_stage, out.addr(ct, band.pr0, 0), region)
         self.store_output(out, band, ct, row_addr)
@@ -528,22 +544,35 @@ class _Attempt:
         diag[1:] = np.eye(a) * w
         p.move(DataFlow.DRAM1_TO_LOCAL, scratch, self.consts.add(diag, step.name), a + 1)
         p.load_weights(scratch, a + 1)
-        self.use_acc(tiles_n)
-        first = [True] * tiles_n
+        # One accumulator per tile, visited round robin so that no MatMul accumulates into the
+        # address the previous one wrote (the RTL loses such updates); a single tile alternates
+        # between two accumulators that are added together afterwards.
+        banks = 1 if tiles_n > 1 else min(2, hw)
+        self.use_acc(tiles_n * banks)
+        first = [True] * (tiles_n * banks)
         stage = scratch + 2 * (a + 1) + tiles_n
+        pixel = 0
         for y0 in range(0, ib.height, rows):
             y1 = min(ib.height, y0 + rows)
-            for t in range(tiles_n):
-                if ib.home == "dram0":
-                    n = (y1 - y0) * ib.wp
+            n = (y1 - y0) * ib.wp
+            if ib.home == "dram0":
+                for t in range(tiles_n):
                     p.move(DataFlow.DRAM0_TO_LOCAL, stage + t * n, ib.addr(t, y0 + ib.pad, 0), n)
-                    at = lambda y, x, t=t, n=n: stage + t * n + (y - y0) * ib.wp + x + ib.pad  # noqa: E731
-                else:
-                    at = lambda y, x, t=t: ib.addr(t, y + ib.pad, x + ib.pad)  # noqa: E731
-                for y in range(y0, y1):
-                    for x in range(ib.width):
-                        p.matmul(at(y, x), t, 1, accumulate=not first[t])
-                        first[t] = False
+            for y in range(y0, y1):
+                for x in range(ib.width):
+                    for t in range(tiles_n):
+                        if ib.home == "dram0":
+                            src = stage + t * n + (y - y0) * ib.wp + x + ib.pad
+                        else:
+                            src = ib.addr(t, y + ib.pad, x + ib.pad)
+                        acc = t + tiles_n * (pixel % banks)
+                        p.matmul(src, acc, 1, accumulate=not first[acc])
+                        first[acc] = False
+                    pixel += 1
+        if banks == 2:  # fold the second accumulator into the first (a saturating add)
+            fold = scratch + 2 * (a + 1)
+            p.move(DataFlow.ACC_TO_LOCAL, fold, tiles_n, tiles_n)
+            p.move(DataFlow.LOCAL_TO_ACC_ACCUMULATE, fold, 0, tiles_n)
         q = self.arch.dtype.scale
         if round(corr * q) != q:
             corr_block = np.zeros((a + 1, a))
@@ -613,6 +642,9 @@ def lower(net: Network, arch: Arch, options: LoweringOptions | None = None) -> L
         try:
             attempt.run()
             result = _Attempt(net, arch, spilled, options).run()  # same decisions, now emitting
+            if options.avoid_4k:
+                result = _shift_dram0_off_4k_crossings(result, lambda origin: _Attempt(
+                    net, arch, spilled, options, dram0_origin=origin).run(), arch)
             result.spilled = sorted(spilled)
             return result
         except _Spill as s:
@@ -625,3 +657,20 @@ def lower(net: Network, arch: Arch, options: LoweringOptions | None = None) -> L
                     f"{arch.local_depth}, accumulators {arch.accumulator_depth} vectors)"
                 ) from None
             spilled.add(max(candidates, key=lambda b: b.size).tensor)
+
+
+DRAM0_ORIGINS_TRIED = 8
+
+
+def _shift_dram0_off_4k_crossings(result: Lowered, emit_at, arch: Arch) -> Lowered:
+    """A move that *ends* on a crossing vector cannot be cut around it: try starting DRAM0's data
+    a few vectors later and keep the plan with the fewest crossing bursts (cycles unchanged)."""
+    best, best_n = result, count_4k_crossings(result.instrs, arch)
+    for origin in range(1, DRAM0_ORIGINS_TRIED + 1):
+        if best_n == 0:
+            break
+        candidate = emit_at(origin)
+        n = count_4k_crossings(candidate.instrs, arch)
+        if n < best_n:
+            best, best_n = candidate, n
+    return best

@@ -27,6 +27,7 @@ class CompileOptions:
 
     merge_rows: bool = False
     pack_taps: bool = True  # narrow-input convs: horizontal kernel taps into lanes first
+    avoid_4k: bool = True  # no AXI burst crossing a 4 KiB boundary (cut moves, shift DRAM0 data)
     drop_softmax: bool = False  # a Softmax at the output is dropped without a warning
     flatten_order: str = "nhwc"  # a flattened spatial map at the output: "nhwc" (upstream's) or "onnx"
 
@@ -95,7 +96,7 @@ def compile_network(graph: Graph, arch: Arch, name: str, options: CompileOptions
     network = fuse(graph)
     if options.pack_taps:
         network = pack_taps_into_lanes(network, arch.array_size)
-    lowered = lower(network, arch, LoweringOptions(merge_rows=options.merge_rows))
+    lowered = lower(network, arch, LoweringOptions(merge_rows=options.merge_rows, avoid_4k=options.avoid_4k))
     program = emit(lowered, arch)
     consts = lowered.consts.to_bytes()
     return CompiledModel(name, arch, graph, network, lowered, program, consts, time.perf_counter() - start)

@@ -2,6 +2,9 @@
 
 Sizes given to these helpers are vector *counts*; the builder writes the hardware's n - 1.
 Moves and MatMuls longer than one instruction can express are split, advancing both sides.
+Moves are also split where the hardware needs it: accumulator->local moves into pieces the RTL
+reads back correctly (`tensil.hazards.LONG_ACC_TO_LOCAL`), and DRAM moves so that no AXI burst
+crosses a 4 KiB boundary (`tensil.axi`), unless `avoid_4k` is off.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tensil.arch import Arch
+from tensil.axi import BurstGeometry
 from tensil.compiler.errors import CompileError
+from tensil.hazards import LONG_ACC_TO_LOCAL
 from tensil.isa import DataFlow, DataMove, Instruction, Layout, LoadWeight, MatMul, Simd, SimdOp
 
 
@@ -33,9 +38,10 @@ def stride_code(step: int, depth: int) -> int | None:
 
 
 class ProgramBuilder:
-    def __init__(self, arch: Arch, dry: bool = False):
+    def __init__(self, arch: Arch, dry: bool = False, avoid_4k: bool = True):
         self.arch = arch
         self.dry = dry  # planning pass: decide memory, emit nothing
+        self.bursts = BurstGeometry.of(arch) if avoid_4k else None
         self.layout = Layout.from_arch(arch)
         self.instrs: list[Instruction] = []
         self.groups: list[Group] = []
@@ -62,8 +68,12 @@ class ProgramBuilder:
             yield done, k
             done += k
 
-    def move(self, flow: DataFlow, local: int, addr: int, n: int, local_step: int = 1, step: int = 1) -> None:
-        """Move n vectors; steps are in vectors (powers of two), or one move per vector."""
+    def move(self, flow: DataFlow, local: int, addr: int, n: int, local_step: int = 1, step: int = 1,
+             read_back_to_dram: bool = True) -> None:
+        """Move n vectors; steps are in vectors (powers of two), or one move per vector.
+
+        `read_back_to_dram=False` promises that the local vectors an accumulator->local move
+        writes are never sent to DRAM, so the move need not be cut for the RTL's read-back hazard."""
         if n <= 0 or self.dry:
             return
         d0, d1 = self.arch.stride0_depth, self.arch.stride1_depth
@@ -72,7 +82,13 @@ class ProgramBuilder:
             for i in range(n):
                 self.instrs.append(DataMove(flow, local + i * local_step, 0, addr + i * step, 0, 0))
             return
-        for off, k in self._chunks(n):
+        if flow == DataFlow.ACC_TO_LOCAL and read_back_to_dram:
+            chunks = list(self._chunks(n, min(self.max_n, LONG_ACC_TO_LOCAL)))
+        elif flow.is_dram and step == 1 and self.bursts is not None:
+            chunks = self.bursts.safe_chunks(addr, n, self.max_n)
+        else:
+            chunks = list(self._chunks(n))
+        for off, k in chunks:
             self.instrs.append(DataMove(flow, local + off * local_step, c0, addr + off * step, c1, k - 1))
 
     def matmul(self, local: int, acc: int, n: int, *, accumulate: bool, local_step: int = 1,

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tensil.arch import Arch
-from tensil.emulator import EmulatorError, Machine, build_plan, simd_stall_reason
+from tensil.emulator import EmulatorError, Machine, build_plan
+from tensil.hazards import simd_stall_reason
 from tensil.emulator_ref import RefMachine, RefStall
 from tensil.isa import DataFlow, DataMove, LoadWeight, MatMul, Simd, SimdOp
 
