@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error already printed (2)
+        return int(e.code or 0)
     handler = {"run": cmd_run, "pick": cmd_pick, "plot": cmd_plot, "retarget": cmd_retarget}[args.command]
     try:
         return handler(args)

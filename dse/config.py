@@ -35,8 +35,9 @@ from dse.errors import DseError
 from fpga.clocking import ClockError, plan_clock
 from tensil.arch import ArchError, load_arch
 from train.backbones import EASY_FAMILIES, BackboneError, BackboneSpec, check_spec
-from train.easy import FitConfig
+from train.easy import FitConfig, TrainError
 
+MIN_IMAGE_SIZE = 8  # train.datasets.load_dataset refuses smaller images
 # FitConfig fields that a point or the sweep itself sets; `[train]` may not override them.
 POINT_OWNED = ("backbone", "feature_maps", "strided", "image_size", "epochs", "dataset", "data_root", "out")
 
@@ -193,13 +194,16 @@ def check_point(sweep: Sweep, point: Point) -> None:
     where = f"point {point.label()}"
     if point.backbone not in EASY_FAMILIES:
         raise DseError(f"{where}: backbone {point.backbone!r} is not one of {', '.join(EASY_FAMILIES)}")
+    if min(point.train_size, point.test_size) < MIN_IMAGE_SIZE:
+        raise DseError(f"{where}: image size {min(point.train_size, point.test_size)} is too small "
+                       f"(the datasets need at least {MIN_IMAGE_SIZE} pixels)")
     try:
         for size in (point.train_size, point.test_size):
             check_spec(BackboneSpec(point.backbone, point.feature_maps, point.strided, 3, size))
         sweep.fit_config(point, "x.pt").check()
         load_arch(point.arch)
         plan_clock(point.mhz)
-    except (BackboneError, ArchError, ClockError, ValueError) as e:
+    except (BackboneError, ArchError, ClockError, TrainError, ValueError) as e:
         raise DseError(f"{where}: {str(e).splitlines()[0]}") from None
 
 
