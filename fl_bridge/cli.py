@@ -11,13 +11,14 @@ import dataclasses
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 from fl_bridge.config import RunConfig
 from fl_bridge.errors import DeployError, FLError
 
 HELP = {
     "out": "run folder (config, metrics.json, state.pt, backbone.pt)",
-    "dataset": "dataset of train/ (synthetic, fashion-mnist, cifar-fs, ...)",
+    "dataset": "dataset of train/ (synthetic, fashionmnist, cifarfs, ...)",
     "data_root": "folder of an on-disk dataset",
     "backbone": "resnet9 | resnet12 | resnet8 | resnet18",
     "norm": "batch | group (the FPGA chain needs batch)",
@@ -93,15 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from safeio import OutputLock, UsageError
+
     cfg = _config(args)
-    if args.superlink:
-        from fl_bridge.deployment import run_on_superlink
+    try:
+        lock = OutputLock(Path(cfg.out), "run folder").acquire()  # one writer per run folder
+    except UsageError as e:
+        raise FLError(str(e)) from None
+    try:
+        if args.superlink:
+            from fl_bridge.deployment import run_on_superlink
 
-        run = run_on_superlink(cfg, args.superlink)
-    else:
-        from fl_bridge.simulate import simulate
+            run = run_on_superlink(cfg, args.superlink)
+        else:
+            from fl_bridge.simulate import simulate
 
-        run = simulate(cfg)
+            run = simulate(cfg)
+    finally:
+        lock.release()
     if not run.checkpoint_path.is_file():
         raise FLError(f"the federation ended without writing {run.checkpoint_path}; see the log above")
     print(run.metrics_path)

@@ -127,6 +127,36 @@ class RunConfig:
         for bad, line in problems:
             if bad:
                 raise FLError(line)
+        return self.check_values()
+
+    def check_values(self) -> "RunConfig":
+        """Every number finite and in range, the dataset name known, --out writable (FLError, one line)."""
+        from safeio import UsageError, check_int_range, check_output, check_range
+        from train.readers import READERS
+
+        if self.dataset not in READERS:
+            close = [n for n in READERS if n == self.dataset.lower().replace("-", "").replace("_", "")]
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise FLError(f"--dataset {self.dataset!r}: unknown{hint} (choose one of {', '.join(READERS)})")
+        try:
+            check_range("--lr", self.lr, 0, low_open=True)
+            check_range("--momentum", self.momentum, 0, 1, high_open=True)
+            check_range("--weight-decay", self.weight_decay, 0)
+            check_range("--alpha", self.alpha, 0, low_open=True)
+            check_range("--prune-rate", self.prune_rate, 0, 1, high_open=True)
+            check_range("--round-timeout", self.round_timeout, 0, low_open=True)
+            check_range("--client-cpus", self.client_cpus, 0, low_open=True)
+            for flag, value, low in (("--clients", self.clients, 1), ("--samples-per-client", self.samples_per_client, 0),
+                                     ("--supernodes", self.supernodes, 0), ("--seed", self.seed, 0),
+                                     ("--ways", self.ways, 2), ("--queries", self.queries, 1)):
+                check_int_range(flag, value, low)
+            if not self.shots or min(self.shots) < 1:
+                raise UsageError(f"--shots {list(self.shots)}: every value must be at least 1")
+            if self.data_root and not Path(self.data_root).is_dir():
+                raise UsageError(f"--data-root {self.data_root}: folder does not exist")
+            check_output("--out", self.out, "folder")
+        except UsageError as e:
+            raise FLError(str(e)) from None
         return self
 
     def to_dict(self) -> dict:

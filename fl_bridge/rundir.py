@@ -67,8 +67,9 @@ class RunDir:
         try:
             d = torch.load(self.state_path, map_location="cpu", weights_only=True)
             tensors = {n: d["tensors"][n].numpy() for n, _ in layout}
-        except Exception as e:  # a corrupt or foreign file: refuse clearly
-            raise FLError(f"{self.state_path} cannot be resumed ({type(e).__name__}: {e})") from None
+        except Exception:  # noqa: BLE001 - a corrupt or foreign file; torch's own text is many lines
+            raise FLError(f"{self.state_path} is corrupt, truncated or of another model; delete it to restart "
+                          f"the run from round 0") from None
         if any(tensors[n].shape != shape for n, shape in layout):
             raise FLError(f"{self.state_path} does not match the model of config.json")
         return ServerState(int(d["round"]), tensors, list(d["rounds"]))

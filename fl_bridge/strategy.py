@@ -4,7 +4,8 @@
 global model once with the run's codec (quantised and pruned as configured: both directions)
 and addresses one message per sampled partition to the connected SuperNodes, round-robin over
 their sorted ids. `aggregate_train` drops error replies and validates every payload before use
-(`codec.decode`): a malformed one is logged and dropped, the rest are averaged weighted by
+(`codec.decode`): a malformed one is logged and dropped (also a `num-examples` above the largest
+partition sent in the round), the rest are averaged weighted by
 `num-examples`. A round with no usable reply keeps the previous global model.
 
 With `error_feedback` (Q-FedUpdate) the global arrays are an FP32 master model: the new master is
@@ -25,6 +26,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fl_bridge.codec import CodecConfig, Layout, decode, encode, record_nbytes
+from fl_bridge.data import partitions as data_partitions
 from fl_bridge.errors import FLError, MalformedUpdate
 from fl_bridge.local import LocalConfig
 from fl_bridge.model import ModelConfig
@@ -56,6 +58,7 @@ class CompressedFedAvg(FedAvg):
         self.round_timeout_s = round_timeout_s
         self.int8, self.error_feedback = int8, error_feedback
         self._sent: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None  # (master, broadcast)
+        self._most_examples = 0  # the largest partition sent this round: the bound of a reply's num-examples
 
     def _nodes(self, grid: Grid) -> list[int]:
         deadline = time.monotonic() + self.round_timeout_s
@@ -77,6 +80,8 @@ class CompressedFedAvg(FedAvg):
         master = from_record(arrays)
         payload = encode(master, self.layout, self.codec)
         self._sent = (master, decode(payload, self.layout, self.codec))
+        sizes = [len(part) for part in data_partitions(self.data)]
+        self._most_examples = max(sizes[p] for p in partitions)
         log.info("round %d: partitions %s on %d SuperNode(s)", server_round, partitions, len(nodes))
         return [
             Message(
@@ -96,6 +101,9 @@ class CompressedFedAvg(FedAvg):
         n, loss = content["metrics"].get("num-examples"), content["metrics"].get("train-loss", 0.0)
         if not isinstance(n, int) or n < 1:
             raise MalformedUpdate(f"num-examples {n!r} is not a positive integer")
+        if self._most_examples and n > self._most_examples:  # one client must not dominate the average
+            raise MalformedUpdate(f"num-examples {n} is more than any partition sent this round holds "
+                                  f"({self._most_examples})")
         if not isinstance(loss, (int, float)):
             raise MalformedUpdate(f"train-loss {loss!r} is not a number")
         return decode(content["arrays"], self.layout, self.codec), n, float(loss)

@@ -109,6 +109,13 @@ def bad_metrics(msg: Message, task: TrainTask) -> Message:
     return Message(content, reply_to=msg)
 
 
+def greedy(msg: Message, task: TrainTask) -> Message:
+    """Claims far more examples than its partition holds, to dominate the weighted average."""
+    reply = honest(msg, task)
+    metrics = MetricRecord({"num-examples": 10**9, "train-loss": 0.0})
+    return Message(RecordDict({"arrays": reply.content["arrays"], "metrics": metrics}), reply_to=msg)
+
+
 MALFORMED = {
     "wrong dtype": tamper(lambda b: b.view(np.int8) if b.size % 4 else b.view(np.float32)),
     "truncated": tamper(lambda b: b[:-8]),
@@ -118,12 +125,12 @@ MALFORMED = {
 
 
 def test_crash_timeout_and_malformed_updates_do_not_stop_a_round(tmp_path):
-    cfg = small(tmp_path, clients=7, per_round=7, rounds=1, quant_bits=32)
+    cfg = small(tmp_path, clients=8, per_round=8, rounds=1, quant_bits=32)
     bad = {0: crash, 1: timeout, 2: MALFORMED["wrong dtype"], 3: MALFORMED["nan"], 4: MALFORMED["oversized"],
-           5: bad_metrics}
+           5: bad_metrics, 6: greedy}
     run = run_federation(LocalGrid(3, lambda r, p: bad.get(p, honest)), cfg)
     entry = json.loads(run.metrics_path.read_text())["rounds"][1]
-    assert (entry["sent"], entry["received"], entry["failed"], entry["timed_out"], entry["dropped"]) == (7, 1, 1, 1, 4)
+    assert (entry["sent"], entry["received"], entry["failed"], entry["timed_out"], entry["dropped"]) == (8, 1, 1, 1, 5)
     assert run.checkpoint_path.is_file()
 
 
