@@ -1,4 +1,6 @@
 # Every target calls a package CLI (python -m <package> ...); no logic lives here.
+# The chain's targets are files: a stage runs again only when an input file or its configuration
+# (the make variables it uses, recorded under build/.config/) changed; `make all` twice does the work once.
 PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV        ?= .venv
 PY          := $(VENV)/bin/python
@@ -15,6 +17,22 @@ RTL_DIR  ?= build/fpga/rtl_$(ARCH)
 PYNQ_DIR ?= PYNQ
 BACKEND  ?= emulator
 BOARD    ?=
+FORCE    ?=
+TRAIN_FLAGS  ?=
+EXPORT_FLAGS ?=
+
+CFG     := build/.config
+CKPT    := build/backbone/$(NAME).pt
+ONNX    := build/export/$(NAME).onnx
+TMODEL  := build/tensil/$(NAME)_$(ARCH).tmodel
+FPGA_DIR := build/fpga/$(ARCH)_$(MHZ)MHz
+BUNDLE  := build/bundle/$(NAME)/model.json
+SAMPLES := build/demo/samples.npz
+VIDEO   := build/demo/input/video.avi
+DEMO_LOG := build/demo/log.json
+
+# $(call config,NAME,TEXT): build/.config/NAME holds TEXT, rewritten (new mtime) only when TEXT changes.
+config = @mkdir -p $(CFG) && printf '%s\n' '$(2)' | cmp -s - $(CFG)/$(1) || printf '%s\n' '$(2)' > $(CFG)/$(1)
 
 setup: $(STAMP)
 
@@ -35,20 +53,52 @@ bench: $(STAMP)
 # The whole chain on the embedded default, board stand-ins included (no Vivado, no board needed).
 all: backbone export compile bundle demo
 
-backbone: $(STAMP)
-	$(PY) -m train fit --out build/backbone/$(NAME).pt
+backbone: $(CKPT)
+export: $(ONNX)
+compile: $(TMODEL)
+bundle: $(BUNDLE)
+demo: $(DEMO_LOG)
+
+$(CFG)/%: FORCE_CONFIG
+	$(call config,$*,$(CONFIG_$*))
+.PHONY: FORCE_CONFIG
+FORCE_CONFIG:
+CONFIG_backbone = $(TRAIN_FLAGS)
+CONFIG_export   = $(EXPORT_FLAGS)
+CONFIG_compile  = $(ARCH)
+CONFIG_bundle   = $(ARCH) $(MHZ) $(wildcard $(FPGA_DIR)/design.bit)
+CONFIG_demo     = $(BACKEND)
+
+# train fit says "nothing to do" (exit 0) for a finished checkpoint of the same configuration and
+# refuses to replace one of another configuration unless FORCE=1; touch records the check.
+$(CKPT): $(CFG)/backbone | $(STAMP)
+	$(PY) -m train fit --out $@ $(TRAIN_FLAGS) $(if $(FORCE),--force) && touch $@
+
+$(ONNX): $(CKPT) $(CFG)/export | $(STAMP)
+	$(PY) -m export --checkpoint $(CKPT) --out $(dir $@) $(EXPORT_FLAGS)
+
+$(TMODEL): $(ONNX) $(CFG)/compile | $(STAMP)
+	$(PY) -m tensil compile --onnx $(ONNX) --arch $(ARCH) --out $(dir $@)
+
+$(BUNDLE): $(ONNX) $(TMODEL) $(wildcard $(FPGA_DIR)/design.bit $(FPGA_DIR)/design.hwh) $(CFG)/bundle | $(STAMP)
+	$(PY) -m board bundle --onnx $(ONNX) --tensil $(dir $(TMODEL)) --arch $(ARCH) \
+	  --fpga $(FPGA_DIR) --out $(dir $@)
+
+$(SAMPLES): | $(STAMP)
+	$(PY) -m train sample-images --dataset synthetic --split novel --classes 5 --per-class 20 \
+	  --image-size 96 --seed 0 --out $@
+
+$(VIDEO): $(SAMPLES) | $(STAMP)
+	$(PY) -m board video --samples $(SAMPLES) --out $(dir $@)
+
+$(DEMO_LOG): $(BUNDLE) $(VIDEO) $(CFG)/demo | $(STAMP)
+	$(PY) -m board demo --bundle $(dir $(BUNDLE)) --backend $(BACKEND) --video $(dir $(VIDEO)) --out $(dir $@)
 
 evaluate: $(STAMP)
 	$(PY) -m train evaluate --checkpoint build/backbone/$(NAME).pt --ways 5 --shots 1 --queries 15 --episodes 2000 --json
 
-export: $(STAMP)
-	$(PY) -m export --checkpoint build/backbone/$(NAME).pt --out build/export
-
 export-check: $(STAMP)
 	$(PY) -m export check --onnx build/export/$(NAME).onnx
-
-compile: $(STAMP)
-	$(PY) -m tensil compile --onnx build/export/$(NAME).onnx --arch $(ARCH) --out build/tensil
 
 inspect: $(STAMP)
 	$(PY) -m tensil inspect --tmodel build/tensil/$(NAME)_$(ARCH).tmodel --memory --estimate --mhz 125
@@ -62,21 +112,17 @@ fpga-project: $(STAMP)
 bitstream: $(STAMP)
 	$(PY) -m fpga build --arch $(ARCH) --mhz $(MHZ) --rtl-dir $(RTL_DIR) --pynq-dir $(PYNQ_DIR)
 
-bundle: $(STAMP)
-	$(PY) -m board bundle --onnx build/export/$(NAME).onnx --tensil build/tensil --arch $(ARCH) \
-	  --fpga build/fpga/$(ARCH)_$(MHZ)MHz --out build/bundle/$(NAME)
-
-demo: $(STAMP)
-	$(PY) -m train sample-images --dataset synthetic --split novel --classes 5 --per-class 20 \
-	  --image-size 96 --seed 0 --out build/demo/samples.npz
-	$(PY) -m board video --samples build/demo/samples.npz --out build/demo/input
-	$(PY) -m board demo --bundle build/bundle/$(NAME) --backend $(BACKEND) --video build/demo/input --out build/demo
-
 deploy: $(STAMP)
 	$(PY) -m board deploy --bundle build/bundle/$(NAME) --board $(BOARD)
 
-fl: $(STAMP)
-	$(PY) -m fl_bridge run --out build/fl/default
+FL_OUT   ?= build/fl/default
+FL_FLAGS ?=
+CONFIG_fl = $(FL_FLAGS)
+
+# A run folder of the same settings resumes (or, finished, only rewrites its checkpoint).
+fl: $(FL_OUT)/backbone.pt
+$(FL_OUT)/backbone.pt: $(CFG)/fl | $(STAMP)
+	$(PY) -m fl_bridge run --out $(FL_OUT) $(FL_FLAGS)
 
 fl-compare: $(STAMP)
 	$(PY) -m fl_bridge compare --out build/fl/compare
