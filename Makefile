@@ -7,7 +7,7 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 
 .PHONY: setup test bench all backbone evaluate export export-check compile inspect fpga-estimate fpga-project bitstream \
-        bundle demo deploy fl fl-compare fl-deploy clean
+        bundle demo deploy fl fl-compare fl-deploy dse clean
 
 # The embedded default: synthetic data, ResNet-9 strided 16 fm at 32x32, custom_perf, emulator.
 NAME     ?= default
@@ -129,6 +129,14 @@ fl-compare: $(STAMP)
 
 fl-deploy: $(STAMP)
 	$(PY) -m fl_bridge deploy --run build/fl/default
+
+# Design-space exploration: the sweep of dse/sweeps/default.toml (accuracy vs FPGA latency).
+DSE_SWEEP   ?= dse/sweeps/default.toml
+DSE_WORKERS ?= 2
+
+dse: $(STAMP)
+	$(PY) -m dse run --sweep $(DSE_SWEEP) --workers $(DSE_WORKERS)
+	$(PY) -m dse pick --sweep $(DSE_SWEEP) --fps 30
 
 clean:
 	rm -rf build

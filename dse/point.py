@@ -4,6 +4,8 @@ measure. The row is written last, atomically: its presence is what "finished" me
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict
@@ -75,6 +77,7 @@ def run_point(sweep: Sweep, point: Point, root: str, out: str = "") -> dict:
         "eval_images": acc_float.get("images"),
         "train_seconds": metrics.get("train_seconds"),
         "stage_seconds": seconds,
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
         "checkpoint": str(paths.checkpoint),
         "onnx": str(paths.onnx),
         "tmodel": str(paths.tmodel),
