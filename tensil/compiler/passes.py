@@ -258,3 +258,68 @@ def pack_taps_into_lanes(net: Network, array_size: int) -> Network:
             step.terms = new_terms
         steps.append(step)
     return Network(steps, shapes, net.inputs, net.outputs, net.io_shapes)
+
+
+def _tile_diagonal(weight: np.ndarray, a: int) -> bool:
+    """True when output channel tile t reads only input channel tile t (depthwise / small groups)."""
+    co, ci = weight.shape[:2]
+    if co != ci or co <= a:
+        return False
+    rows, cols = np.nonzero(np.any(weight != 0, axis=(2, 3)))
+    return bool(np.all(rows // a == cols // a))
+
+
+def split_depthwise(net: Network, array_size: int) -> Network:
+    """Depthwise (tile-diagonal) convolutions one channel tile at a time, so no lanes multiply zeros.
+
+    A convolution whose output tile t reads only input tile t (groups of at most A channels,
+    e.g. depthwise) still runs, densely expanded, every (tap, input tile) pair of each output
+    tile: T times the work, for T channel tiles. When its input comes from a layer used by it
+    alone, and its output only feeds convolution terms, this pass splits the producer, the
+    depthwise layer and the consumers' terms by channel tile:
+
+        X = producer(...)           ->  X_t = producer_t(...)            (rows t of its weights)
+        Y = act(dw(X))              ->  Y_t = act(dw_t(X_t))             (one input tile each)
+        Z = conv(Y, W) + ...        ->  Z = sum_t conv(Y_t, W[:, t]) + ...
+
+    The same non-zero products (1x1 consumers even add them in the same order); the depthwise
+    layers run 1/T of the MatMuls.
+    """
+    a = array_size
+    uses: dict[str, list[Step]] = {}
+    for step in net.steps:
+        for x in step.inputs:
+            uses.setdefault(x, []).append(step)
+    producers = {s.output: s for s in net.steps}
+    shapes = dict(net.shapes)
+    replace: dict[int, list[Step]] = {}  # id(step) -> the steps it becomes
+    for dw in net.steps:
+        if not isinstance(dw, Layer) or len(dw.terms) != 1 or dw.copy:
+            continue
+        term = dw.terms[0]
+        src = producers.get(term.input)
+        if (not _tile_diagonal(term.weight, a) or not isinstance(src, Layer) or id(src) in replace
+                or uses.get(term.input) != [dw] or dw.output in net.outputs
+                or not all(isinstance(u, Layer) for u in uses.get(dw.output, []))):
+            continue
+        c = term.weight.shape[0]
+        cuts = [(lo, min(lo + a, c)) for lo in range(0, c, a)]
+        xs = [f"{term.input}/tile{t}" for t in range(len(cuts))]
+        ys = [f"{dw.output}/tile{t}" for t in range(len(cuts))]
+        replace[id(src)] = [
+            Layer(f"{src.name}/tile{t}", [Term(s.input, s.weight[lo:hi], s.strides, s.pads) for s in src.terms],
+                  src.bias[lo:hi], x, src.act, src.pool, list(src.sources), src.copy)
+            for t, ((lo, hi), x) in enumerate(zip(cuts, xs))]
+        replace[id(dw)] = [
+            Layer(f"{dw.name}/tile{t}", [Term(x, term.weight[lo:hi, lo:hi], term.strides, term.pads)],
+                  dw.bias[lo:hi], y, dw.act, dw.pool, list(dw.sources))
+            for t, ((lo, hi), x, y) in enumerate(zip(cuts, xs, ys))]
+        for (lo, hi), x, y in zip(cuts, xs, ys):
+            shapes[x] = (hi - lo, *net.shapes[term.input][1:])
+            shapes[y] = (hi - lo, *net.shapes[dw.output][1:])
+        for consumer in uses.get(dw.output, []):
+            consumer.terms = [nt for t in consumer.terms for nt in (
+                [Term(y, t.weight[:, lo:hi], t.strides, t.pads) for (lo, hi), y in zip(cuts, ys)]
+                if t.input == dw.output else [t])]
+    steps = [s for step in net.steps for s in replace.get(id(step), [step])]
+    return Network(steps, shapes, net.inputs, net.outputs, net.io_shapes)

@@ -15,7 +15,7 @@ from tensil.compiler.errors import CompileError
 from tensil.compiler.frontend import FrontendOptions, load_graph
 from tensil.compiler.graph import Graph, Network
 from tensil.compiler.lower import Lowered, LoweringOptions, lower
-from tensil.compiler.passes import fuse, pack_taps_into_lanes
+from tensil.compiler.passes import fuse, pack_taps_into_lanes, split_depthwise
 from tensil.hazards import HazardError, check_program
 from tensil.isa import Layout, ProgramError, decode, encode_program
 from tensil.tmodel import LoadedModel, Span, TModel, model_file_name
@@ -27,6 +27,7 @@ class CompileOptions:
 
     merge_rows: bool = False
     pack_taps: bool = True  # narrow-input convs: horizontal kernel taps into lanes first
+    split_depthwise: bool = True  # depthwise convs one channel tile at a time (no zero tiles)
     avoid_4k: bool = True  # no AXI burst crossing a 4 KiB boundary (cut moves, shift DRAM0 data)
     drop_softmax: bool = False  # a Softmax at the output is dropped without a warning
     flatten_order: str = "nhwc"  # a flattened spatial map at the output: "nhwc" (upstream's) or "onnx"
@@ -94,6 +95,8 @@ def compile_network(graph: Graph, arch: Arch, name: str, options: CompileOptions
     options = options or CompileOptions()
     start = time.perf_counter()
     network = fuse(graph)
+    if options.split_depthwise:
+        network = split_depthwise(network, arch.array_size)
     if options.pack_taps:
         network = pack_taps_into_lanes(network, arch.array_size)
     lowered = lower(network, arch, LoweringOptions(merge_rows=options.merge_rows, avoid_4k=options.avoid_4k))
