@@ -11,10 +11,13 @@ A checkpoint is a plain dict (loadable with `torch.load(weights_only=True)`):
     dataset           dataset name
     metrics           dict of figures (few-shot accuracies, ci95, epochs, ...)
     config            dict of the configuration that produced it
+    sha256            digest of everything above (`content_digest`), checked on every load: torch
+                      does not notice a flipped bit in tensor data
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -151,8 +154,38 @@ def atomic_torch_save(obj: object, path: str | Path) -> None:
         torch.save(obj, tmp)
 
 
+def _feed(h: "hashlib._Hash", value: object) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(value.shape)}:".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        h.update(b"{")
+        for key in sorted(value, key=str):
+            _feed(h, key)
+            _feed(h, value[key])
+        h.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        h.update(b"[")
+        for item in value:
+            _feed(h, item)
+        h.update(b"]")
+    else:
+        h.update(f"{type(value).__name__}:{value!r};".encode())
+
+
+def content_digest(d: dict) -> str:
+    """sha256 of a checkpoint dict's contents (tensors by their bytes, other values by repr),
+    without its own `sha256` entry."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in d.items() if k != "sha256"})
+    return h.hexdigest()
+
+
 def save_checkpoint(ckpt: BackboneCheckpoint, path: str | Path) -> Path:
-    atomic_torch_save(ckpt.to_dict(), path)
+    d = ckpt.to_dict()
+    d["sha256"] = content_digest(d)
+    atomic_torch_save(d, path)
     return Path(path)
 
 
@@ -167,4 +200,6 @@ def load_checkpoint(path: str | Path) -> BackboneCheckpoint:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt files
         raise CheckpointError(f"{path}: cannot be read as a checkpoint ({type(e).__name__})") from None
+    if isinstance(d, dict) and "sha256" in d and d["sha256"] != content_digest(d):
+        raise CheckpointError(f"{path}: corrupt (its contents differ from the sha256 recorded when it was written)")
     return BackboneCheckpoint.from_dict(d, source=str(path))
