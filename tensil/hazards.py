@@ -183,17 +183,18 @@ def _vectors(addr: int, stride: int, size: int) -> range:
 class _AccumulatorReadAfterWrite:
     """`acc-read-after-write`: remembers the last accumulator address a MatMul wrote."""
 
-    def __init__(self) -> None:
+    def __init__(self, arch: Arch) -> None:
+        self.depth = arch.accumulator_depth  # the RTL takes accumulator addresses modulo
         self.last_write: Optional[int] = None
 
     def step(self, ins: Instruction) -> Problem:
         if isinstance(ins, MatMul):
-            first = ins.acc_addr
+            first = ins.acc_addr % self.depth
             if ins.accumulate and first == self.last_write:
                 return ("acc-read-after-write",
                         f"accumulates into accumulator {first} right after the previous MatMul wrote it "
                         "(the hardware reads the old value and loses that update)")
-            self.last_write = ins.acc_addr + (ins.size << ins.acc_stride)
+            self.last_write = (ins.acc_addr + (ins.size << ins.acc_stride)) % self.depth
         elif isinstance(ins, DataMove):
             flow, n = DataFlow(ins.flow), ins.size + 1
             if flow in (DataFlow.LOCAL_TO_ACC, DataFlow.LOCAL_TO_ACC_ACCUMULATE) or (
@@ -205,14 +206,15 @@ class _AccumulatorReadAfterWrite:
 class _LongAccToLocalReadback:
     """`acc-to-local-readback`: local vectors written by long accumulator->local moves."""
 
-    def __init__(self) -> None:
+    def __init__(self, arch: Arch) -> None:
+        self.depth = arch.local_depth  # the RTL takes local addresses modulo
         self.stale: set[int] = set()
 
     def step(self, ins: Instruction) -> Problem:
         if not isinstance(ins, DataMove):
             return None
         flow, n = DataFlow(ins.flow), ins.size + 1
-        local = _vectors(ins.local_addr, ins.local_stride, ins.size)
+        local = [v % self.depth for v in _vectors(ins.local_addr, ins.local_stride, ins.size)]
         if flow == DataFlow.ACC_TO_LOCAL and n > LONG_ACC_TO_LOCAL:
             self.stale.update(local)
         elif flow == DataFlow.DRAM0_TO_LOCAL and n >= READBACK_CLEARING_DRAM0_READ:
@@ -226,10 +228,25 @@ class _LongAccToLocalReadback:
         return None
 
 
+def _sequence_rules(arch: Arch) -> tuple:
+    return _AccumulatorReadAfterWrite(arch), _LongAccToLocalReadback(arch)
+
+
+def check_sequence(instrs: Sequence[Instruction], arch: Arch) -> None:
+    """Only the read-after-write rules (any stream, Configure and probes included): the
+    emulator's core refuses what the RTL would compute differently from it."""
+    rules = _sequence_rules(arch)
+    for index, ins in enumerate(instrs):
+        for rule in rules:
+            problem = rule.step(ins)
+            if problem:
+                raise HazardError(index, problem[0], problem[1], ins)
+
+
 def check_program(instrs: Sequence[Instruction], arch: Arch, reserve_driver_probe: bool = True) -> None:
     """Raise HazardError for the first instruction that breaks a rule; return None if all pass."""
     rules = _Rules(arch, reserve_driver_probe)
-    sequence_rules = (_AccumulatorReadAfterWrite(), _LongAccToLocalReadback())
+    sequence_rules = _sequence_rules(arch)
     known_good: set[Instruction] = set()  # programs repeat instructions: check each distinct one once
     for index, ins in enumerate(instrs):
         problem = None if ins in known_good else rules.check(ins)

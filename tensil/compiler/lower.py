@@ -327,7 +327,7 @@ class _Attempt:
         self.place(out, layer.name)
         tile_vectors = sum(sizes)
         mode, rows, w_need, stage = self.plan_layer(layer, out, tile_vectors, sizes)
-        g.info.update(bands=-(-out.height // rows), weights=mode)
+        g.info.update(bands=-(-out.height // rows), band_rows=rows, weights=mode)
         w_base = self.scratch(w_need + stage, layer.name)
         const_tmp = w_base + w_need + stage - 1
         if blocks is None:
