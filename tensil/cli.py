@@ -36,6 +36,7 @@ class CompileConfig:
     pack_taps: bool = True
     drop_softmax: bool = False
     flatten_order: str = "nhwc"
+    avoid_4k: bool = True
 
 
 @dataclass
@@ -73,7 +74,7 @@ def run_compile(cfg: CompileConfig) -> Path:
     if cfg.backend == "upstream":
         return run_upstream(cfg, arch)
     options = CompileOptions(merge_rows=cfg.merge_rows, pack_taps=cfg.pack_taps, drop_softmax=cfg.drop_softmax,
-                             flatten_order=cfg.flatten_order)
+                             flatten_order=cfg.flatten_order, avoid_4k=cfg.avoid_4k)
     compiled = compile_onnx(cfg.onnx, arch, cfg.name, options)
     log(f"compiled {cfg.onnx} for {arch.name} in {compiled.seconds:.2f} s: "
         f"{len(compiled.lowered.instrs)} instructions, {compiled.lowered.consts.size} constant vectors")
@@ -81,6 +82,9 @@ def run_compile(cfg: CompileConfig) -> Path:
     report = build_report(compiled, cfg.onnx, asdict(cfg), samples=cfg.samples, seed=cfg.seed)
     path = write_outputs(compiled, cfg.out, report)
     est, ver = report["estimate"], report["verification"]
+    hw = report["hardware_rules"]
+    log(f"hardware rules: every rule of tensil.hazards holds; {hw['bursts_crossing_4k']} AXI burst(s) would cross "
+        f"a 4 KiB boundary" + ("" if cfg.avoid_4k else " (avoidance off: --allow-4k-crossings)"))
     log(f"estimate: {est['tensil_cycles'] / 1e3:.1f} KCycles (Tensil model), MAC efficiency "
         f"{100 * est['mac_efficiency']:.1f}%, hardware-aware {est['latency_ms']['125MHz']:.2f} ms at 125 MHz")
     if cfg.samples:
@@ -249,6 +253,8 @@ def parser() -> argparse.ArgumentParser:
                    help="drop a Softmax at the output without a warning (it is always dropped, as upstream does)")
     c.add_argument("--flatten-order", choices=("nhwc", "onnx"), default="nhwc",
                    help="order of a flattened spatial map at the output: upstream's NHWC (default) or ONNX's NCHW")
+    c.add_argument("--allow-4k-crossings", dest="avoid_4k", action="store_false",
+                   help="do not cut DRAM moves (or shift DRAM0 data) to keep AXI bursts inside 4 KiB pages")
     e = sub.add_parser("emulate", help="run a .tmodel on an input .npy with the bit-exact emulator")
     e.add_argument("--tmodel", required=True)
     e.add_argument("--input", required=True, help="x.npy, float32, exactly as the ONNX model takes it (NCHW)")

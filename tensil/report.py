@@ -28,6 +28,7 @@ from tensil.compiler.passes import reference_forward
 from tensil.compiler.pipeline import CompiledModel
 from tensil.emulator import ModelRunner
 from tensil import estimator
+from tensil.axi import count_4k_crossings
 from tensil.precision import MIN_COSINE, explain, layer_noise, one_rounding_forward
 from tensil.tmodel import write_model
 
@@ -158,6 +159,15 @@ def estimates(compiled: CompiledModel) -> tuple[dict, list[dict]]:
     return summary, table
 
 
+def hardware_rules(compiled: CompiledModel) -> dict:
+    """What the program was checked against (it passed, or compilation would have failed)."""
+    return {
+        "hazard_check": "passed",
+        "rules": "tensil.hazards (stalls, encoding, ranges, driver probe, accumulator and read-back hazards)",
+        "bursts_crossing_4k": count_4k_crossings(compiled.lowered.instrs, compiled.arch),
+    }
+
+
 def build_report(compiled: CompiledModel, onnx_path: str | Path, config: dict, samples: int = 2,
                  seed: int = 0) -> dict:
     low, arch = compiled.lowered, compiled.arch
@@ -189,6 +199,7 @@ def build_report(compiled: CompiledModel, onnx_path: str | Path, config: dict, s
                          "home": b.home, "size": b.size} for b in low.buffers.values() if b.tensor in live],
         },
         "estimate": summary,
+        "hardware_rules": hardware_rules(compiled),
         "layers": table,
         "io": {
             "inputs": [io_entry(compiled, n, spans[n]) for n in compiled.graph.inputs],
