@@ -8,7 +8,7 @@ import logging
 import sys
 
 from board.errors import BoardError
-from safeio import UsageError
+from safeio import OneLineParser, UsageError
 
 
 def _add_fields(parser: argparse.ArgumentParser, cls, helps: dict | None = None, choices: dict | None = None) -> None:
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     from board.deploy import DeployConfig
     from board.synthvideo import VideoConfig
 
-    parser = argparse.ArgumentParser(prog="python -m board", description=__doc__)
+    parser = OneLineParser(prog="python -m board", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fields(sub.add_parser("bundle", help="assemble build/bundle/<name>/ (contract 5)"), BundleConfig, {
         "onnx": "exported ONNX (its .json sidecar next to it)",

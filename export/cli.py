@@ -17,6 +17,7 @@ from tensil.compiler.errors import CompileError
 from tensil.compiler.frontend import FLATTEN_ORDERS, FrontendOptions
 from export.pipeline import export_checkpoint
 from export.sidecar import read_sidecar, verify_sidecar
+from safeio import OneLineParser
 from train.backbones import BackboneError
 from train.checkpoint import CheckpointError
 
@@ -41,7 +42,7 @@ HELP = {
 
 
 def export_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="Export a backbone checkpoint to ONNX for Tensil, verified against torch. "
         f"Use `{PROG} check --onnx M.onnx` to check any ONNX file.",
@@ -55,7 +56,7 @@ def export_parser() -> argparse.ArgumentParser:
 
 
 def check_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=f"{PROG} check",
         description="Check that `python -m tensil compile` accepts an ONNX file: runs the compiler's own front end "
         "(every operator and attribute rule, static shapes, batch 1) without lowering; prints its warnings and where "

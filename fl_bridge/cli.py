@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fl_bridge.config import RunConfig
 from fl_bridge.errors import DeployError, FLError
+from safeio import OneLineParser
 
 HELP = {
     "out": "run folder (config, metrics.json, state.pt, backbone.pt)",
@@ -68,7 +69,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fl_bridge", description=__doc__,
+    parser = OneLineParser(prog="python -m fl_bridge", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="federated training, in simulation or on a running SuperLink")

@@ -13,6 +13,7 @@ from fpga.errors import FpgaError
 from fpga.project import ProjectConfig, write_project
 from fpga.rtl import generate_rtl
 from fpga.standin import record_design
+from safeio import OneLineParser
 from tensil.arch import DEFAULT_ARCH, ArchError, load_arch
 from tensil.resources import ResourceError, plan_fit
 
@@ -69,7 +70,7 @@ def _rtl(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m fpga", description="Vivado project and bitstream for PYNQ-Z1 + Tensil")
+    ap = OneLineParser(prog="python -m fpga", description="Vivado project and bitstream for PYNQ-Z1 + Tensil")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("project", help="check inputs and write the Vivado project scripts")
     _project_flags(p)

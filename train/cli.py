@@ -19,7 +19,7 @@ from train.easy import FitConfig, TrainError, fit
 from train.evaluate import EvaluateConfig, evaluate_checkpoint
 from train.fewshot import FewShotError
 from train.samples import SampleConfig, write_samples
-from safeio import UsageError
+from safeio import OneLineParser, UsageError
 
 USER_ERRORS = (DatasetError, FewShotError, CheckpointError, BackboneError, TrainError, UsageError)
 
@@ -90,7 +90,7 @@ def run_sample_images(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train", description="EASY backbones, datasets and few-shot evaluation")
+    parser = OneLineParser(prog="train", description="EASY backbones, datasets and few-shot evaluation")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("fit", help="train a backbone (or ensemble) with EASY's routine")
     add_config_args(p, FitConfig)
