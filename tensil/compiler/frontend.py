@@ -41,8 +41,8 @@ RELABEL_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Ident
 # Why an operator is refused, with what upstream Tensil v1.0.15 does with it.
 REFUSED = {
     "Resize": "bilinear Resize is not lowered by this compiler (upstream v1.0.15 takes mode 'linear' with "
-              "half-pixel centres and a 4-value scales input); resize the input on the host, or replace it "
-              "with a strided or transposed-free convolution",
+              "half-pixel centres and a 4-value scales input); resize on the host (before the input or after "
+              "the output), or train the network without upsampling",
     "Upsample": "upstream Tensil v1.0.15 refuses Upsample too; use a strided layout without upsampling",
     "ConvTranspose": "upstream Tensil v1.0.15 refuses ConvTranspose too",
     "Split": "channel Split is not lowered by this compiler (upstream v1.0.15 takes equal parts on the channel "
