@@ -1,4 +1,4 @@
-"""`python -m fl_bridge <command>`: run | compare | deploy | superlink | supernode.
+"""`python -m fl_bridge <command>`: run | compare | precision-sweep | timing | deploy | superlink | supernode.
 
 Defaults are the embedded default. Errors print one `fl_bridge: error: <line>` to stderr and
 exit with status 2, without a traceback.
@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="submit to this SuperLink with `flwr run` instead of simulating")
     cmp = sub.add_parser("compare", help="simulate FedAvg (float32) and these FLoCoRA settings side by side")
     _add_config_flags(cmp, out="build/fl/compare")
+    swp = sub.add_parser("precision-sweep", help="FedAvg (FP32) vs Q-FedAvg vs Q-FedUpdate for several clients per "
+                         "round, in-process; --method and --per-round are set by the sweep")
+    _add_config_flags(swp, out="build/fl/precision", image_size=16, samples_per_client=64, rounds=15, eval_every=15)
+    swp.add_argument("--per-round-list", type=int, nargs="+", default=[2, 5, 10, 20],
+                     help="clients per round K of the sweep (default: 2 5 10 20)")
+    tim = sub.add_parser("timing", help="modelled CPU/accelerator pipelining of INT8 batch quantization (Q-FedUpdate)")
+    _add_config_flags(tim, method="q-fedupdate", out="build/fl/timing")
+    tim.add_argument("--json", action="store_true", help="print the full report as JSON instead of a table")
     dep = sub.add_parser("deploy", help="merge the adapters and run export, compile, (bitstream) and bundle")
     dep.add_argument("--run", default="build/fl/default", help="federated run folder (default: build/fl/default)")
     dep.add_argument("--name", default=None, help="artifact name (default: fl_<run folder name>)")
@@ -128,6 +136,22 @@ def _deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _timing(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from fl_bridge.qtiming import client_timing, markdown
+
+    torch.set_num_threads(1)
+    cfg = _config(args)
+    if not cfg.quantized_training:
+        raise FLError("timing models INT8 client training: use --method q-fedupdate or q-fedavg")
+    report = client_timing(cfg)
+    print(json.dumps(report, indent=1) if args.json else markdown(report))
+    return 0
+
+
 def _flower(cmd: list[str]) -> int:
     from fl_bridge.deployment import flower_env
 
@@ -150,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
 
             print(compare(_config(args)))
             return 0
+        if args.command == "precision-sweep":
+            from fl_bridge.sweep import sweep
+
+            print(sweep(_config(args), args.per_round_list))
+            return 0
+        if args.command == "timing":
+            return _timing(args)
         if args.command == "deploy":
             return _deploy(args)
         from fl_bridge.deployment import superlink_command, supernode_command
