@@ -92,9 +92,11 @@ def write_export(folder: Path, name: str = "tiny", base_mean: bool = True) -> Pa
     return onnx_path
 
 
-def pointwise_model(folder, arch_name="custom_perf", load_consts_to_local=False, seed=0):
+def pointwise_model(folder, arch_name="custom_perf", load_consts_to_local=False, seed=0, lost_update=False):
     """A hand-written 1x1 convolution (3 -> A channels, bias) over a 4x4 image, built with
-    tensil.isa: consts -> local -> array weights; input -> local -> MatMul -> acc -> local -> DRAM0."""
+    tensil.isa: consts -> local -> array weights; input -> local -> MatMul -> acc -> local -> DRAM0.
+    `lost_update`: instruction 4 accumulates into the accumulator instruction 3 wrote last, which
+    the RTL gets wrong (a program every consumer must refuse)."""
     arch = load_arch(arch_name)
     a = arch.array_size
     rng = np.random.default_rng(seed)
@@ -107,6 +109,7 @@ def pointwise_model(folder, arch_name="custom_perf", load_consts_to_local=False,
         LoadWeight(100, 0, a),
         DataMove(DataFlow.DRAM0_TO_LOCAL, 0, 0, 0, 0, POINTWISE_PIXELS - 1),
         MatMul(0, 0, 0, 0, POINTWISE_PIXELS - 1),
+        *([MatMul(0, 0, POINTWISE_PIXELS - 1, 0, 0, accumulate=True)] if lost_update else []),
         DataMove(DataFlow.ACC_TO_LOCAL, 200, 0, 0, 0, POINTWISE_PIXELS - 1),
         DataMove(DataFlow.LOCAL_TO_DRAM0, 200, 0, POINTWISE_PIXELS, 0, POINTWISE_PIXELS - 1),
     ], Layout.from_arch(arch))

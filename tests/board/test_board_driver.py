@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("tensil.emulator")
 
 from board.emulated_pynq import EmulatedPynq
-from board.errors import AcceleratorTimeoutError, ArchMismatchError
+from board.errors import AcceleratorTimeoutError, ArchMismatchError, BackendError
 from board.tcu import TcuDriver
 from tensil.arch import load_arch
 from tensil.emulator import ModelRunner
@@ -22,6 +22,20 @@ def emulated_driver(loaded, timeout_s: float, load: bool = True, **device_option
     if load:
         driver.load_model(loaded)
     return device, driver
+
+
+def test_driver_refuses_a_program_the_hardware_gets_wrong(tmp_path):
+    """Whoever compiled it, a program breaking a hardware rule never reaches the TCU: one line
+    naming the instruction and the rule, before anything is streamed."""
+    loaded = read_model(pointwise_model(tmp_path, lost_update=True)[0])
+    device, driver = emulated_driver(loaded, timeout_s=5, load=False)
+    with pytest.raises(BackendError) as e:
+        driver.load_model(loaded)
+    assert len(str(e.value).splitlines()) == 1
+    assert "instruction 4 (MatMul" in str(e.value) and "breaks rule acc-read-after-write" in str(e.value)
+    assert driver.model is None and device.tcu.fault is None
+    with pytest.raises(Exception, match="acc-read-after-write"):
+        ModelRunner(loaded)  # the emulator refuses it too
 
 
 @pytest.mark.parametrize("preload", [False, True])

@@ -175,3 +175,31 @@ def test_reset_forgets_the_saved_classes_too(tmp_path):
     app.handle(Event(Action.RESET))
     again = FewShotApp(FewShotClassifier(2, None, NcmConfig()), AppConfig(classes_file=str(path), restore=True), "m")
     assert again.classifier.classes == []
+
+
+def test_demo_refuses_a_compiled_program_the_hardware_gets_wrong(tensil_bundle, generated_video, tmp_path, capsys):
+    """A bundle whose program accumulates back to back into one accumulator (the RTL loses such
+    updates): `board demo` on the emulated board says so in one line and exits 2."""
+    from board.bundle import BundleConfig, assemble_bundle
+    from board.cli import main
+    from tensil.isa import Layout, MatMul, decode, encode_program
+    from tensil.tmodel import read_model, write_model
+
+    loaded = read_model(next(tensil_bundle.glob("*.tmodel")))
+    layout = Layout.from_arch(loaded.arch)
+    program = decode(loaded.program, layout)
+    at = next(i for i, ins in enumerate(program) if isinstance(ins, MatMul))
+    last = program[at].acc_addr + (program[at].size << program[at].acc_stride)
+    program.insert(at + 1, MatMul(program[at].local_addr, 0, last, 0, 0, accumulate=True))
+    man = loaded.manifest
+    write_model(tmp_path / "tensil", man.name, loaded.arch, encode_program(program, layout), loaded.consts,
+                man.inputs, man.outputs)
+    bundle = assemble_bundle(BundleConfig(onnx=str(next((tensil_bundle.parent / "export").glob("*.onnx"))),
+                                          tensil=str(tmp_path / "tensil"), fpga=None, out=str(tmp_path / "bundle"),
+                                          verify_samples=0))
+    capsys.readouterr()
+    rc = main(["demo", "--bundle", str(bundle), "--backend", "emulator", "--video", str(generated_video),
+               "--out", str(tmp_path / "demo")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert f"instruction {at + 1} (MatMul" in err[0] and "breaks rule acc-read-after-write" in err[0]

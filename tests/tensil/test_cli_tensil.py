@@ -15,6 +15,7 @@ import pytest
 from onnx import helper
 
 from compiler_helpers import make_model, weights
+from hazard_programs import LOST_UPDATE_INDEX, write_lost_update_model
 from tensil.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,6 +132,24 @@ def test_bad_model_files(compiled, tmp_path, capsys):
         assert "truncated" in bad(capsys, "inspect", "--tmodel", str(tmodel))
         f.write_bytes(data)
     assert not y.exists()
+
+
+def test_emulate_refuses_a_program_the_hardware_gets_wrong(tmp_path):
+    """A hand-written program with back-to-back accumulations into one address (the RTL loses
+    every second update): one line naming the instruction and the rule, exit 2, no output."""
+    from tensil.arch import load_arch
+
+    tmodel = write_lost_update_model(tmp_path, load_arch("custom_perf"))
+    np.save(tmp_path / "x.npy", np.ones((1, 1, 4, 4), np.float32))
+    out = tmp_path / "y.npy"
+    proc = subprocess.run([sys.executable, "-m", "tensil", "emulate", "--tmodel", str(tmodel), "--input",
+                           str(tmp_path / "x.npy"), "--out", str(out), "--output-shape", "1,1"],
+                          cwd=ROOT, capture_output=True, text=True)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"tensil: error: instruction {LOST_UPDATE_INDEX} (MatMul")
+    assert "breaks rule acc-read-after-write" in lines[0]
+    assert not out.exists()
 
 
 def test_upstream_backend_says_why_it_cannot_run(tmp_path, capsys):

@@ -23,6 +23,9 @@ from tensil.isa import DataFlow, DataMove, Instruction, LoadWeight, MatMul, NoOp
 from tensil.report import estimates
 from train.backbones import BackboneSpec, build_backbone
 
+import hazard_programs
+from hazard_programs import LOST_UPDATE_INDEX, unit_weights
+
 ARCH = load_arch("custom_perf")
 A = ARCH.array_size
 ONE = ARCH.dtype.scale  # raw 1.0
@@ -34,27 +37,13 @@ def unit_inputs_and_weights() -> Machine:
     m = Machine(ARCH)
     x = np.zeros((16, A), dtype=np.int64)
     x[:, 0] = ONE
-    w = np.zeros((A + 1, A), dtype=np.int64)
-    w[1, 0] = ONE
     m.dram0.write(np.arange(16), x)
-    m.dram1.write(np.arange(A + 1), w)
+    m.dram1.write(np.arange(A + 1), unit_weights(ARCH))
     return m
 
 
 def accumulate_chain(between: list[Instruction], length: int = 3, acc_addrs=None) -> list[Instruction]:
-    """The minimal program: load, LoadWeight, `length` MatMuls n = 1 into acc 0 (the first one
-    writes, the others accumulate) with `between` in front of each accumulating one, store acc 0."""
-    acc_addrs = acc_addrs or [0] * length
-    program: list[Instruction] = [
-        DataMove(DataFlow.DRAM0_TO_LOCAL, 0, 0, 0, 0, 15),
-        DataMove(DataFlow.DRAM1_TO_LOCAL, 100, 0, 0, 0, A),
-        LoadWeight(100, 0, A),
-        MatMul(0, 0, acc_addrs[0], 0, 0),
-    ]
-    for i in range(1, length):
-        program += between + [MatMul(i, 0, acc_addrs[i], 0, 0, accumulate=True)]
-    return program + [DataMove(DataFlow.ACC_TO_LOCAL, 200, 0, 0, 0, 0),
-                      DataMove(DataFlow.LOCAL_TO_DRAM0, 200, 0, 100, 0, 0)]
+    return hazard_programs.accumulate_chain(ARCH, between, length, acc_addrs)
 
 
 def lane0_result(program: list[Instruction]) -> float:
@@ -66,9 +55,9 @@ def lane0_result(program: list[Instruction]) -> float:
 @pytest.mark.parametrize("length", [3, 4, 8, 16])  # hardware: 2, 3, 5, 9 instead of 3, 4, 8, 16
 def test_back_to_back_accumulation_is_refused(length):
     program = accumulate_chain([], length)
-    with pytest.raises(HazardError, match=r"instruction 4 \(.*\) breaks rule acc-read-after-write"):
+    with pytest.raises(HazardError, match=rf"instruction {LOST_UPDATE_INDEX} \(.*\) breaks rule acc-read-after-write"):
         check_program(program, ARCH)
-    with pytest.raises(EmulatorError, match="instruction 4 .*acc-read-after-write"):
+    with pytest.raises(EmulatorError, match=f"instruction {LOST_UPDATE_INDEX} .*acc-read-after-write"):
         lane0_result(program)
 
 
