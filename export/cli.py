@@ -91,7 +91,7 @@ def run_check(argv: list[str]) -> None:
     sidecar_path = Path(args.sidecar) if args.sidecar else Path(args.onnx).with_suffix(".json")
     checked_sidecar = args.sidecar is not None or sidecar_path.is_file()
     if checked_sidecar:
-        verify_sidecar(read_sidecar(sidecar_path), sha256_file(args.onnx), summary, str(sidecar_path))
+        verify_sidecar(read_sidecar(sidecar_path), sha256_file(args.onnx), summary, str(sidecar_path), args.onnx)
     if args.json:
         print(json.dumps({**summary.to_dict(), "sidecar": str(sidecar_path) if checked_sidecar else None}, indent=2))
         return

@@ -80,10 +80,11 @@ def _name_and_shape(entry: object) -> tuple | None:
     return (entry.get("name"), entry.get("shape")) if isinstance(entry, dict) else None
 
 
-def verify_sidecar(sidecar: dict, onnx_sha256: str, graph: GraphSummary, source: str) -> None:
+def verify_sidecar(sidecar: dict, onnx_sha256: str, graph: GraphSummary, source: str, onnx_path: str = "") -> None:
     """SidecarError unless the sidecar describes exactly this ONNX file and interface."""
     if not isinstance(sidecar.get("onnx"), dict) or sidecar["onnx"].get("sha256") != onnx_sha256:
-        raise SidecarError(f"{source}: the sidecar was written for another ONNX file (sha256 differs)")
+        other = f" than {onnx_path}" if onnx_path else ""
+        raise SidecarError(f"{source}: the sidecar was written for another ONNX file{other} (sha256 differs)")
     if (
         _name_and_shape(sidecar.get("input")) != (graph.input_name, list(graph.input_shape))
         or _name_and_shape(sidecar.get("output")) != (graph.output_name, list(graph.output_shape))
