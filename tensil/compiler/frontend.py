@@ -88,7 +88,9 @@ class _Frontend:
         self.warnings: list[str] = []
         self.vector_views: dict[str, list[int]] = {}  # (C,1,1) tensors whose ONNX shape moved 1-sized axes
         self.nhwc_inputs: dict[str, str] = {}
-        self.softmax_of: dict[str, str] = {}  # output of a dropped Softmax -> its input  # Transpose(0,3,1,2) output -> the NHWC graph input
+        self.softmax_of: dict[str, str] = {}  # output of a dropped Softmax -> its input
+        self.nhwc_maps: dict[str, str] = {}  # Transpose(0,2,3,1) output -> the (C, H, W) map it relabels
+        self.flat_nhwc: set[str] = set()  # flattened maps whose ONNX order is (y, x, c)  # Transpose(0,3,1,2) output -> the NHWC graph input
         self.uses: dict[str, int] = {}
         for node in model.graph.node:
             for i in node.input:
@@ -135,6 +137,11 @@ class _Frontend:
                 "in front of Gemm/MatMul"
             )
         if t in self.flat or t in self.padded:
+            return t
+        if t in self.nhwc_maps:
+            if node.op_type not in ("Reshape", "Flatten"):
+                raise CompileError(f"{_where(node)}: a Transpose(0,2,3,1) of a spatial map is only accepted in front "
+                                   "of a Flatten or Reshape to (1, H*W*C) (Keras' Flatten)")
             return t
         if t in self.vector_views and node.op_type not in (*RELABEL_OPS, "Softmax"):
             raise CompileError(
@@ -188,6 +195,9 @@ class _Frontend:
         for vo in g.output:
             if vo.name in self.consts:
                 raise CompileError(f"output {vo.name!r} is a constant")
+            if vo.name in self.nhwc_maps:
+                raise CompileError(f"output {vo.name!r} is a Transpose(0,2,3,1) of a spatial map (an NHWC output); "
+                                   "flatten it in the graph, or return the NCHW map and transpose on the host")
             if vo.name in self.padded:
                 raise CompileError(f"output {vo.name!r}: a graph output cannot be a Pad; pad inside the network")
             if vo.name in self.flat:
@@ -235,6 +245,8 @@ class _Frontend:
         cc, yy, xx = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
         onnx_index = (cc * h * w + yy * w + xx).ravel()  # ONNX flattens NCHW
         nhwc_index = ((yy * w + xx) * c + cc).ravel()
+        if out in self.flat_nhwc:  # the ONNX model itself flattens (y, x, c): nothing to permute
+            onnx_index = nhwc_index
         ours = nhwc_index if self.options.flatten_order == "nhwc" else onnx_index
         weight = np.zeros((n, c, h, w))
         weight[ours, cc.ravel(), yy.ravel(), xx.ravel()] = 1.0
@@ -245,7 +257,7 @@ class _Frontend:
         self.rank[out] = 2
         self.io_shapes[out] = [1, n]
         reference = self.softmax_of.get(out, out)
-        if self.options.flatten_order == "onnx":
+        if self.options.flatten_order == "onnx" or out in self.flat_nhwc:
             if reference != out:
                 self.views[out] = HostView(reference, (1, n), note="Softmax dropped: the output is its input")
         else:
@@ -378,6 +390,16 @@ class _Frontend:
     def relabel(self, node, shape: list[int]) -> None:
         """Reshape-like node: an alias when the (C, H, W) layout is unchanged."""
         x = self.act(node)
+        if x in self.nhwc_maps:
+            src = self.nhwc_maps[x]
+            c, h, w = self.shapes[src]
+            if shape != [1, h * w * c]:
+                raise CompileError(f"{_where(node)}: a Transpose(0,2,3,1) of a spatial map may only be flattened to "
+                                   f"[1, {h * w * c}], not {shape}")
+            self.flat[node.output[0]] = src
+            self.flat_nhwc.add(node.output[0])
+            self.rank[node.output[0]] = 2
+            return
         if x in self.flat:
             raise CompileError(f"{_where(node)}: cannot reshape a flattened spatial map again")
         c, h, w = self.shapes[x]
@@ -416,6 +438,9 @@ class _Frontend:
         t = node.input[0]
         if t in self.vector_views:
             return list(self.vector_views[t])
+        if t in self.nhwc_maps:
+            c, h, w = self.shapes[self.nhwc_maps[t]]
+            return [1, h, w, c]
         return self.onnx_shape(self.act(node))
 
     def op_Reshape(self, node) -> None:
@@ -463,6 +488,11 @@ class _Frontend:
             raise CompileError(f"{_where(node)}: cannot transpose a flattened spatial map")
         src = self.source_shape(node)
         perm = list(_attrs(node).get("perm", reversed(range(len(src)))))
+        x = self.name(node.input[0])
+        if perm == [0, 2, 3, 1] and len(src) == 4 and x in self.shapes and node.input[0] not in self.vector_views \
+                and self.shapes[x][1] * self.shapes[x][2] > 1:
+            self.nhwc_maps[node.output[0]] = self.act(node)
+            return
         moved = [p for p in perm if src[p] != 1]
         if moved != sorted(moved):
             raise CompileError(
@@ -484,6 +514,8 @@ class _Frontend:
         self.softmax_of[out] = node.input[0]
         if x in self.flat:
             self.flat[out] = self.flat[x]
+            if x in self.flat_nhwc:
+                self.flat_nhwc.add(out)
         else:
             self.alias[out] = x
             self.rank[out] = self.rank_of(node)
@@ -587,7 +619,10 @@ class _Frontend:
             c, h, w = self.shapes[src]
             if c * h * w != k:
                 raise CompileError(f"{_where(node)}: {k} weight rows for {c * h * w} features")
-            weight = weight_kn.T.reshape(n, c, h, w)  # ONNX flattens NCHW: row = c*H*W + y*W + x
+            if x in self.flat_nhwc:  # Keras' Flatten behind Transpose(0,2,3,1): row = (y*W + x)*C + c
+                weight = weight_kn.T.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+            else:
+                weight = weight_kn.T.reshape(n, c, h, w)  # ONNX flattens NCHW: row = c*H*W + y*W + x
             x = src
         else:
             c, h, w = self.shapes[x]

@@ -134,6 +134,19 @@ class Conv4(nn.Module):
         return self.body(x).flatten(1)
 
 
+class KerasConv4(nn.Module):
+    """Keras-style Conv-4: NHWC input, Flatten of the NHWC map (Transpose(0,2,3,1) + Reshape), Dense head."""
+
+    def __init__(self, width: int = 8, dense: bool = True):
+        super().__init__()
+        self.body = Conv4(width).body
+        self.fc = nn.Linear(width * 2 * 2, 6) if dense else nn.Identity()
+
+    def forward(self, x):
+        y = self.body(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.fc(y.reshape(1, -1))
+
+
 class GapLinearHead(nn.Module):
     """Conv, ReLU6 (Clip), AveragePool, GAP, Linear (Gemm): what the old allow-list refused."""
 
@@ -198,6 +211,8 @@ CORPUS = [
     Entry("fire-concat", FireNet, (1, 3, 32, 32)),
     Entry("mobilenetv2-like", MobileNetV2Like, (1, 3, 16, 16)),
     Entry("protonet-conv4-flatten", Conv4, (1, 3, 32, 32)),
+    Entry("keras-conv4-nhwc-flatten-dense", KerasConv4, (1, 32, 32, 3)),
+    Entry("keras-conv4-nhwc-flatten-output", lambda: KerasConv4(dense=False), (1, 32, 32, 3)),
     Entry("gap-linear-head-relu6-avgpool", GapLinearHead, (1, 3, 16, 16), opset=10),
     Entry("vector-through-unit-axes", VectorThroughUnitAxes, (1, 3, 8, 8)),
     Entry("bilinear-resize", BilinearUpsample, (1, 3, 8, 8), refused="operator Resize is not supported"),

@@ -99,3 +99,14 @@ def test_reshape_that_moves_data_says_what_is_accepted():
     model = make_model(nodes, [("x", [1, 4, 2, 2])], [("y", None)], {"s": np.array([1, 2, 8], np.int64)})
     with pytest.raises(CompileError, match=r"node 'r' \(Reshape\): .*keep \(C, H, W\) or move 1-sized axes .*upstream"):
         graph_from_model(model)
+
+
+@pytest.mark.parametrize("after, message", [
+    ([], r"output 'y' is a Transpose\(0,2,3,1\) of a spatial map"),
+    ([helper.make_node("Relu", ["y"], ["z"], name="late")], r"node 'late' \(Relu\): a Transpose\(0,2,3,1\) of a spatial"),
+])
+def test_an_nhwc_map_only_feeds_a_flatten(after, message):
+    nodes = [helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1]), *after]
+    model = make_model(nodes, [("x", [1, 4, 3, 3])], [("z" if after else "y", None)])
+    with pytest.raises(CompileError, match=message):
+        graph_from_model(model)
