@@ -371,7 +371,9 @@ def finished_checkpoint(config: FitConfig) -> BackboneCheckpoint | None:
         return None  # a partial checkpoint of an interrupted run: resumed or replaced
     if config.force:
         return None
-    same = {k: v for k, v in existing.config.items() if k not in NOT_TRAINING} == config.training_fields()
+    ignored = (*NOT_TRAINING, "out")  # a checkpoint copied elsewhere is still the same training
+    same = ({k: v for k, v in existing.config.items() if k not in ignored}
+            == {k: v for k, v in config.training_fields().items() if k not in ignored})
     if same:
         return existing
     raise TrainError(f"--out {out} holds a finished checkpoint of another configuration; pass --force to "
