@@ -548,7 +548,8 @@ class _Frontend:
             value = float(self.const(node, 2, "constant value").reshape(-1)[0])
         if mode != "constant" or value != 0.0:
             raise CompileError(f"{_where(node)}: only constant zero padding is supported "
-                               f"(got mode {mode}, value {value})")
+                               f"(got mode {mode}, value {value}; upstream v1.0.15 pads with zeros whatever the "
+                               "mode and value); export with zero padding")
         if len(node.input) > 3 and node.input[3]:
             raise CompileError(f"{_where(node)}: the axes input of Pad is not supported")
         if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
@@ -571,7 +572,8 @@ class _Frontend:
         if weight.ndim != 4:
             raise CompileError(f"{_where(node)}: only 2-D convolutions are supported (weight rank {weight.ndim})")
         if any(d != 1 for d in a.get("dilations", [1, 1])):
-            raise CompileError(f"{_where(node)}: dilations {list(a['dilations'])} are not supported")
+            raise CompileError(f"{_where(node)}: dilations {list(a['dilations'])} are not supported (upstream v1.0.15 "
+                               "silently ignores them); use an undilated kernel")
         group = a.get("group", 1)
         co, cig, kh, kw = weight.shape
         if cig * group != c or co % group:
@@ -689,7 +691,8 @@ class _Frontend:
         a_const, b_const = (node.input[i] in self.consts for i in (0, 1))
         if not a_const and not b_const:
             if kind != "Add":
-                raise CompileError(f"{_where(node)}: {kind} of two activations is not supported")
+                raise CompileError(f"{_where(node)}: {kind} of two activations is not lowered by this compiler "
+                                   "(upstream v1.0.15 computes it with SIMD); only Add of two activations is")
             xa, xb = self.act(node, 0), self.act(node, 1)
             if self.shapes[xa] != self.shapes[xb]:
                 raise CompileError(f"{_where(node)}: broadcasting {self.shapes[xa]} with {self.shapes[xb]} "
@@ -769,13 +772,15 @@ class _Frontend:
             c, h, w = self.shapes[self.act(node)]
             for n, kk, ss, pp in ((h, k[0], s[0], p[0] + p[2]), (w, k[1], s[1], p[1] + p[3])):
                 if (n + pp - kk) % ss:
-                    raise CompileError(f"{_where(node)}: ceil_mode=1 changes the output size; not supported")
+                    raise CompileError(f"{_where(node)}: ceil_mode=1 changes the output size; not supported (upstream "
+                                       "v1.0.15 ignores it and floors); use ceil_mode=0 or pad the input")
         return k, s, p
 
     def op_MaxPool(self, node) -> None:
         k, s, p = self.pool_attrs(node)
         if any(p):
-            raise CompileError(f"{_where(node)}: MaxPool padding {list(p)} is not supported")
+            raise CompileError(f"{_where(node)}: MaxPool padding {list(p)} is not supported (upstream v1.0.15 ignores "
+                               "it and pools without padding); pool without padding or use a strided convolution")
         x = self.act(node)
         c, h, w = self.shapes[x]
         ho, wo = (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1
