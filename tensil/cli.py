@@ -191,6 +191,19 @@ def run_emulate(cfg: EmulateConfig) -> Path:
 
 
 # ------------------------------------------------------------------------------------ inspect
+def _hazard_verdict(instrs, arch) -> str:
+    """One line: does the program pass tensil.hazards, and how many bursts cross 4 KiB."""
+    from tensil.axi import count_4k_crossings
+    from tensil.hazards import HazardError, check_program
+
+    try:
+        check_program(instrs, arch)
+        verdict = "all pass"
+    except HazardError as e:
+        verdict = f"REFUSED, {e}"
+    return f"{verdict}; {count_4k_crossings(instrs, arch)} AXI burst(s) would cross a 4 KiB boundary"
+
+
 def run_inspect(cfg: InspectConfig) -> None:
     from tensil import estimator
     from tensil.isa import listing
@@ -206,6 +219,7 @@ def run_inspect(cfg: InspectConfig) -> None:
     for kind, spans in (("input", man.inputs), ("output", man.outputs)):
         for s in spans:
             print(f"  {kind} {s.name!r}: DRAM0 [{s.base}, {s.base + s.size}) = {s.size} vectors")
+    print(f"hardware rules: {_hazard_verdict(instrs, arch)}")
     if cfg.memory:
         print(f"DRAM1: constants [0, {man.consts[0].size if man.consts else 0}) vectors")
         if report:

@@ -78,6 +78,7 @@ def test_inspect_prints_listing_memory_and_estimate(compiled, capsys):
     rc, out, err = run(capsys, "inspect", "--tmodel", str(tmodel), "--listing", "--memory", "--estimate", "--mhz", "50")
     assert rc == 0, err
     assert "MatMul" in out and "local memory peak" in out and "KCycles" in out and "ms@50MHz" in out
+    assert "hardware rules: all pass; 0 AXI burst(s) would cross a 4 KiB boundary" in out
 
 
 def bad(capsys, *argv) -> str:
@@ -134,7 +135,7 @@ def test_bad_model_files(compiled, tmp_path, capsys):
     assert not y.exists()
 
 
-def test_emulate_refuses_a_program_the_hardware_gets_wrong(tmp_path):
+def test_emulate_refuses_a_program_the_hardware_gets_wrong(tmp_path, capsys):
     """A hand-written program with back-to-back accumulations into one address (the RTL loses
     every second update): one line naming the instruction and the rule, exit 2, no output."""
     from tensil.arch import load_arch
@@ -150,6 +151,8 @@ def test_emulate_refuses_a_program_the_hardware_gets_wrong(tmp_path):
     assert lines[0].startswith(f"tensil: error: instruction {LOST_UPDATE_INDEX} (MatMul")
     assert "breaks rule acc-read-after-write" in lines[0]
     assert not out.exists()
+    rc, printed, _ = run(capsys, "inspect", "--tmodel", str(tmodel))  # inspect still describes it
+    assert rc == 0 and f"hardware rules: REFUSED, instruction {LOST_UPDATE_INDEX}" in printed
 
 
 def test_upstream_backend_says_why_it_cannot_run(tmp_path, capsys):
