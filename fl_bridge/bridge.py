@@ -6,7 +6,11 @@
 2. Run the chain through its CLIs, each in a subprocess: `python -m export`, `python -m tensil
    compile`, `python -m fpga build` when `vivado` is on PATH, `python -m board bundle`.
 3. Check the bundle: the Tensil emulator's features of a few base images against the merged
-   torch model's, and write `<run>/deploy.json` with every path and figure.
+   torch model's, and write `<run>/deploy.json` with every path and figure. For an INT8 run
+   (q-fedavg, q-fedupdate) the deployed weights are the INT8 global model (the clients' model,
+   not the server's FP32 master); BatchNorm stays a float layer that the export/compiler fold, and
+   the report also compares the emulated 16-bit features with the INT8-trained model run with
+   INT8 activations (what the deployment loses against the model as it was trained).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from fl_bridge.checkpointing import write_backbone_checkpoint
 from fl_bridge.config import RunConfig
 from fl_bridge.data import dataset, model_config
 from fl_bridge.errors import DeployError, FLError
-from fl_bridge.model import build_model, layout, set_communicated
+from fl_bridge.model import FLModel, build_model, layout
+from fl_bridge.qfed import inference, load_global
 from fl_bridge.rundir import RunDir, write_json
 from train.augment import to_input
 from train.checkpoint import build_model as build_feature_model
@@ -59,7 +64,9 @@ def _step(what: str, cmd: list[str]) -> None:
         raise DeployError(f"{what} failed: {last}")
 
 
-def write_merged_checkpoint(run: RunDir) -> Path:
+def global_model(run: RunDir) -> tuple[RunConfig, FLModel, list[dict]]:
+    """The run's config, its global model (for INT8 runs: the INT8 model the clients hold) and
+    its round metrics."""
     cfg = RunConfig.load(run.path)
     if cfg.norm != "batch":
         raise DeployError("Tensil has no GroupNormalization: only --norm batch backbones can be deployed")
@@ -69,9 +76,14 @@ def write_merged_checkpoint(run: RunDir) -> Path:
     state = run.load_state(layout(model))
     if state is None:
         raise FLError(f"{run.path} has no state.pt: nothing to deploy")
-    set_communicated(model, state.tensors)
+    return cfg, load_global(model, cfg, state.tensors, layout(model)), state.rounds
+
+
+def write_merged_checkpoint(run: RunDir) -> Path:
+    cfg, model, rounds = global_model(run)
+    data = dataset(cfg.dataset, cfg.data_root, cfg.image_size)
     try:
-        return write_backbone_checkpoint(model, model_cfg, data, cfg, state.rounds, run.checkpoint_path)
+        return write_backbone_checkpoint(model, model_config(cfg, data), data, cfg, rounds, run.checkpoint_path)
     except RuntimeError as e:
         raise DeployError(str(e)) from None
 
@@ -97,7 +109,10 @@ def deploy(cfg: DeployConfig) -> Path:
     tmodels = sorted(bundle_dir.glob("*.tmodel"))
     if len(tmodels) != 1:
         raise DeployError(f"the bundle {bundle_dir} should hold one .tmodel, it holds {len(tmodels)}")
-    check = emulator_check(ckpt_path, tmodels[0], cfg.check_images)
+    check, emulated = emulator_check(ckpt_path, tmodels[0], cfg.check_images)
+    int8 = int8_check(run, emulated)
+    if int8 is not None:
+        check["int8_trained_vs_emulated"] = int8
     if check["min_cosine"] < MIN_COSINE:
         raise DeployError(f"emulated features differ from the merged torch model (cosine {check['min_cosine']:.5f} "
                           f"< {MIN_COSINE})")
@@ -108,8 +123,28 @@ def deploy(cfg: DeployConfig) -> Path:
     return report
 
 
-def emulator_check(ckpt_path: Path, tmodel: Path, count: int) -> dict:
-    """Features of `count` clean base images: `python -m tensil emulate` vs the merged torch model."""
+def int8_check(run: RunDir, emulated: np.ndarray) -> dict | None:
+    """For INT8 runs: the emulated features against the INT8-trained model with INT8 activations."""
+    cfg, model, _ = global_model(run)
+    if not cfg.quantized_training:
+        return None
+    data = dataset(cfg.dataset, cfg.data_root, cfg.image_size)
+    with inference(model, cfg):
+        reference = extract_features(model.backbone, data.base.images[: len(emulated)], data.preprocessing).numpy()
+    return {**compare_features(emulated, reference),
+            "reference": "INT8 global model with INT8 activations (as trained); emulator: Tensil fixed point"}
+
+
+def compare_features(emulated: np.ndarray, reference: np.ndarray) -> dict:
+    err = np.abs(emulated - reference)
+    cos = (emulated * reference).sum(1) / (np.linalg.norm(emulated, axis=1) * np.linalg.norm(reference, axis=1))
+    return {"images": len(emulated), "max_abs_diff": float(err.max()), "mean_abs_diff": float(err.mean()),
+            "feature_scale": float(np.abs(reference).max()), "min_cosine": float(cos.min())}
+
+
+def emulator_check(ckpt_path: Path, tmodel: Path, count: int) -> tuple[dict, np.ndarray]:
+    """Features of `count` clean base images: `python -m tensil emulate` vs the merged torch model
+    (the figures, and the emulated features)."""
     ckpt = load_checkpoint(ckpt_path)
     data = dataset(ckpt.dataset, str(ckpt.config.get("data_root", "")), ckpt.preprocessing.image_size)
     images = data.base.images[:count]
@@ -124,8 +159,5 @@ def emulator_check(ckpt_path: Path, tmodel: Path, count: int) -> dict:
                                          "--input", str(x), "--out", str(y)])
             emulated.append(np.load(y, allow_pickle=False).reshape(-1))
     emulated = np.stack(emulated)
-    err = np.abs(emulated - reference)
-    cos = (emulated * reference).sum(1) / (np.linalg.norm(emulated, axis=1) * np.linalg.norm(reference, axis=1))
-    return {"images": len(images), "max_abs_diff": float(err.max()), "mean_abs_diff": float(err.mean()),
-            "feature_scale": float(np.abs(reference).max()), "min_cosine": float(cos.min()), "tmodel": str(tmodel),
-            "reference": "merged torch backbone, float32; emulator: Tensil fixed point of the arch"}
+    return ({**compare_features(emulated, reference), "tmodel": str(tmodel),
+             "reference": "merged torch backbone, float32; emulator: Tensil fixed point of the arch"}, emulated)

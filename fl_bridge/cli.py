@@ -175,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
             print(compare(_config(args)))
             return 0
         if args.command == "precision-sweep":
+            import torch
+
             from fl_bridge.sweep import sweep
 
+            torch.set_num_threads(1)  # one thread: reproducible figures, fair to the other jobs
             print(sweep(_config(args), args.per_round_list))
             return 0
         if args.command == "timing":
