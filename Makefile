@@ -7,7 +7,7 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 
 .PHONY: setup test bench all backbone evaluate export export-check compile inspect fpga-estimate fpga-project bitstream \
-        bundle demo deploy fl fl-compare fl-deploy dse clean
+        bundle demo deploy fl fl-compare fl-deploy fl-precision dse clean
 
 # The embedded default: synthetic data, ResNet-9 strided 16 fm at 32x32, custom_perf, emulator.
 NAME     ?= default
@@ -129,6 +129,10 @@ fl-compare: $(STAMP)
 
 fl-deploy: $(STAMP)
 	$(PY) -m fl_bridge deploy --run build/fl/default
+
+# Q-FedUpdate vs Q-FedAvg vs FP32 FedAvg over clients per round (table + PNG, fl_bridge/README.md).
+fl-precision: $(STAMP)
+	$(PY) -m fl_bridge precision-sweep --eta 1 --out build/fl/precision
 
 # Design-space exploration: the sweep of dse/sweeps/default.toml (accuracy vs FPGA latency).
 DSE_SWEEP   ?= dse/sweeps/default.toml
