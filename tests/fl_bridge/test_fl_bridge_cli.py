@@ -14,6 +14,13 @@ from fl_bridge.cli import build_parser, main
     (["run", "--backbone", "vgg"], "unknown backbone"),
     (["run", "--prune-rate", "1.0"], "pruning rate"),
     (["deploy", "--run", "/nonexistent/run"], "not a federated run folder"),
+    (["run", "--method", "q-fedupdate", "--quant-bits", "4"], "must be 8"),
+    (["run", "--method", "fedavg", "--lora"], "--lora"),
+    (["run", "--method", "q-fedavg", "--eta", "8"], "eta"),
+    (["run", "--method", "q-fedavg", "--grid-update", "adam"], "grid-update"),
+    (["run", "--method", "int8"], "method must be one of"),
+    (["precision-sweep", "--per-round-list", "0", "5"], "per-round-list"),
+    (["timing", "--method", "fedavg"], "q-fedupdate"),
 ])
 def test_bad_input_is_one_line_and_status_2(argv, message, capsys):
     assert main(argv) == 2
