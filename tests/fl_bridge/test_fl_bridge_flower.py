@@ -89,11 +89,13 @@ def test_superlink_and_two_supernodes_on_loopback(tmp_path, monkeypatch):
             procs.append(subprocess.Popen(supernode_command(f"127.0.0.1:{link}", _free_port()), env=env,
                                           start_new_session=True, stdout=open(logs / f"supernode{i}.log", "w"),
                                           stderr=subprocess.STDOUT))
-        run = run_on_superlink(tiny(tmp_path / "deployed"), f"127.0.0.1:{link}",
-                               timeout_s=max(10.0, deadline - time.monotonic()))
+        # INT8 FLoCoRA (q-fedupdate --lora): its task (INT8 training settings) and power-of-two
+        # messages cross Flower's real transport; plain FLoCoRA is the simulation test's default
+        deployed = tiny(tmp_path / "deployed", method="q-fedupdate", quant_bits=8, lora=True, rank=2, alpha=32)
+        run = run_on_superlink(deployed, f"127.0.0.1:{link}", timeout_s=max(10.0, deadline - time.monotonic()))
         rounds = _rounds(run.path)
         assert [r["round"] for r in rounds] == [0, 1, 2]
-        assert all(r["received"] == 2 and r["failed"] == 0 for r in rounds[1:])
+        assert all(r["received"] == 2 and r["failed"] == 0 and "effective_update_fraction" in r for r in rounds[1:])
         assert run.checkpoint_path.is_file()
     finally:
         _stop(procs)
