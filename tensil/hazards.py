@@ -34,9 +34,11 @@ hazard clears it, nothing else does.
   address in between (reuse distance 2 is fine), a local->accumulator DataMove, or a
   DRAM0->local DataMove of at least 16 vectors. NoOps, a 4-vector DRAM0 move and everything
   never measured (LoadWeight, SIMD, DRAM1 reads, ...) do not clear it.
-* `acc-to-local-readback`: a local->DRAM DataMove reading local vectors that an
-  accumulator->local move of more than 272 vectors wrote sent stale data (280 vectors failed,
-  272 were fine). Cleared only by a DRAM0->local DataMove of at least 64 vectors; NoOps did not.
+* `acc-to-local-readback`: a local->DRAM DataMove reading local vectors whose latest writer
+  is an accumulator->local move of more than 272 vectors sent stale data (280 vectors failed,
+  272 were fine). Cleared only by a DRAM0->local DataMove of at least 64 vectors; NoOps did
+  not. Vectors rewritten since by another move no longer hold that move's data, so reading
+  them is not the measured pattern.
 
 Not a refusal but counted (`tensil.axi`): AXI bursts that cross a 4 KiB boundary.
 """
@@ -204,7 +206,7 @@ class _AccumulatorReadAfterWrite:
 
 
 class _LongAccToLocalReadback:
-    """`acc-to-local-readback`: local vectors written by long accumulator->local moves."""
+    """`acc-to-local-readback`: local vectors last written by long accumulator->local moves."""
 
     def __init__(self, arch: Arch) -> None:
         self.depth = arch.local_depth  # the RTL takes local addresses modulo
@@ -219,6 +221,8 @@ class _LongAccToLocalReadback:
             self.stale.update(local)
         elif flow == DataFlow.DRAM0_TO_LOCAL and n >= READBACK_CLEARING_DRAM0_READ:
             self.stale.clear()
+        elif flow.to_local:
+            self.stale.difference_update(local)  # a newer writer
         elif flow in (DataFlow.LOCAL_TO_DRAM0, DataFlow.LOCAL_TO_DRAM1) and self.stale:
             hit = next((v for v in local if v in self.stale), None)
             if hit is not None:

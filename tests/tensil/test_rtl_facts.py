@@ -110,6 +110,14 @@ def test_long_acc_to_local_then_dram_is_refused(n):
         Machine(ARCH).execute(readback(n, []))
 
 
+def test_rows_rewritten_since_the_long_move_are_fine_the_others_are_not():
+    rewrite_some = [DataMove(DataFlow.ACC_TO_LOCAL, 1000, 0, 500, 0, 31)]  # a short move over 1000..1031
+    with pytest.raises(HazardError, match="sends local vector 1032 "):
+        check_program(readback(300, rewrite_some), ARCH)
+    rewrite_all = [DataMove(DataFlow.DRAM1_TO_LOCAL, 1000, 0, 0, 0, 63)]
+    check_program(readback(300, rewrite_all), ARCH)
+
+
 def test_short_acc_to_local_or_a_dram0_read_in_between_is_fine():
     assert LONG_ACC_TO_LOCAL == 272
     check_program(readback(272, []), ARCH)
