@@ -205,7 +205,13 @@ def assemble_bundle(config: BundleConfig) -> Path:
         report = tmodel.with_name(tmodel.stem + ".report.json")
         if report.is_file():
             copies["report"] = (report, report.name)
-            meta["verification"]["compile"] = _read_json(report, "compile report").get("verification")
+            compile_report = _read_json(report, "compile report")
+            meta["verification"]["compile"] = compile_report.get("verification")
+            for p in files:   # the hashes `tensil compile` recorded (reports of older compiles have none)
+                recorded = (compile_report.get("files_sha256") or {}).get(p.name)
+                if recorded is not None and recorded != _sha256(p):
+                    raise BundleError(f"{p} differs from the file its compile report {report} describes "
+                                      f"(sha256): recompile it")
 
     if config.fpga:
         fpga = Path(config.fpga)
