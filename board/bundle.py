@@ -206,6 +206,8 @@ def assemble_bundle(config: BundleConfig) -> Path:
         if report.is_file():
             copies["report"] = (report, report.name)
             compile_report = _read_json(report, "compile report")
+            if not isinstance(compile_report, dict):
+                raise BundleError(f"compile report {report} is not a JSON object")
             meta["verification"]["compile"] = compile_report.get("verification")
             for p in files:   # the hashes `tensil compile` recorded (reports of older compiles have none)
                 recorded = (compile_report.get("files_sha256") or {}).get(p.name)
