@@ -144,6 +144,29 @@ def _parse_shape(text: str) -> list[int]:
     return shape
 
 
+def _host_input(x: np.ndarray, entry: dict, where: str) -> np.ndarray:
+    """The ONNX-shaped input as the compiled model takes it (an NHWC input is transposed)."""
+    from tensil.layout import LayoutError
+
+    view = entry.get("onnx_model") or {}
+    want = view.get("shape", entry["onnx_shape"])
+    if list(x.shape) != list(want):
+        raise LayoutError(f"{where} has shape {list(x.shape)}, the model takes {want}")
+    return np.transpose(x, view["permutation"]) if view.get("permutation") else x
+
+
+def _onnx_output(y: np.ndarray, entry: dict) -> np.ndarray:
+    """The compiled output as the ONNX model gives it (an NHWC-flattened map put back in order)."""
+    view = entry.get("onnx_model")
+    if not view:
+        return y
+    flat = y.ravel()
+    if view.get("permutation"):
+        flat = np.empty_like(flat)
+        flat[view["permutation"]] = y.ravel()
+    return flat.reshape(view["shape"])
+
+
 def run_emulate(cfg: EmulateConfig) -> Path:
     from tensil.emulator import ModelRunner
     from tensil.hazards import check_program
@@ -167,14 +190,14 @@ def run_emulate(cfg: EmulateConfig) -> Path:
         out_shape = _parse_shape(cfg.output_shape)
     elif report is not None:
         out_shape = report["io"]["outputs"][0]["onnx_shape"]
-        want = report["io"]["inputs"][0]["onnx_shape"]
-        if list(x.shape) != list(want):
-            raise LayoutError(f"{cfg.input} has shape {list(x.shape)}, the model takes {want}")
+        x = _host_input(x, report["io"]["inputs"][0], cfg.input)
     else:
         raise LayoutError(f"no {tmodel.stem}.report.json next to the model: pass --output-shape (e.g. 1,80)")
     start = time.perf_counter()
     runner = ModelRunner(loaded)
     y = runner.run({man.input_names[0]: x.astype(np.float32)}, {out_name: out_shape})[out_name]
+    if report is not None and not cfg.output_shape:
+        y = _onnx_output(y, report["io"]["outputs"][0])
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)

@@ -73,6 +73,30 @@ def test_emulate_returns_the_onnx_shape(compiled, tmp_path, capsys):
     assert y.shape == ref.shape == (1, 5) and np.abs(y - ref).max() < 0.05
 
 
+def test_emulate_takes_and_gives_the_onnx_tensors_of_an_nhwc_model(tmp_path, capsys):
+    """NHWC input behind Transpose(0,3,1,2) (Keras), a Flatten of the NCHW map as the output
+    (compiled in upstream's NHWC order, put back in ONNX's by emulate)."""
+    rng = np.random.default_rng(2)
+    nodes = [helper.make_node("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["xc", "W", "B"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["y"])]
+    model = make_model(nodes, [("x", [1, 6, 6, 3])], [("y", None)],
+                       {"W": weights(rng, 4, 3, 3, 3), "B": weights(rng, 4, scale=0.2)})
+    onnx.save(model, tmp_path / "keras.onnx")
+    rc, _, err = run(capsys, "compile", "--onnx", str(tmp_path / "keras.onnx"), "--out", str(tmp_path / "out"),
+                     "--samples", "0")
+    assert rc == 0, err
+    x = rng.standard_normal((1, 6, 6, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    rc, _, err = run(capsys, "emulate", "--tmodel", str(tmp_path / "out" / "keras_custom_perf.tmodel"),
+                     "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.npy"))
+    assert rc == 0, err
+    y = np.load(tmp_path / "y.npy")
+    ref = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    assert y.shape == ref.shape == (1, 144) and np.abs(y - ref).max() < 0.05
+
+
 def test_inspect_prints_listing_memory_and_estimate(compiled, capsys):
     _, tmodel = compiled
     rc, out, err = run(capsys, "inspect", "--tmodel", str(tmodel), "--listing", "--memory", "--estimate", "--mhz", "50")
