@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from robustness_support import TINY_FIT  # noqa: F401 - re-exported for the fixtures below
+
 
 @dataclass(frozen=True)
 class Artifacts:
@@ -21,9 +23,6 @@ class Artifacts:
     video: Path        # `board video` folder
 
 
-TINY_FIT = ["--feature-maps", "4", "--image-size", "16", "--epochs", "1", "--cycle-epochs", "1",
-            "--batch-size", "512", "--val-episodes", "10", "--episodes", "20", "--no-compare-untrained",
-            "--device", "cpu"]
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""`python fl_driver.py OUT ROUNDS`: a federated run (fl_bridge's server loop, the real run folder
+"""`python robustness_fl_driver.py OUT ROUNDS`: a federated run (fl_bridge's server loop, the real run folder
 and checkpoints) with in-process clients instead of Ray, so the kill test can kill it cheaply."""
 
 from __future__ import annotations

@@ -1,10 +1,15 @@
-"""Ways to damage an input file: the 'bad file' classes of the robustness matrix."""
+"""Shared by the robustness tests: the tiny training flags, and the ways to damage an input file
+(the 'bad file' classes of the matrix)."""
 
 from __future__ import annotations
 
 import shutil
 import zipfile
 from pathlib import Path
+
+TINY_FIT = ["--feature-maps", "4", "--image-size", "16", "--epochs", "1", "--cycle-epochs", "1",
+            "--batch-size", "512", "--val-episodes", "10", "--episodes", "20", "--no-compare-untrained",
+            "--device", "cpu"]
 
 
 def missing(path: Path) -> None:

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_FIT
-from damage import DAMAGES
+from robustness_support import DAMAGES, TINY_FIT
 from safeio import OutputLock
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_FIT
+from robustness_support import TINY_FIT
 
 ROOT = Path(__file__).resolve().parents[2]
 
