@@ -1,7 +1,8 @@
 """`python -m fl_bridge timing`: the modelled CPU/accelerator pipelining of batch quantization
 (`precision.timing`) for a run's client: P1 and P2 measured on this CPU with the run's batches,
 P4 modelled from the paper's DSP time scaled by multiply-accumulates, the switch reported by the
-paper, P3 not reported (taken as 0). Each figure keeps its origin."""
+paper, P3 not reported (taken as 0). Each figure keeps its origin. Measured figures are CPU time
+of this (single-threaded) process, so that other jobs on a shared machine do not inflate them."""
 
 from __future__ import annotations
 
@@ -23,10 +24,10 @@ from train.augment import random_flip, to_input
 
 def _ms(fn, repeats: int) -> float:
     fn()  # warm-up
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(repeats):
         fn()
-    return 1000 * (time.perf_counter() - start) / repeats
+    return 1000 * (time.process_time() - start) / repeats
 
 
 def client_timing(cfg: RunConfig, repeats: int = 20) -> dict:
@@ -53,16 +54,16 @@ def client_timing(cfg: RunConfig, repeats: int = 20) -> dict:
                   "switch_ms": PAPER_SWITCH_MS, "origin": "reported (Q-FedUpdate Table 2, Sec. 3.2)"},
         "table": timing_table(stages, batches),
         "measured_fake_quant_step_ms": {"ms": step_ms, "origin": "measured",
-                                        "note": "INT8 fake-quantized training step on this CPU in float "
-                                                "arithmetic: the numerics of INT8, not its speed"},
+                                        "note": "CPU time of one INT8 fake-quantized training step on this "
+                                                "CPU in float arithmetic: the numerics of INT8, not its speed"},
     }
 
 
 def _time_local_epoch(model, images, labels, cfg: RunConfig) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     train_local(model, images, labels, dataset(cfg.dataset, cfg.data_root, cfg.image_size).preprocessing,
                 cfg.local, cfg.int8)
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def markdown(report: dict) -> str:
@@ -71,5 +72,5 @@ def markdown(report: dict) -> str:
         value = f"{row['ratio']:.2f}x" if row.get("ms") is None else f"{row['ms']:.2f}"
         lines.append(f"| {row['quantity']} | {value} | {row['origin']} |")
     m = report["measured_fake_quant_step_ms"]
-    lines.append(f"| INT8 fake-quant training step on this CPU | {m['ms']:.2f} | {m['origin']} |")
+    lines.append(f"| INT8 fake-quant training step on this CPU (float arithmetic) | {m['ms']:.2f} | {m['origin']} |")
     return "\n".join(lines)
