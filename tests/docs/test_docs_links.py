@@ -1,0 +1,63 @@
+"""The project's documentation stays inside the repository: every relative link of the READMEs
+and of docs/ resolves to a file here (and to a heading of it when it names one), web links go
+only to public upstream projects, and no page cites team notes a user does not have."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = sorted([ROOT / "README.md", *(p for p in ROOT.glob("*/README.md") if p.parent.name[0] not in "._" and p.parent.name != "build"),
+                *(ROOT / "docs").glob("*.md")])
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+UPSTREAM = ("https://github.com/tensil-ai/", "https://www.tensil.ai", "https://github.com/brain-bzh/",
+            "https://github.com/Xilinx/", "https://www.pynq.io", "https://flower.ai", "https://github.com/adap/")
+FORBIDDEN = ("DESIGN.md", "research/", "tensil_spec", "tensil_rtl_facts", "pynq_notes", "../shared", "/work/")
+CONTRACT = re.compile(r"contract[- ](\d)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return {slug(m.group(1)) for m in re.finditer(r"^#+ (.+)$", text, flags=re.M)}
+
+
+def test_slug_matches_github() -> None:
+    assert slug("Report (`<name>.report.json`)") == "report-namereportjson"
+    assert slug("2. ONNX and sidecar: `a.onnx` + `a.json`") == "2-onnx-and-sidecar-aonnx--ajson"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_links_stay_in_the_repository(page: Path) -> None:
+    text = page.read_text()
+    bad = [word for word in FORBIDDEN if word in text]
+    assert not bad, f"{page.relative_to(ROOT)} cites {bad}"
+    for target in LINK.findall(text):
+        if target.startswith(("http://", "https://")):
+            assert target.startswith(UPSTREAM), f"{page.relative_to(ROOT)}: link leaves the project: {target}"
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        assert dest.is_relative_to(ROOT) and dest.exists(), f"{page.relative_to(ROOT)}: broken link {target}"
+        if anchor and dest.suffix == ".md":
+            assert anchor in anchors(dest), f"{page.relative_to(ROOT)}: no heading #{anchor} in {path or page.name}"
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.parent.name != "docs"], ids=lambda p: str(p.relative_to(ROOT)))
+def test_contracts_are_linked(page: Path) -> None:
+    """'contract N' in a README is a link into docs/architecture.md (headings excepted)."""
+    for line in page.read_text().splitlines():
+        if line.startswith("#"):
+            continue
+        for m in CONTRACT.finditer(line):
+            before = line[max(0, m.start() - 1):m.start()]
+            after = line[m.end():m.end() + 2]
+            assert before == "[" and after == "](", f"{page.relative_to(ROOT)}: unlinked '{m.group(0)}' in: {line.strip()}"
