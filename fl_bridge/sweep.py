@@ -2,8 +2,9 @@
 data. For each number of clients per round K, the same federation is trained with FP32 FedAvg
 (the ceiling), Q-FedAvg and Q-FedUpdate (INT8 clients, INT8 messages), in-process
 (`inline.InlineGrid`). Writes `<out>/<method>_k<K>/` (ordinary run folders, resumable),
-`<out>/sweep.json` (final accuracies, bytes and bits, mean effective-update fractions) and
-`<out>/sweep.png` (accuracy and effective updates against K)."""
+`<out>/sweep.json` (final accuracies, bytes and bits, mean effective-update fractions), the same
+as a markdown table in `<out>/sweep.md`, and `<out>/sweep.png` (accuracy and effective updates
+against K)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from fl_bridge.inline import InlineGrid, task_identity
 from fl_bridge.plot import Panel, line_plot
 from fl_bridge.rundir import write_json
 from fl_bridge.server import run_federation
+from train.files import atomic_write_text
 
 METHODS = ("fedavg", "q-fedavg", "q-fedupdate")
 COLOURS = {"fedavg": (90, 90, 90), "q-fedavg": (40, 40, 220), "q-fedupdate": (200, 120, 0)}  # BGR
@@ -73,8 +75,26 @@ def _sweep(base: RunConfig, per_round: list[int]) -> Path:
             rows.append(summarise(Path(cfg.out), method, k))
     out = Path(base.out)
     write_json(out / "sweep.json", {"per_round": per_round, "config": base.to_dict(), "runs": rows})
+    atomic_write_text(out / "sweep.md", markdown(rows, base) + "\n")
     plot(rows, per_round, base, out / "sweep.png")
     return out / "sweep.json"
+
+
+def _pct(row: dict, key: str) -> str:
+    return f"{100 * row[key]:.2f}" if key in row else "-"
+
+
+def markdown(rows: list[dict], base: RunConfig) -> str:
+    shots = [f"fewshot_{k}shot" for k in base.shots]
+    head = ("| K | method | " + " | ".join(f"{k}-shot %" for k in base.shots)
+            + " | base-test % | effective updates % (mean/round) | broadcast changed % | bytes (measured) | bits (analytic) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        acc = " | ".join(f"{100 * r[s]:.2f} +- {100 * r[s + '_ci95']:.2f}" for s in shots)
+        lines.append(f"| {r['per_round']} | {r['method']} | {acc} | {_pct(r, 'base_test_accuracy')} | "
+                     f"{_pct(r, 'mean_effective_update_fraction')} | {_pct(r, 'mean_broadcast_changed_fraction')} | "
+                     f"{r['total_bytes'] / 1e6:.2f} MB | {r['total_bits'] / 8e6:.2f} MB |")
+    return "\n".join(lines)
 
 
 def plot(rows: list[dict], per_round: list[int], base: RunConfig, path: Path) -> None:
