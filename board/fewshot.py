@@ -9,14 +9,14 @@ softmax(-temperature * distance) smoothed by an exponential moving average acros
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from board.errors import ClassStoreError
+from safeio import atomic_path
 
 UNKNOWN = -1
 
@@ -149,15 +149,8 @@ class FewShotClassifier:
             arrays[f"shots_{i}"] = np.asarray(c.shots, dtype=np.float32).reshape(-1, self.feature_dim)
             if c.thumbnail is not None:
                 arrays[f"thumb_{i}"] = c.thumbnail
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:   # 0644, stale temps of killed runs removed
+            np.savez(f, **arrays)
 
     def restore(self, path: str | Path, model_name: str) -> None:
         """Replace the taught classes by those saved in `path` for the same model."""
@@ -169,7 +162,7 @@ class FewShotClassifier:
                 classes = [TaughtClass(name, list(data[f"shots_{i}"]),
                                        data[f"thumb_{i}"] if f"thumb_{i}" in data else None)
                            for i, name in enumerate(header["names"])]
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ClassStoreError(f"cannot restore taught classes from {path}: {exc}") from None
         self.classes = classes
         self._history = [int(i) for i in header["history"]]
