@@ -40,8 +40,9 @@ class Int8Training:
             raise ValueError(f"grid update must be one of {', '.join(UPDATES)} (got {self.update!r})")
         if not 0 <= self.eta <= 7:
             raise ValueError(f"eta (bits of the integer weight update) must be in 0..7 (got {self.eta})")
-        Pow2Quantizer(self.bits)
-        Rounding(self.act_rounding), Rounding(self.error_rounding)
+        Pow2Quantizer(self.bits)  # raises for unsupported bits
+        for mode in (self.act_rounding, self.error_rounding):
+            Rounding(mode)  # raises for an unknown rounding
         return self
 
     def layers(self) -> LayerPrecision:
