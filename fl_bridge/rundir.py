@@ -15,7 +15,7 @@ import torch
 from fl_bridge.codec import Layout
 from fl_bridge.config import RunConfig
 from fl_bridge.errors import FLError
-from train.checkpoint import atomic_torch_save
+from train.checkpoint import atomic_torch_save, content_digest
 from train.files import atomic_write_text
 
 # Settings that may change when a run is resumed (they do not change what is computed).
@@ -66,6 +66,8 @@ class RunDir:
             return None
         try:
             d = torch.load(self.state_path, map_location="cpu", weights_only=True)
+            if "sha256" in d and d["sha256"] != content_digest(d):  # torch loads flipped tensor bytes silently
+                raise ValueError("sha256")
             tensors = {n: d["tensors"][n].numpy() for n, _ in layout}
         except Exception:  # noqa: BLE001 - a corrupt or foreign file; torch's own text is many lines
             raise FLError(f"{self.state_path} is corrupt, truncated or of another model; delete it to restart "
@@ -76,7 +78,8 @@ class RunDir:
 
     def save_state(self, state: ServerState) -> None:
         tensors = {n: torch.from_numpy(v.copy()) for n, v in state.tensors.items()}
-        atomic_torch_save({"round": state.round, "tensors": tensors, "rounds": state.rounds}, self.state_path)
+        d = {"round": state.round, "tensors": tensors, "rounds": state.rounds}
+        atomic_torch_save({**d, "sha256": content_digest(d)}, self.state_path)
 
     def write_metrics(self, cfg: RunConfig, summary: dict, rounds: list[dict]) -> None:
         write_json(self.metrics_path, {"config": cfg.to_dict(), "summary": summary, "rounds": rounds})

@@ -141,3 +141,19 @@ def test_make_all_twice_does_the_work_once_and_reruns_what_changed(tmp_path):
     assert make("all", "BACKEND=onnx", "ARCH=other") == ["export", "tensil compile", "board bundle", "board demo"]
     assert make("all", "BACKEND=onnx", "ARCH=other", "TRAIN_FLAGS=--epochs 3") == [
         "train fit", "export", "tensil compile", "board bundle", "board demo"]
+
+
+def test_a_bit_flipped_federated_state_is_one_line(tmp_path):
+    import numpy as np
+
+    from fl_bridge.errors import FLError
+    from fl_bridge.rundir import RunDir, ServerState
+    from robustness_support import bitflip
+
+    run = RunDir(tmp_path)
+    run.save_state(ServerState(3, {"w": np.arange(4096, dtype=np.float32).reshape(64, 64)}, [{"round": 3}]))
+    assert run.load_state([("w", (64, 64))]).round == 3
+    bitflip(run.state_path)
+    with pytest.raises(FLError, match=r"state.pt is corrupt, truncated or of another model; delete it") as e:
+        run.load_state([("w", (64, 64))])
+    assert "\n" not in str(e.value)
