@@ -170,7 +170,7 @@ class FewShotApp:
             if len(cap.features) >= self.config.frames_per_shot:
                 self.classifier.add_shot(cap.class_index, np.stack(cap.features), cap.thumbnail)
                 shots = len(self.classifier.classes[cap.class_index].shots)
-                self.message = f"{self._name(cap.class_index)}: {shots} shot(s)"
+                self.message = f"{self._name(cap.class_index)}: {shots} shot{'' if shots == 1 else 's'}"
                 self.state, self._capture = cap.resume, None
                 self._save(explicit=False)
             return None
