@@ -50,6 +50,7 @@ BASE = {
                     "--test-frames", "2", "--width", "64", "--height", "48"],
     "board demo": ["demo", "--bundle", "{ws}/bundle", "--video", "{ws}/video", "--out", "{ws}/demo",
                    "--backend", "emulator", "--max-frames", "3"],
+    "board deploy": ["deploy", "--bundle", "{ws}/bundle", "--board", "xilinx@pynq", "--dry-run"],
     "fpga project": ["project", "--rtl-dir", "{ws}/rtl", "--pynq-dir", "{ws}/PYNQ", "--out", "{ws}/fpga"],
     "fl_bridge run": ["run", "--out", "{ws}/fl", "--image-size", "16", "--feature-maps", "4", "--clients", "4",
                       "--per-round", "2", "--rounds", "1", "--samples-per-client", "8", "--batch-size", "8"],
@@ -163,6 +164,10 @@ CASES: list[Case] = [
     Case("board demo", "no-camera", ("--camera", "7"), expect="camera"),
     Case("board demo", "out-is-file", ("--out", "{ws}/samples.npz"), expect="is a file"),
     Case("board demo", "out-unwritable", ("--out", UNWRITABLE), expect="cannot write"),
+    # board deploy
+    Case("board deploy", "bitflip", damage=("bundle/tiny_custom_perf.tdata", "bitflip"), expect="tdata"),
+    Case("board deploy", "missing", damage=("bundle/model.json", "missing"), expect="model.json"),
+    Case("board deploy", "unknown-name", ("--tool", "ftp"), expect="ftp"),
     # fpga project
     Case("fpga project", "out-of-range", ("--jobs", "0"), expect="--jobs"),
     Case("fpga project", "nan", ("--mhz", "nan"), expect="--mhz"),
