@@ -37,6 +37,7 @@ class CompileConfig:
     drop_softmax: bool = False
     flatten_order: str = "nhwc"
     avoid_4k: bool = True
+    plot: bool = True                    # <name>.cycles.png next to the report
 
 
 @dataclass
@@ -102,8 +103,24 @@ def run_compile(cfg: CompileConfig) -> Path:
             f"layer {p['one_rounding_vs_onnxruntime_cosine']:.5f} (the rest is per-product rounding)")
     for w in report["warnings"]:
         log(f"warning: {w}")
-    log(f"wrote {path} (+ .tprog, .tdata, .report.json) in {Path(cfg.out)}")
+    png = _plot(report, path) if cfg.plot else None
+    log(f"wrote {path} (+ .tprog, .tdata, .report.json{', .cycles.png' if png else ''}) in {Path(cfg.out)}")
+    cosine = f", cosine {ver['min_cosine_similarity']:.4f} vs onnxruntime" if cfg.samples else ""
+    log(f"summary: {report['name']}: {report['program']['instructions']:,} instructions, "
+        f"{est['latency_ms']['125MHz']:.2f} ms at 125 MHz / {est['latency_ms']['50MHz']:.2f} ms at 50 MHz "
+        f"(hardware-aware){cosine}" + (f"; per-layer cycles in {png}" if png else ""))
     return path
+
+
+def _plot(report: dict, tmodel: Path) -> Path | None:
+    """The per-layer cycles PNG; a plotting failure is a warning (the compiled model is the product)."""
+    try:
+        from tensil.plots import cycles_png_path, plot_layer_cycles
+
+        return plot_layer_cycles(report, cycles_png_path(tmodel.with_suffix(".report.json")))
+    except (ImportError, OSError, ValueError, KeyError) as e:
+        log(f"warning: no cycles plot ({type(e).__name__}: {e})")
+        return None
 
 
 def run_upstream(cfg: CompileConfig, arch) -> Path:
@@ -292,6 +309,8 @@ def parser() -> argparse.ArgumentParser:
                    help="order of a flattened spatial map at the output: upstream's NHWC (default) or ONNX's NCHW")
     c.add_argument("--allow-4k-crossings", dest="avoid_4k", action="store_false",
                    help="do not cut DRAM moves (or shift DRAM0 data) to keep AXI bursts inside 4 KiB pages")
+    c.add_argument("--no-plot", dest="plot", action="store_false",
+                   help="do not draw <name>.cycles.png (per-layer cycles) next to the report")
     e = sub.add_parser("emulate", help="run a .tmodel on an input .npy with the bit-exact emulator")
     e.add_argument("--tmodel", required=True)
     e.add_argument("--input", required=True, help="x.npy, float32, exactly as the ONNX model takes it (NCHW)")

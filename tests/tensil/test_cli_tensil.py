@@ -51,7 +51,7 @@ def compiled(tmp_path, capsys):
 def test_compile_writes_model_and_report(compiled):
     onnx_path, tmodel = compiled
     names = sorted(p.name for p in tmodel.parent.iterdir())
-    assert names == [f"net_custom_perf.{e}" for e in ("report.json", "tdata", "tmodel", "tprog")]
+    assert names == [f"net_custom_perf.{e}" for e in ("cycles.png", "report.json", "tdata", "tmodel", "tprog")]
     manifest = json.loads(tmodel.read_text())
     assert list(manifest) == ["name", "prog", "consts", "inputs", "outputs", "arch", "load_consts_to_local"]
     report = json.loads(tmodel.with_name("net_custom_perf.report.json").read_text())
