@@ -41,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=DEFAULT_OUT, help="results go to OUT/<sweep name>/ (default: %(default)s)")
     run.add_argument("--workers", type=int, default=1, help="points run in parallel processes (default: 1)")
     run.add_argument("--ray", metavar="ADDRESS", help="run the points as tasks on the Ray cluster at ADDRESS")
+    run.add_argument("--ray-gpus", type=float, default=0.0, metavar="N",
+                     help="GPUs each Ray task asks for (default: 0; e.g. 1 to train on the cluster's GPUs)")
     run.add_argument("--only", nargs="+", default=[], metavar="ID", help="run only these point ids (or prefixes)")
     run.add_argument("--no-plots", action="store_true", help="write the table only")
     run.add_argument("--list", action="store_true", help="print the points and their ids, run nothing")
@@ -74,7 +76,7 @@ def _load(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from dse.runner import RunOptions, run_sweep, selected
 
-    options = RunOptions(args.workers, args.ray, tuple(args.only), not args.no_plots).check()
+    options = RunOptions(args.workers, args.ray, args.ray_gpus, tuple(args.only), not args.no_plots).check()
     sweep, layout = _load(args)
     if args.list:
         for p in selected(sweep, layout, options.only):

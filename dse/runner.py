@@ -33,12 +33,15 @@ RAY_ADDRESS = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9_.\-]+:\d{1,5})$")
 class RunOptions:
     workers: int = 1
     ray: str | None = None  # address of an existing Ray cluster
+    ray_gpus: float = 0.0  # GPUs each Ray task asks for (training on the cluster's GPUs)
     only: tuple[str, ...] = ()  # point ids or labels (prefixes) to run; empty: all
     plots: bool = True
 
     def check(self) -> "RunOptions":
         if self.workers < 1:
             raise DseError(f"--workers {self.workers}: at least 1")
+        if self.ray_gpus < 0 or (self.ray_gpus and self.ray is None):
+            raise DseError(f"--ray-gpus {self.ray_gpus:g}: a non-negative number, with --ray only")
         if self.ray is not None and not RAY_ADDRESS.match(self.ray):
             raise DseError(f"--ray {self.ray!r}: expected HOST:PORT (e.g. 127.0.0.1:6379), ray://HOST:PORT or auto")
         return self
@@ -108,7 +111,7 @@ def _run_local(sweep: Sweep, points: list[Point], root: str, out: str, workers: 
             raise
 
 
-def _run_ray(sweep: Sweep, points: list[Point], root: str, out: str, address: str,
+def _run_ray(sweep: Sweep, points: list[Point], root: str, out: str, address: str, gpus: float,
              done: Callable[[Outcome], None]) -> None:
     import ray
 
@@ -119,7 +122,7 @@ def _run_ray(sweep: Sweep, points: list[Point], root: str, out: str, address: st
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise DseError(f"--ray {address}: cannot connect ({str(e).strip().splitlines()[0]})") from None
     try:
-        task = ray.remote(num_cpus=1, max_retries=0)(work)
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(work)
         pending = [task.remote(sweep, p, root, out) for p in points]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
@@ -173,9 +176,9 @@ def run_sweep(sweep: Sweep, layout: SweepLayout, options: RunOptions, out: str) 
             todo.append(p)
     try:
         if options.ray is not None:
-            _run_ray(sweep, todo, root, out, options.ray, done)
+            _run_ray(sweep, todo, root, out, options.ray, options.ray_gpus, done)
         else:
-            _run_local(sweep, todo, root, out, options.workers, done)
+            _run_local(sweep, todo, root, out, min(options.workers, max(1, len(todo))), done)
     finally:
         bar.close()
     return finish(sweep, layout, options.plots), failed

@@ -17,9 +17,9 @@ cycle_epochs = 1
 val_episodes = 20
 episodes = 50
 [evaluate]
-episodes = 200
-queries = 5
-images_per_class = 10
+episodes = 100
+queries = 3
+images_per_class = 8
 """
 
 

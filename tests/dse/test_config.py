@@ -91,3 +91,11 @@ def test_cli_bad_toml(tmp_path, capsys):
     assert main(["run", "--sweep", str(f), "--out", str(tmp_path / "out")]) == 2
     assert "not valid TOML" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name, count, trainings", [("default", 8, 5), ("pefsl", 96, 48)])
+def test_shipped_sweeps_are_valid(name, count, trainings):
+    sweep = load_sweep(Path(__file__).resolve().parents[2] / "dse" / "sweeps" / f"{name}.toml")
+    layout = SweepLayout(Path("/r") / name)
+    assert len(sweep.points) == count
+    assert len({layout.paths(sweep, p).train_checkpoint for p in sweep.points}) == trainings

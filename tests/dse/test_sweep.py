@@ -41,7 +41,7 @@ def test_table_has_every_figure_of_both_points(finished_sweep):
                 assert 0.2 <= acc <= 1.0 and 0 < ci < 0.1
         assert r["fixed_loss_1shot"] == r["float_1shot"] - r["fixed_1shot"]
         assert abs(r["fixed_loss_1shot"]) < 0.05 and r["min_cosine"] > 0.95
-        assert r["eval_images"] == 200  # 20 novel classes x 10 images
+        assert r["eval_images"] == 160  # 20 novel classes x 8 images
         assert "python -m train fit" in r["rebuild"] and "python -m tensil compile" in r["rebuild"]
         assert f"--mhz 125" in r["rebuild"] and "python -m board deploy" in r["deploy"]
         assert Path(r["tmodel"]).is_file() and Path(r["onnx"]).is_file()
@@ -90,12 +90,13 @@ def _copy(finished: Path, dest: Path) -> Path:
 
 
 def test_resume_after_kill_keeps_finished_points(finished_sweep, tmp_path):
-    """Kill a sweep while it trains a new point; the rerun (two workers) finishes it and leaves
-    the finished points (rows and artifacts) untouched."""
+    """Kill a sweep while it trains a new backbone; the rerun (two worker processes, two new points
+    sharing that training) finishes them and leaves the finished points (rows, artifacts) untouched."""
     _, out = finished_sweep
     out2 = tmp_path / "out"
     _copy(out / "two", out2 / "two")
-    sweep_file = tiny_sweep(tmp_path / "two.toml", "two", [{"test_size": 16}, {"test_size": 24}, {"feature_maps": 6}])
+    sweep_file = tiny_sweep(tmp_path / "two.toml", "two", [{"test_size": 16}, {"test_size": 24}, {"feature_maps": 6},
+                                                             {"feature_maps": 6, "test_size": 24}])
     sweep = load_sweep(sweep_file)
     layout = SweepLayout.for_sweep(sweep, out2)
     paths = [layout.paths(sweep, p) for p in sweep.points]
@@ -114,10 +115,13 @@ def test_resume_after_kill_keeps_finished_points(finished_sweep, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert not paths[2].row.exists()
+    assert not paths[2].row.exists() and not paths[3].row.exists()
     assert main(["run", "--sweep", str(sweep_file), "--out", str(out2), "--workers", "2", "--no-plots"]) == 0
-    assert paths[2].row.is_file()
+    assert paths[2].row.is_file() and paths[3].row.is_file()
     assert {p: p.stat().st_mtime_ns for p in finished} == finished
     assert {p: p.stat().st_mtime_ns for p in ckpt} == ckpt
     rows = _rows(out2, "two")
-    assert sorted(r["feature_maps"] for r in rows) == [4, 4, 6]
+    assert sorted(r["feature_maps"] for r in rows) == [4, 4, 6, 6]
+    new = [r for r in rows if r["feature_maps"] == 6]
+    assert all(not r["worker"].endswith(f":{os.getpid()}") for r in new)  # ran in the worker processes
+    assert new[0]["checkpoint"].replace("_test24", "") == new[1]["checkpoint"].replace("_test24", "")
