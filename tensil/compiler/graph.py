@@ -158,3 +158,42 @@ class Network:
     inputs: list[str]
     outputs: list[str]
     io_shapes: dict[str, list[int]]
+
+    def verify(self, after: str) -> None:
+        """Raise CompileError when a pass (`after`) left an inconsistent network: a step reading a
+        tensor nobody produced yet, terms whose shapes disagree with their weights or with each
+        other, an output shape that is not the (pooled) convolution's."""
+        from tensil.compiler.errors import CompileError
+
+        def fail(what: str) -> None:
+            raise CompileError(f"internal error after {after}: {what}")
+
+        known = set(self.inputs)
+        for step in self.steps:
+            for x in step.inputs:
+                if x not in known:
+                    fail(f"{step.name} reads {x!r} before it is computed")
+            if isinstance(step, GlobalPool):
+                if self.shapes[step.output] != (self.shapes[step.input][0], 1, 1):
+                    fail(f"{step.name}: global pooling of {self.shapes[step.input]} gives {self.shapes[step.output]}")
+            else:
+                convs = set()
+                for t in step.terms:
+                    c, h, w = self.shapes[t.input]
+                    co, ci, kh, kw = t.weight.shape
+                    if ci != c or co != step.out_channels:
+                        fail(f"{step.name}: a term's weights {t.weight.shape} do not fit input {t.input!r} {(c, h, w)}")
+                    (sh, sw), (pt, pl, pb, pr) = t.strides, t.pads
+                    convs.add(((h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1))
+                if len(convs) != 1:
+                    fail(f"{step.name}: its terms compute maps of different sizes {sorted(convs)}")
+                (hc, wc), = convs
+                if step.pool:
+                    _, (kh, kw), (sh, sw) = step.pool
+                    hc, wc = (hc - kh) // sh + 1, (wc - kw) // sw + 1
+                if self.shapes[step.output] != (step.out_channels, hc, wc):
+                    fail(f"{step.name}: computes {(step.out_channels, hc, wc)} into {self.shapes[step.output]}")
+            known.add(step.output)
+        for name in self.outputs:
+            if name not in known:
+                fail(f"graph output {name!r} is never computed")

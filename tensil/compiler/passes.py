@@ -13,6 +13,8 @@ A layer absorbs a follower only if the follower is the sole consumer of its outp
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from tensil.compiler.graph import GlobalPool, Graph, Layer, Network, Op, Step, Term
@@ -255,7 +257,7 @@ def pack_taps_into_lanes(net: Network, array_size: int) -> Network:
                     new_terms.append(Term(packed, w2, t.strides, (t.pads[0], 0, t.pads[2], 0)))
                 else:
                     new_terms.append(t)
-            step.terms = new_terms
+            step = dataclasses.replace(step, terms=new_terms)
         steps.append(step)
     return Network(steps, shapes, net.inputs, net.outputs, net.io_shapes)
 
@@ -292,25 +294,28 @@ def split_depthwise(net: Network, array_size: int) -> Network:
             uses.setdefault(x, []).append(step)
     producers = {s.output: s for s in net.steps}
     shapes = dict(net.shapes)
+    latest: dict[int, Step] = {id(s): s for s in net.steps}  # id(original step) -> its current version
     replace: dict[int, list[Step]] = {}  # id(step) -> the steps it becomes
-    for dw in net.steps:
+    for original in net.steps:
+        dw = latest[id(original)]
         if not isinstance(dw, Layer) or len(dw.terms) != 1 or dw.copy:
             continue
         term = dw.terms[0]
-        src = producers.get(term.input)
-        if (not _tile_diagonal(term.weight, a) or not isinstance(src, Layer) or id(src) in replace
-                or uses.get(term.input) != [dw] or dw.output in net.outputs
+        src_original = producers.get(term.input)
+        src = latest.get(id(src_original))
+        if (not _tile_diagonal(term.weight, a) or not isinstance(src, Layer) or id(src_original) in replace
+                or uses.get(term.input) != [original] or dw.output in net.outputs
                 or not all(isinstance(u, Layer) for u in uses.get(dw.output, []))):
             continue
         c = term.weight.shape[0]
         cuts = [(lo, min(lo + a, c)) for lo in range(0, c, a)]
         xs = [f"{term.input}/tile{t}" for t in range(len(cuts))]
         ys = [f"{dw.output}/tile{t}" for t in range(len(cuts))]
-        replace[id(src)] = [
+        replace[id(src_original)] = [
             Layer(f"{src.name}/tile{t}", [Term(s.input, s.weight[lo:hi], s.strides, s.pads) for s in src.terms],
                   src.bias[lo:hi], x, src.act, src.pool, list(src.sources), src.copy)
             for t, ((lo, hi), x) in enumerate(zip(cuts, xs))]
-        replace[id(dw)] = [
+        replace[id(original)] = [
             Layer(f"{dw.name}/tile{t}", [Term(x, term.weight[lo:hi, lo:hi], term.strides, term.pads)],
                   dw.bias[lo:hi], y, dw.act, dw.pool, list(dw.sources))
             for t, ((lo, hi), x, y) in enumerate(zip(cuts, xs, ys))]
@@ -318,8 +323,9 @@ def split_depthwise(net: Network, array_size: int) -> Network:
             shapes[x] = (hi - lo, *net.shapes[term.input][1:])
             shapes[y] = (hi - lo, *net.shapes[dw.output][1:])
         for consumer in uses.get(dw.output, []):
-            consumer.terms = [nt for t in consumer.terms for nt in (
+            current = latest[id(consumer)]
+            latest[id(consumer)] = dataclasses.replace(current, terms=[nt for t in current.terms for nt in (
                 [Term(y, t.weight[:, lo:hi], t.strides, t.pads) for (lo, hi), y in zip(cuts, ys)]
-                if t.input == dw.output else [t])]
-    steps = [s for step in net.steps for s in replace.get(id(step), [step])]
+                if t.input == dw.output else [t])])
+    steps = [s for step in net.steps for s in replace.get(id(step), [latest[id(step)]])]
     return Network(steps, shapes, net.inputs, net.outputs, net.io_shapes)

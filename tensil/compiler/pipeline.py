@@ -1,7 +1,8 @@
 """The compiler's driver: ONNX file -> verified program bytes, constants and manifest spans.
 
-front end (`frontend`) -> fusion (`passes`) -> memory plan + lowering (`lower`) -> emission
-(here: hazard check, encoding, decode-back check). Writing files is `tensil.report.write_outputs`.
+front end (`frontend`) -> fusion and rewrite passes (`passes`, each followed by
+`Network.verify`) -> memory plan, plan check and instruction emission (`lower`: `plan`, `emit`)
+-> here: hazard check, encoding, decode-back check. Writing files is `tensil.report.write_outputs`.
 """
 
 from __future__ import annotations
@@ -95,10 +96,13 @@ def compile_network(graph: Graph, arch: Arch, name: str, options: CompileOptions
     options = options or CompileOptions()
     start = time.perf_counter()
     network = fuse(graph)
+    network.verify("fusion")
     if options.split_depthwise:
         network = split_depthwise(network, arch.array_size)
+        network.verify("split_depthwise")
     if options.pack_taps:
         network = pack_taps_into_lanes(network, arch.array_size)
+        network.verify("pack_taps_into_lanes")
     lowered = lower(network, arch, LoweringOptions(merge_rows=options.merge_rows, avoid_4k=options.avoid_4k))
     program = emit(lowered, arch)
     consts = lowered.consts.to_bytes()
