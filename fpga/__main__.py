@@ -1,4 +1,4 @@
-"""CLI: `python -m fpga project|build|estimate|rtl` (defaults: custom_perf at 50 MHz)."""
+"""CLI: `python -m fpga project|build|estimate|rtl|doctor` (defaults: custom_perf at 50 MHz)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,13 @@ def _rtl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from fpga.doctor import DoctorConfig, diagnose
+
+    print(diagnose(_config(DoctorConfig, args)).text())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     ap = OneLineParser(prog="python -m fpga", description="Vivado project and bitstream for PYNQ-Z1 + Tensil")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -89,6 +96,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="output folder (default build/fpga/rtl_<arch>)")
     r.add_argument("--axi-width", type=int, default=64, choices=(32, 64, 128, 256, 512, 1024))
     r.set_defaults(run=_rtl)
+    d = sub.add_parser("doctor", help="which prerequisites of a bitstream and a board are here, and what to run next")
+    d.add_argument("--arch", default=DEFAULT_ARCH)
+    d.add_argument("--mhz", type=float, default=50.0, help="accelerator clock in MHz (default 50)")
+    d.add_argument("--rtl-dir", default=None, help="Tensil RTL folder (default build/fpga/rtl_<arch>)")
+    d.add_argument("--pynq-dir", default="PYNQ", help="PYNQ v3.0.1 checkout (default ./PYNQ)")
+    d.add_argument("--bundle", default="build/bundle/default", help="board bundle folder (default %(default)s)")
+    d.set_defaults(run=_doctor)
     return ap
 
 

@@ -68,6 +68,11 @@ def _build_hls_ip(project: Project) -> None:
 
 def run_build(config: BuildConfig) -> dict:
     """Write the project; without Vivado stop with VivadoError saying what to run where."""
+    from fpga.doctor import timing_warning
+
+    warning = timing_warning(config.mhz)
+    if warning:
+        print(f"fpga: warning: {warning}", file=sys.stderr)
     project = write_project(config)
     print(f"fpga: wrote the Vivado project scripts to {project.out}", file=sys.stderr)
     if shutil.which("vivado") is None:
