@@ -84,6 +84,58 @@ def _catalog(vlnv: str, config: dict) -> dict[str, str] | None:
     return None
 
 
+def _segments(vlnv: str) -> dict[str, str]:
+    """{slave interface pin: its address segment} as Vivado names them (the segment takes the IP's
+    memory-map name, which may differ in case from the pin: axi_intc's `s_axi` maps `S_AXI/Reg`)."""
+    name = vlnv.split(":")[2] if vlnv.count(":") == 3 else vlnv
+    if name == "processing_system7":
+        return {f"S_AXI_HP{i}": f"S_AXI_HP{i}/HP{i}_DDR_LOWOCM" for i in range(4)}
+    return {
+        "axi_gpio": {"S_AXI": "S_AXI/Reg"},
+        "axi_intc": {"s_axi": "S_AXI/Reg"},
+        "axi_dma": {"S_AXI_LITE": "S_AXI_LITE/Reg"},
+        "axi_vdma": {"S_AXI_LITE": "S_AXI_LITE/Reg"},
+        "v_tc": {"ctrl": "ctrl/Reg"},
+        "axi_dynclk": {"s00_axi": "s00_axi/reg0"},
+        "pixel_unpack": {"s_axi_control": "s_axi_control/Reg"},
+        "color_convert": {"s_axi_control": "s_axi_control/Reg"},
+    }.get(name, {})
+
+
+def _spaces(vlnv: str) -> set[str]:
+    """Address spaces (of AXI masters) as Vivado names them."""
+    name = vlnv.split(":")[2] if vlnv.count(":") == 3 else vlnv
+    if vlnv.startswith("module_ref:"):
+        return {"m_axi_dram0", "m_axi_dram1"}
+    return {"processing_system7": {"Data"}, "axi_dma": {"Data_MM2S"}, "axi_vdma": {"Data_MM2S"}}.get(name, set())
+
+
+def _reference_problems(design: dict) -> list[str]:
+    """Every pin, interface pin, segment and space the Tcl names must exist, spelled exactly as
+    the IP spells it (Vivado's object queries are case-sensitive)."""
+    problems = []
+    for ref in design.get("refs", []):
+        kind, path = ref["kind"], ref["path"]
+        depth = 2 if kind == "segment" else 1
+        parts = path.split("/")
+        cell_path, name = "/".join(parts[:-depth]), "/".join(parts[-depth:])
+        cell = design["cells"].get(cell_path)
+        if cell is None or cell["type"] == "hier":
+            problems.append(f"{path}: {cell_path} is not an IP cell")
+            continue
+        if kind in ("pin", "intf_pin"):
+            known = set(_catalog(cell["vlnv"], cell["config"]) or {})
+        elif kind == "segment":
+            known = set(_segments(cell["vlnv"]).values())
+        else:
+            known = _spaces(cell["vlnv"])
+        if name not in known:
+            close = [k for k in known if k.lower() == name.lower()]
+            hint = f" (Vivado spells it {close[0]})" if close else ""
+            problems.append(f"{path}: no {kind.replace('_', ' ')} {name} on {cell['vlnv']}{hint}")
+    return problems
+
+
 def _connected(design: dict) -> tuple[dict[str, str], dict[str, str]]:
     """{pin: net name} of every plain net, {intf end: other end} of every interface net."""
     pin_net = {p: n["name"] for n in design["nets"] for p in n["pins"]}
@@ -124,12 +176,16 @@ def _address_problems(design: dict) -> list[str]:
             if start < other_start + other_size and other_start < start + size:
                 problems.append(f"{a['segment']} overlaps {other} in {a['space']}")
         spans.setdefault(a["space"], []).append((start, size, a["segment"]))
-    assigned = {a["segment"].rsplit("/", 1)[0] for a in design["addresses"] if a["space"] == "ps7_0/Data"}
+    assigned = {a["segment"] for a in design["addresses"] if a["space"] == "ps7_0/Data"}
     _, peer = _connected(design)
     for path, cell in design["cells"].items():
-        for pin in ("S_AXI", "s_axi", "S_AXI_LITE", "ctrl", "s00_axi", "s_axi_control"):
-            if f"{path}/{pin}" in peer and f"{path}/{pin}" not in assigned:
-                problems.append(f"{path}/{pin} has no address in ps7_0/Data")
+        if cell["type"] == "hier" or cell["vlnv"].startswith("module_ref:"):
+            continue
+        for pin, segment in _segments(cell["vlnv"]).items():
+            if pin.startswith("S_AXI_HP"):
+                continue
+            if f"{path}/{pin}" in peer and f"{path}/{segment}" not in assigned:
+                problems.append(f"{path}/{pin} has no address in ps7_0/Data ({path}/{segment} is not assigned)")
     return problems
 
 
@@ -240,7 +296,7 @@ def _constraint_problems(design: dict) -> list[str]:
 def check_design(design: dict, tcu: str, clock: ClockPlan) -> list[str]:
     """Every problem found in a recorded design; an empty list means it passed."""
     problems = [] if design["flags"].get("validated") == "1" else ["validate_bd_design is never called"]
-    for part in (_pins_problems(design), _address_problems(design), _wiring_problems(design, tcu),
+    for part in (_reference_problems(design), _pins_problems(design), _address_problems(design), _wiring_problems(design, tcu),
                  _clock_problems(design, tcu, clock), _constraint_problems(design)):  # fmt: skip
         problems += part
     return problems

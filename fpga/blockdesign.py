@@ -39,15 +39,17 @@ RST = {"fclk0": "rst_ps7_0_fclk0", "fclk1": "rst_ps7_0_fclk1", "accel": "rst_acc
 DDR_SIZE = 0x2000_0000
 LITE_SIZE = 0x1_0000
 
-# (slave interface pin, address segment, offset, clock domain) of each AXI-Lite slave on GP0.
+# (slave interface pin, its address segment as Vivado names it under the cell, offset, clock
+# domain) of each AXI-Lite slave on GP0. The segment follows the IP's memory map, not the pin:
+# axi_intc's interface is `s_axi` but its segment `S_AXI/Reg` (as in PYNQ's base overlay).
 GP0_SLAVES = (
-    (f"{board.BUTTONS_GPIO}/S_AXI", "Reg", 0x4120_0000, "fclk0"),
-    (f"{INTC}/s_axi", "Reg", 0x4180_0000, "fclk0"),
-    (f"{VDMA}/S_AXI_LITE", "Reg", 0x4300_0000, "fclk0"),
-    (f"{VTC}/ctrl", "Reg", 0x4002_0000, "fclk0"),
-    (f"{DYNCLK}/s00_axi", "reg0", 0x43C1_0000, "fclk0"),
-    (f"{CCONV}/s_axi_control", "Reg", 0x43C6_0000, "fclk1"),
-    (f"{UNPACK}/s_axi_control", "Reg", 0x43C7_0000, "fclk1"),
+    (f"{board.BUTTONS_GPIO}/S_AXI", "S_AXI/Reg", 0x4120_0000, "fclk0"),
+    (f"{INTC}/s_axi", "S_AXI/Reg", 0x4180_0000, "fclk0"),
+    (f"{VDMA}/S_AXI_LITE", "S_AXI_LITE/Reg", 0x4300_0000, "fclk0"),
+    (f"{VTC}/ctrl", "ctrl/Reg", 0x4002_0000, "fclk0"),
+    (f"{DYNCLK}/s00_axi", "s00_axi/reg0", 0x43C1_0000, "fclk0"),
+    (f"{CCONV}/s_axi_control", "s_axi_control/Reg", 0x43C6_0000, "fclk1"),
+    (f"{UNPACK}/s_axi_control", "s_axi_control/Reg", 0x43C7_0000, "fclk1"),
 )
 DMA_LITE_OFFSET = 0x8040_0000
 
@@ -283,7 +285,7 @@ def _interrupts(t: TclWriter, spec: DesignSpec) -> None:
 def _addresses(t: TclWriter, spec: DesignSpec) -> None:
     t.comment("Address map: AXI-Lite slaves (64 KiB each) and 512 MiB of DDR for every master")
     for pin, segment, offset, _ in GP0_SLAVES:
-        t.address(f"{PS}/Data", f"{pin}/{segment}", offset, LITE_SIZE)
+        t.address(f"{PS}/Data", f"{pin.rsplit('/', 1)[0]}/{segment}", offset, LITE_SIZE)
     t.address(f"{PS}/Data", f"{board.DMA}/S_AXI_LITE/Reg", DMA_LITE_OFFSET, LITE_SIZE)
     for space, hp in (
         (f"{VDMA}/Data_MM2S", "HP0"),

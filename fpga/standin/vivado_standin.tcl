@@ -2,6 +2,8 @@
 # It records the project and block design (cells with VLNV and properties, nets, interface
 # nets, address segments, ports, files) and `standin_dump PATH` writes them as JSON.
 # A reference to a cell, port or address space that does not exist is an error, as in Vivado.
+# Every pin, interface pin, address segment and address space named is recorded with its exact
+# spelling ("refs"), so the checker can hold it against the IP's own names (case-sensitive).
 
 namespace eval ::sd {
     variable cells [dict create]
@@ -16,6 +18,7 @@ namespace eval ::sd {
     variable run_props [dict create]
     variable pin_props [dict create]
     variable flags [dict create]
+    variable refs {}
     variable current ""
 }
 
@@ -106,16 +109,24 @@ proc create_bd_cell {args} {
     return "cell:$path"
 }
 proc get_bd_cells {path} { set p [::sd::abs $path]; ::sd::need_cell $p; return "cell:$p" }
-proc get_bd_pins {path} { set p [::sd::abs $path]; ::sd::need_cell [::sd::owner $p]; return "pin:$p" }
-proc get_bd_intf_pins {path} { set p [::sd::abs $path]; ::sd::need_cell [::sd::owner $p]; return "intf_pin:$p" }
+proc get_bd_pins {path} {
+    set p [::sd::abs $path]; ::sd::need_cell [::sd::owner $p]; lappend ::sd::refs [list pin $p]; return "pin:$p"
+}
+proc get_bd_intf_pins {path} {
+    set p [::sd::abs $path]; ::sd::need_cell [::sd::owner $p]; lappend ::sd::refs [list intf_pin $p]
+    return "intf_pin:$p"
+}
 proc get_bd_intf_ports {name} {
     if {![dict exists $::sd::ports $name]} { ::sd::fail "no interface port '$name'" }
     return "intf_port:$name"
 }
-proc get_bd_addr_spaces {path} { ::sd::need_cell [::sd::owner $path]; return "space:$path" }
+proc get_bd_addr_spaces {path} {
+    ::sd::need_cell [::sd::owner $path]; lappend ::sd::refs [list space $path]; return "space:$path"
+}
 proc get_bd_addr_segs {path} {
     set parts [split $path "/"]
     ::sd::need_cell [join [lrange $parts 0 end-2] "/"]
+    lappend ::sd::refs [list segment $path]
     return "seg:$path"
 }
 proc create_bd_intf_port {args} {
@@ -214,6 +225,8 @@ proc standin_dump {path} {
     dict for {pin d} $::sd::pin_props { lappend pinprops "[::sd::str $pin]: [::sd::obj $d]" }
     set runprops {}
     dict for {run d} $::sd::run_props { lappend runprops "[::sd::str $run]: [::sd::obj $d]" }
+    set refs {}
+    foreach r $::sd::refs { lappend refs "{\"kind\": [::sd::str [lindex $r 0]], \"path\": [::sd::str [lindex $r 1]]}" }
     set fh [open $path w]
     puts $fh "{\"project\": [::sd::obj $::sd::project],"
     puts $fh " \"flags\": [::sd::obj $::sd::flags],"
@@ -224,6 +237,7 @@ proc standin_dump {path} {
     puts $fh " \"intf_nets\": [::sd::arr $inets],"
     puts $fh " \"ports\": {[join $ports ", "]},"
     puts $fh " \"addresses\": [::sd::arr $addrs],"
+    puts $fh " \"refs\": [::sd::arr $refs],"
     puts $fh " \"files\": [::sd::arr $files]}"
     close $fh
 }

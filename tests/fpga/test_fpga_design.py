@@ -125,3 +125,22 @@ def test_pmod_button_count(tmp_path, rtl_factory, fake_pynq, pmod_buttons):
     assert check_design(design, "top_custom_perf_0", project.clock) == []
     assert len(external_pins(design)) == 4 + pmod_buttons + 8
     assert ("pmoda_btns" in design["ports"]) == bool(pmod_buttons)
+
+
+@pytest.mark.parametrize("right, wrong, problem", [
+    ("[get_bd_addr_segs system_interrupts/S_AXI/Reg]", "[get_bd_addr_segs system_interrupts/s_axi/Reg]",
+     "system_interrupts/s_axi/Reg: no segment s_axi/Reg on xilinx.com:ip:axi_intc:4.1 (Vivado spells it S_AXI/Reg)"),
+    ("[get_bd_intf_pins btns_gpio/S_AXI]", "[get_bd_intf_pins btns_gpio/s_axi]",
+     "btns_gpio/s_axi: no intf pin s_axi on xilinx.com:ip:axi_gpio:2.0 (Vivado spells it S_AXI)"),
+    ("[get_bd_addr_spaces axi_dma_0/Data_MM2S]", "[get_bd_addr_spaces axi_dma_0/data_mm2s]",
+     "axi_dma_0/data_mm2s: no space data_mm2s on xilinx.com:ip:axi_dma:7.1 (Vivado spells it Data_MM2S)"),
+])
+def test_names_must_be_spelled_as_the_ip_spells_them(tmp_path, rtl_factory, fake_pynq, right, wrong, problem):
+    """Vivado's object queries are case-sensitive: a name in another case fails the check."""
+    project, design = _build(tmp_path, rtl_factory, fake_pynq, "custom_perf", 50)
+    assert len(design["refs"]) > 100 and check_design(design, "top_custom_perf_0", project.clock) == []
+    text = project.create_tcl.read_text()
+    assert right in text
+    project.create_tcl.write_text(text.replace(right, wrong))
+    problems = check_design(record_design(project.create_tcl), "top_custom_perf_0", project.clock)
+    assert problem in problems
