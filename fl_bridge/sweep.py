@@ -105,8 +105,11 @@ def plot(rows: list[dict], per_round: list[int], base: RunConfig, path: Path) ->
               {m: [(r["per_round"], 100 * r[f"fewshot_{shots}shot"]) for r in s] for m, s in series.items()}),
         Panel("base-test accuracy (%)", "clients per round K",
               {m: [(r["per_round"], 100 * r["base_test_accuracy"]) for r in s] for m, s in series.items()}),
-        Panel("effective updates (% of INT8 weights, mean/round)", "clients per round K",
+        Panel("effective updates (% INT8 weights/round)", "clients per round K",
               {m: [(r["per_round"], 100 * r["mean_effective_update_fraction"]) for r in s]
                for m, s in series.items() if s and "mean_effective_update_fraction" in s[0]}),
+        Panel("broadcast changed (% INT8 weights/round)", "clients per round K",
+              {m: [(r["per_round"], 100 * r["mean_broadcast_changed_fraction"]) for r in s]
+               for m, s in series.items() if s and "mean_broadcast_changed_fraction" in s[0]}),
     ]
     line_plot(panels, COLOURS, path)
