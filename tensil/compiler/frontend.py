@@ -45,8 +45,6 @@ REFUSED = {
               "the output), or train the network without upsampling",
     "Upsample": "upstream Tensil v1.0.15 refuses Upsample too; use a strided layout without upsampling",
     "ConvTranspose": "upstream Tensil v1.0.15 refuses ConvTranspose too",
-    "Split": "channel Split is not lowered by this compiler (upstream v1.0.15 takes equal parts on the channel "
-             "axis); use separate convolutions",
     "Sigmoid": "upstream Tensil v1.0.15 refuses Sigmoid too (no non-linear SIMD ops besides max/min)",
     "Tanh": "upstream Tensil v1.0.15 refuses Tanh too",
     "Exp": "upstream Tensil v1.0.15 refuses Exp too",
@@ -690,13 +688,21 @@ class _Frontend:
     def binary(self, node, kind: str) -> None:
         a_const, b_const = (node.input[i] in self.consts for i in (0, 1))
         if not a_const and not b_const:
-            if kind != "Add":
+            if kind not in ("Add", "Sub"):
                 raise CompileError(f"{_where(node)}: {kind} of two activations is not lowered by this compiler "
-                                   "(upstream v1.0.15 computes it with SIMD); only Add of two activations is")
+                                   "(upstream v1.0.15 computes Mul with SIMD; Div it refuses); Add and Sub of two "
+                                   "activations are")
             xa, xb = self.act(node, 0), self.act(node, 1)
             if self.shapes[xa] != self.shapes[xb]:
                 raise CompileError(f"{_where(node)}: broadcasting {self.shapes[xa]} with {self.shapes[xb]} "
                                    "is not supported")
+            if kind == "Sub":  # a - b = a + (-1 * b): the negation folds into b's layer, the sum accumulates
+                c = self.shapes[xb][0]
+                negated = f"{node.output[0]}/negated_b"
+                self.ops.append(Op("affine", f"{node.name or node.output[0]}/negate", [xb], negated,
+                                   {"scale": -np.ones(c), "offset": np.zeros(c)}))
+                self.shapes[negated] = self.shapes[xb]
+                xb = negated
             self.emit(node, "add", [xa, xb], self.shapes[xa])
             self.rank[node.output[0]] = self.rank_of(node, 0)
             return
@@ -820,6 +826,36 @@ class _Frontend:
             raise CompileError(f"{_where(node)}: ReduceMean is only supported over H and W (axes [2, 3])")
         self.op_GlobalAveragePool(node)
         self.rank[node.output[0]] = 4 if a.get("keepdims", 1) else 2
+
+    def op_Split(self, node) -> None:
+        """Split on the channel axis into parts of any sizes: each part is a 1x1 copy layer
+        (0/1 weights, exact). Upstream v1.0.15 takes only equal parts and ignores `split`."""
+        x = self.act(node)
+        rank = self.rank_of(node)
+        c = self.shapes[x][0]
+        axis = _attrs(node).get("axis", 0)
+        if axis % rank != 1:
+            raise CompileError(f"{_where(node)}: Split is only supported on the channel axis (got axis {axis})")
+        sizes = _attrs(node).get("split")
+        if sizes is None and len(node.input) > 1 and node.input[1]:
+            sizes = [int(v) for v in self.const(node, 1, "split").reshape(-1)]
+        parts = len([o for o in node.output])
+        if sizes is None:
+            if _attrs(node).get("num_outputs", parts) != parts or c % parts:
+                raise CompileError(f"{_where(node)}: {c} channels do not split into {parts} equal parts")
+            sizes = [c // parts] * parts
+        if len(sizes) != parts or sum(sizes) != c or min(sizes) < 1:
+            raise CompileError(f"{_where(node)}: split sizes {list(sizes)} do not cover {c} channels in {parts} parts")
+        start = 0
+        for out, n in zip(node.output, sizes):
+            select = np.zeros((n, c, 1, 1))
+            select[np.arange(n), start + np.arange(n), 0, 0] = 1.0
+            self.ops.append(Op("conv", f"{node.name or out}/{out}", [x], out,
+                               {"weight": select, "bias": np.zeros(n), "strides": (1, 1), "pads": (0, 0, 0, 0),
+                                "copy": True}))
+            self.shapes[out] = (n, *self.shapes[x][1:])
+            self.rank[out] = rank
+            start += n
 
     def op_Concat(self, node) -> None:
         xs = [self.act(node, i) for i in range(len(node.input))]

@@ -193,6 +193,8 @@ class Network:
                     hc, wc = (hc - kh) // sh + 1, (wc - kw) // sw + 1
                 if self.shapes[step.output] != (step.out_channels, hc, wc):
                     fail(f"{step.name}: computes {(step.out_channels, hc, wc)} into {self.shapes[step.output]}")
+            if step.output in known:
+                fail(f"{step.name} computes {step.output!r}, which is already computed")
             known.add(step.output)
         for name in self.outputs:
             if name not in known:

@@ -240,19 +240,24 @@ def pack_taps_into_lanes(net: Network, array_size: int) -> Network:
     for step in net.steps:
         if isinstance(step, Layer):
             new_terms = []
+            packed_of: dict[tuple, str] = {}  # terms of one layer reading the same packing share it
             for t in step.terms:
                 co, ci, kh, kw = t.weight.shape
                 if kw > 1 and ci * kw <= array_size and t.strides[1] == 1:
                     c, h, w = shapes[t.input]
                     wo = w + t.pads[1] + t.pads[3] - kw + 1
-                    packed = f"{t.input}/taps_in_lanes/{step.name}"
-                    copy = np.zeros((ci * kw, ci, 1, kw))
-                    for k in range(kw):
-                        copy[k * ci + np.arange(ci), np.arange(ci), 0, k] = 1.0
-                    term = Term(t.input, copy, (1, 1), (0, t.pads[1], 0, t.pads[3]))
-                    steps.append(Layer(f"{step.name}/taps_in_lanes", [term], np.zeros(ci * kw), packed,
-                                       sources=list(step.sources[:1]), copy=True))
-                    shapes[packed] = (ci * kw, h, wo)
+                    key = (t.input, kw, t.pads[1], t.pads[3])
+                    suffix = f"/{len(packed_of)}" if packed_of else ""
+                    packed = packed_of.get(key) or f"{t.input}/taps_in_lanes/{step.name}{suffix}"
+                    if key not in packed_of:
+                        packed_of[key] = packed
+                        copy = np.zeros((ci * kw, ci, 1, kw))
+                        for k in range(kw):
+                            copy[k * ci + np.arange(ci), np.arange(ci), 0, k] = 1.0
+                        term = Term(t.input, copy, (1, 1), (0, t.pads[1], 0, t.pads[3]))
+                        steps.append(Layer(f"{step.name}/taps_in_lanes{suffix}", [term], np.zeros(ci * kw), packed,
+                                           sources=list(step.sources[:1]), copy=True))
+                        shapes[packed] = (ci * kw, h, wo)
                     w2 = t.weight.transpose(0, 3, 1, 2).reshape(co, kw * ci, kh, 1)
                     new_terms.append(Term(packed, w2, t.strides, (t.pads[0], 0, t.pads[2], 0)))
                 else:

@@ -60,6 +60,10 @@ def test_network_verifier_catches_inconsistent_steps():
     broken.steps = [broken.steps[0], dataclasses.replace(layer, terms=[bad_term]), *broken.steps[2:]]
     with pytest.raises(CompileError, match="internal error after test: .* do not fit input"):
         broken.verify("test")
+    twice = copy.copy(net)
+    twice.steps = [net.steps[0], *net.steps]
+    with pytest.raises(CompileError, match="already computed"):
+        twice.verify("test")
     reordered = copy.copy(net)
     reordered.steps = list(reversed(net.steps))
     with pytest.raises(CompileError, match="reads .* before it is computed"):
