@@ -65,7 +65,7 @@ class ButtonDecoder:
     """Turns successive button bit masks into chord events fired on release.
 
     A release counts after `release_samples` all-zero samples in a row: nothing in the AXI GPIO
-    path debounces (pynq_notes.md §5), and a contact bounce caught by one sample would otherwise
+    path debounces (PYNQ's AxiGPIO reads raw levels), and a contact bounce caught by one sample would otherwise
     fire the chord twice (two shots for one press)."""
 
     def __init__(self, release_samples: int = 1):

@@ -16,7 +16,7 @@ from board.errors import BoardError
 
 log = logging.getLogger("board")
 REPO = Path(__file__).resolve().parent.parent
-# What the board imports from tensil/ (DESIGN.md: numpy and the standard library only).
+# What the board imports from tensil/ (docs/architecture.md: numpy and the standard library only).
 TENSIL_MODULES = ("__init__.py", "arch.py", "fixed.py", "isa.py", "tmodel.py", "layout.py")
 TENSIL_OPTIONAL = ("emulator.py",)
 

@@ -118,7 +118,7 @@ class HdmiSink:
             raise BoardError("the bitstream has no video.hdmi_out (HDMI output)") from None
         if getattr(self._out, "_vdma", None) is None:
             # Output-only video hierarchy: PYNQ's HDMIWrapper does not bind, so VideoOut was built
-            # without its VDMA and configure() would fail on None (pynq_notes.md §7.2): hand it over.
+            # without its VDMA and configure() would fail on None (PYNQ v3.0.1's video driver): hand it over.
             vdma = getattr(overlay.video, "axi_vdma", None)
             if vdma is None:
                 raise BoardError("the bitstream has no video.axi_vdma feeding the HDMI output")

@@ -1,6 +1,6 @@
 """Our Tensil TCU driver for PYNQ (Python 3.10, numpy, pynq objects passed in).
 
-What it does, and what it does better than Tensil's `tcu_pynq` (tensil_spec.md §7):
+What it does, and what it does better than Tensil's `tcu_pynq` driver (docs/tensil.md):
 * DRAM0 (full depth: the completion probe lives at its top) and DRAM1 (only as large as the
   model's constants, not 24 MiB) in 64 KiB-aligned contiguous buffers, allocated once;
 * Configure instructions point the TCU at them (offsets in 64 KiB units);

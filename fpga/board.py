@@ -1,7 +1,7 @@
 """PYNQ-Z1 facts the block design and its constraints share: part, pins, instance names.
 
-Pins and I/O standards from the PYNQ-Z1 base overlay's `base.xdc` (PYNQ v3.0.1), see
-`pynq_notes.md` §9; PS7 settings from its `base.tcl` (§8.2).
+Pins and I/O standards from the PYNQ-Z1 base overlay's `base.xdc` (PYNQ v3.0.1); PS7 settings
+from its `base.tcl`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The PYNQ repository checkout that provides the HDMI-out video IP (`--pynq-dir`).
 
-Folders of `boards/ip` at PYNQ v3.0.1 that the HDMI-out path needs (`pynq_notes.md` §10):
+Folders of `boards/ip` at PYNQ v3.0.1 that the HDMI-out path needs:
 packaged IP `rgb2dvi_v1_2`, `axi_dynclk_v1_0`, `color_swap_1.1`, the TMDS interface
 definition `if/tmds_v1_0`, and the Vitis HLS sources `hls/color_convert`, `hls/pixel_unpack`
 (built into `solution1/impl/ip` by `vitis_hls -f <ip>/script.tcl` before Vivado sees them).

@@ -1,7 +1,7 @@
 """Tensil RTL: acquisition (`tensil rtl` in the tensilai/tensil Docker image, or a user folder)
 and the check that a folder holds the RTL of a given `.tarch`.
 
-What `tensil rtl -a <name>.tarch -d <width>` writes (Tensil v1.0.15, `tensil_spec.md` §8.1):
+What `tensil rtl -a <name>.tarch -d <width>` writes (Tensil v1.0.15):
 `top_<name>.v` (every Chisel module, top `top_<name>`), one `bram_dp_<bits>x<depth>.v` per
 distinct memory shape (local memory and accumulators, bits = array_size * data bits) declaring
 `reg [bits-1:0] ram [depth-1:0]`, and `architecture_params.h` (`#define

@@ -1,5 +1,5 @@
 """A slow, obviously-correct scalar reference of the TCU: one instruction, one vector, one lane
-at a time, on Python integers, written straight from `tensil_spec.md` §6.2 as corrected by the
+at a time, on Python integers, written straight from the semantics of docs/tensil.md as fixed by the
 RTL measurements. It shares no arithmetic code with `tensil.emulator` (tests compare the two
 bit for bit on random programs); only for small memories and short programs.
 """

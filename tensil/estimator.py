@@ -1,10 +1,10 @@
 """Cycle estimators for Tensil programs.
 
-1. `tensil_cycles`: Tensil's own per-instruction model (spec §6.3), so our numbers compare with
+1. `tensil_cycles`: Tensil's own per-instruction model (docs/tensil.md), so our numbers compare with
    the "Execution latency (KCycles)" of `tensil compile -s true`: MatMul n (+A after a
    LoadWeight, +2A after anything else), LoadWeight n, DataMove n, SIMD 1, NoOp 1.
 
-2. `hardware_cycles`: a model fitted to the generated RTL (`tensil_rtl_facts.md` §3). The
+2. `hardware_cycles`: a model fitted to the simulated RTL (docs/tensil.md, timing). The
    decoder is in order and load never overlaps compute, so the model is additive over each
    instruction's *dispatch* time, plus the pipeline tails that matter:
 
@@ -137,7 +137,7 @@ def kind_of(ins: Instruction) -> str:
 
 
 def tensil_costs(instrs: Sequence[Instruction], arch: Arch) -> List[int]:
-    """Per-instruction cycles of Tensil's estimator (spec §6.3)."""
+    """Per-instruction cycles of Tensil's estimator (docs/tensil.md)."""
     A = arch.array_size
     out = []
     prev = None

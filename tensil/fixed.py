@@ -1,14 +1,14 @@
 """Tensil fixed-point arithmetic, vectorised on int64 numpy arrays of raw values.
 
 A raw value `q` of a `DataType` with `bits` w and `frac_bits` bp stands for `q / 2^bp`.
-The hardware (measured on the RTL, `tensil_rtl_facts.md` §1c/§1d) computes every operation
+The hardware (measured on the RTL; docs/tensil.md, "Fixed-point arithmetic") computes every operation
 on w-bit raw values and saturates every result:
 
 * `mac(x, y, z) = sat(RNE((x*y + z*2^bp) / 2^bp))`: the exact product plus the partial sum
   is rounded once to nearest, ties to *even of the sum* (so a product of exactly 0.5 LSB
   rounds up when z is odd: bias 1 + twelve products of 0.5 LSB gives 2 on the RTL), then
   saturated. Rounding and saturation happen at every MAC step; there is no wider accumulator.
-  (tensil_spec.md §1.3 states the same bit-level formula but wrongly simplifies it to
+  (Tensil's own description states the same bit-level formula but simplifies it to
   `z + RNE(x*y / 2^bp)`; the two differ exactly at ties.)
 * `add(x, y) = sat(x + y)`, `sub(x, y) = sat(x - y)` (no wrap of -(-2^(w-1))),
   `mul(x, y) = sat(RNE(x*y / 2^bp))`.

@@ -1,6 +1,6 @@
 """Program validator: rejects every instruction pattern that hangs or corrupts the real TCU.
 
-Rules (spec §2.5/§2.6 as corrected by `tensil_rtl_facts.md`), each with a short name that
+Rules (tensil/README.md, "Hardware rules"; measured on the simulated RTL), each with a short name that
 appears in the error:
 
 * `encoding`: every field fits its bits (includes the DataMove size bits 53-55 that the RTL's
@@ -66,7 +66,7 @@ from tensil.isa import (
 
 
 def simd_stall_reason(s: Simd) -> Optional[str]:
-    """Why this SIMD instruction stalls the RTL forever (spec §2.6 hazards 1-3), or None."""
+    """Why this SIMD instruction stalls the RTL forever (the three stalling SIMD forms), or None."""
     op = SimdOp(s.op)
     uses_input = s.left == 0 or s.right == 0  # the RTL's isUnary is always false
     if op == SimdOp.NOOP:

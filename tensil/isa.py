@@ -1,6 +1,6 @@
 """The Tensil instruction set: opcodes, instruction records, binary encoding, decoding, listing.
 
-Facts from `tensil_spec.md` §2 as confirmed on the RTL (`tensil_rtl_facts.md` §1, §2):
+Facts of docs/tensil.md, "Instructions", each confirmed on the simulated RTL:
 
 * An instruction is one little-endian integer of `Layout.instruction_bytes` bytes. From the
   least significant bit: operand0 (o0 bits), operand1 (o1 bits), operand2 (o2 bits), then a
@@ -102,7 +102,7 @@ class SimdOp(IntEnum):
 
 
 class ConfigRegister(IntEnum):
-    """Configure registers of the RTL (spec §2.4.5)."""
+    """Configure registers of the RTL (docs/tensil.md, "Instructions")."""
 
     DRAM0_OFFSET = 0x0
     DRAM0_CACHE = 0x1
@@ -195,7 +195,7 @@ def _round8(bits: int) -> int:
 
 @dataclass(frozen=True)
 class Layout:
-    """Field widths of the instruction format of one architecture (spec §2.1)."""
+    """Field widths of the instruction format of one architecture (docs/tensil.md, "Instructions")."""
 
     array_size: int
     local_bits: int

@@ -1,7 +1,7 @@
 """Host-side tensor layouts: ONNX-shaped float arrays <-> vectors of A raw scalars in DRAM0.
 
 The layout upstream Tensil uses for *every* activation (graph inputs, outputs and the
-intermediates of its default `local-isolated` strategy), `tensil_spec.md` §3.3 and §3.6:
+intermediates of its default `local-isolated` strategy), docs/tensil.md "Memories and data layout":
 
 * 4-D tensors (N, C, H, W) are stored NHWC, pixel-major, with channels padded with zeros to
   `Cv = ceil(C / A)` vectors: vector `((n*H + h)*W + w)*Cv + c // A`, lane `c % A`.

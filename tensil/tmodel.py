@@ -1,4 +1,4 @@
-"""The `.tmodel` manifest and its `.tprog` / `.tdata` companions (spec §4, §3.4).
+"""The `.tmodel` manifest and its `.tprog` / `.tdata` companions (docs/tensil.md, "Files").
 
 We write exactly the keys, order and compact JSON that upstream Tensil writes, so Tensil's own
 PYNQ driver (which builds namedtuples from the keys) and `tensil emulate` read our models:

@@ -1,4 +1,4 @@
-"""Backbone checkpoints: artifact contract 1 of DESIGN.md, written by `train/` and `fl_bridge/`.
+"""Backbone checkpoints: artifact contract 1 of docs/architecture.md, written by `train/` and `fl_bridge/`.
 
 A checkpoint is a plain dict (loadable with `torch.load(weights_only=True)`):
 

@@ -114,7 +114,7 @@ def test_emulator_backend_gives_the_emulators_features(tensil_bundle):
 
 
 def test_pefsl_unpadded_input_is_caught_by_the_bundle_check(tensil_bundle, monkeypatch):
-    """PEFSL sends RGB packed 3 scalars per pixel; Tensil expects A lanes per pixel (spec §3.3)."""
+    """PEFSL sends RGB packed 3 scalars per pixel; Tensil expects A lanes per pixel (docs/tensil.md)."""
     from board import tcu
     from board.bundle import load_bundle
     from board.verify import verify_driver_against_onnx

@@ -1,5 +1,5 @@
 """Every instruction on hand-written programs against the memory contents measured on the RTL
-(tensil_rtl_facts.md §1), plus whole-model runs through .tmodel files."""
+(docs/tensil.md), plus whole-model runs through .tmodel files."""
 
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def test_matmul_strides_and_wraparound():
     assert np.array_equal(m.acc[[2046, 0, 2, 4, 6]], rows)
 
 
-# SIMD results measured on the RTL (tensil_rtl_facts.md §1d), I = acc[0], R1 = acc[1]
+# SIMD results measured on the simulated RTL, I = acc[0], R1 = acc[1]
 I = [32767, -32768, 0, 256, -256, 128, 1000, -1000, 3, -3, 384, -128]
 R1 = [1, -1, 0, 256, 32767, -32768, 31000, -31000, 128, 128, 129, 127]
 SIMD_TABLE = {
@@ -353,7 +353,7 @@ def test_realistic_conv_layer_matches_independent_fixed_point_conv():
 
 
 def test_upstream_global_average_pool_sequence_is_batched_and_exact():
-    """Upstream's GAP over 8x8 (spec §5.6): 65 SIMD per channel vector, a period of 65."""
+    """Upstream's GAP over 8x8: 65 SIMD per channel vector, a period of 65."""
     cv, pixels, mult_addr = 3, 64, 1000
     prog = []
     for c in range(cv):

@@ -1,5 +1,5 @@
 """Cycle estimators: Tensil's table (§6.3) by hand, the hardware model against the RTL
-measurements of tensil_rtl_facts.md §3, monotonicity, groups and MAC efficiency."""
+measurements on the simulated RTL (docs/tensil.md), monotonicity, groups and MAC efficiency."""
 
 from __future__ import annotations
 

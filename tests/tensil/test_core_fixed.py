@@ -39,7 +39,7 @@ def test_quantize_refuses_nan_and_unknown_rounding():
 
 
 def test_mul_rounds_ties_to_even_both_directions():
-    # products of exactly k + 0.5 LSB, measured on the RTL (tensil_rtl_facts.md §1d)
+    # products of exactly k + 0.5 LSB, measured on the RTL (docs/tensil.md)
     assert fixed.mul([3, -3, 384, -128], [128, 128, 129, 127], FP16).tolist() == [2, -2, 194, -64]
     assert fixed.mul([1, -1, 1], [128, 128, 384], FP16).tolist() == [0, 0, 2]
 

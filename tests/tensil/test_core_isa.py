@@ -1,4 +1,4 @@
-"""Instruction encoding: spec §2.7 worked examples, field widths of §2.1, round trips, refusals."""
+"""Instruction encoding: worked examples, field widths, round trips, refusals (docs/tensil.md)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from tensil.isa import (
 
 CUSTOM_PERF = Layout.from_arch(load_arch("custom_perf"))
 
-# spec §2.7 (confirmed bit for bit on the RTL, tensil_rtl_facts.md claim 7)
+# worked examples of Tensil's encoding (confirmed bit for bit on the simulated RTL)
 WORKED_EXAMPLES = [
     (DataMove(DataFlow.DRAM0_TO_LOCAL, 5, 0, 1000, 0, 9), 0x2000090003E80005, "05 00 e8 03 00 09 00 20"),
     (MatMul(100, 1, 3, 0, 15, accumulate=True), 0x11000F0000032064, "64 20 03 00 00 0f 00 11"),

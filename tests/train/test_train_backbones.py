@@ -11,7 +11,7 @@ from train.easy import EasyNet, FitConfig, train_step
 torch.set_num_threads(1)
 
 
-# research/pefsl_easy.md section 1.1: family, fm, input, strided -> params (M, 2 decimals),
+# PEFSL's backbones (its thesis and repository): family, fm, input, strided -> params (M, 2 decimals),
 # last feature-map side, feature dimension.
 PEFSL = [
     ("resnet9", 16, 32, True, 0.19, 4, 80),
