@@ -5,6 +5,7 @@ only to public upstream projects, and no page cites team notes a user does not h
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,13 @@ def test_contracts_are_linked(page: Path) -> None:
             before = line[max(0, m.start() - 1):m.start()]
             after = line[m.end():m.end() + 2]
             assert before == "[" and after == "](", f"{page.relative_to(ROOT)}: unlinked '{m.group(0)}' in: {line.strip()}"
+
+
+def test_code_cites_no_team_notes() -> None:
+    """Comments and docstrings point to docs/, not to notes that are not in the repository."""
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    sources = [ROOT / f for f in listed if f.endswith((".py", ".tcl", ".toml")) and not f.startswith("docs/")
+               and ROOT / f != Path(__file__) and (ROOT / f).is_file()]
+    sources.append(ROOT / "Makefile")
+    offenders = [f"{p.relative_to(ROOT)}: {w}" for p in sources for w in FORBIDDEN[:5] if w in p.read_text()]
+    assert not offenders, offenders
