@@ -93,7 +93,7 @@ def test_cli_bad_toml(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name, count, trainings", [("default", 8, 5), ("pefsl", 96, 48)])
+@pytest.mark.parametrize("name, count, trainings", [("default", 8, 4), ("pefsl", 96, 48)])
 def test_shipped_sweeps_are_valid(name, count, trainings):
     sweep = load_sweep(Path(__file__).resolve().parents[2] / "dse" / "sweeps" / f"{name}.toml")
     layout = SweepLayout(Path("/r") / name)
