@@ -80,7 +80,10 @@ class WebDisplay:
                 self._cond.notify_all()
 
     def close(self, keep: bool = True) -> None:
+        """Stop serving (idempotent: the demo closes it as a sink and as a control)."""
         with self._cond:
+            if self._closed:
+                return
             self._closed = True
             self._cond.notify_all()
         self.server.shutdown()

@@ -104,3 +104,11 @@ def test_in_headless_chromium_the_page_shows_frames_and_teach_teaches(web, tmp_p
     assert img is not None
     video = img[80:480, 20:600]           # the live video area of the served screen
     assert (np.abs(video.astype(int) - (40, 40, 230)).max(axis=2) < 40).mean() > 0.3
+
+
+def test_close_twice_and_the_port_is_free_again():
+    display = WebDisplay(WebConfig(port=0))
+    port = display.server.server_address[1]
+    display.close()
+    display.close()
+    WebDisplay(WebConfig(port=port)).close()     # the socket was released
