@@ -27,9 +27,9 @@ import numpy as np
 from tensil.arch import Arch
 from tensil.compiler.bands import Band, band_of, runs, split_bands, valid_mask
 from tensil.compiler.geometry import conv_geometry, conv_rows, input_rows, layer_macs, one_vector_band
-from tensil.compiler.graph import GlobalPool, Layer, Network
+from tensil.compiler.graph import GlobalPool, Layer, Network, Upsample
 from tensil.compiler.memory import Buffer, ConstPool, HostRegion, tiles
-from tensil.compiler.plan import CONST_ACC_SLOTS, InputPlan, LayerPlan, MemoryPlan, PoolPlan, WeightMode
+from tensil.compiler.plan import CONST_ACC_SLOTS, InputPlan, LayerPlan, MemoryPlan, PoolPlan, UpsamplePlan, WeightMode
 from tensil.compiler.program import Group, ProgramBuilder
 from tensil.compiler.simd import emit_activation, emit_max_pool
 from tensil.isa import DataFlow, Instruction
@@ -403,12 +403,66 @@ class _Emitter:
             for t in range(tiles_n):
                 self.store_output(out, band, t, row_addr)
 
+    # ---------------------------------------------------------------- bilinear upsampling
+    def emit_upsample(self, step: Upsample, up: UpsamplePlan) -> None:
+        """Per band and channel tile: clear the output region, then for each interpolation weight
+        (row phase, column phase, neighbour) one LoadWeight of a scaled identity and a MatMul per
+        output row of that phase, writing every sx-th accumulator; clamped edge columns get
+        one-vector MatMuls of their own. Everything accumulates into the cleared region."""
+        a, p = self.a, self.p
+        ib, out = self.buffers[step.input], self.buffers[step.output]
+        (sy, sx), n_in = step.scales, ib.width
+        g = p.begin(step.name, "upsample", macs=out.channels * out.height * out.width * len(up.tiles) // (sy * sx),
+                    sources=list(step.sources))
+        blocks = np.zeros((len(up.tiles), a + 1, a))
+        for k, (*_, w) in enumerate(up.tiles):
+            blocks[k, 1:] = np.eye(a) * w
+        p.move(DataFlow.DRAM1_TO_LOCAL, up.scratch, self.consts.add(blocks.reshape(-1, a), step.name), blocks.shape[0] * (a + 1))
+        stage = up.scratch + len(up.tiles) * (a + 1)
+        for band in split_bands(out, up.band_rows):
+            region = (band.pr1 - band.pr0) * out.wp
+            acc_of = lambda y, x: (y + out.pad - band.pr0) * out.wp + out.pad + x  # noqa: E731
+            for t in range(out.tiles):
+                p.zero_bias()
+                p.matmul(0, 0, region, accumulate=False, zeroes=True)
+                for k, (dy, dx, oy, ox, _) in enumerate(up.tiles):
+                    p.load_weights(up.scratch + k * (a + 1), a + 1)
+                    for y in range(band.r0, band.r1):
+                        if y % sy != dy:
+                            continue
+                        r = min(max(y // sy + oy, 0), ib.height - 1) + ib.pad
+                        lo, hi = max(0, -ox), min(n_in, n_in - ox)  # columns whose neighbour is inside
+                        for j0, j1, src in ((0, lo, 0), (hi, n_in, n_in - 1), (lo, hi, None)):
+                            if j1 <= j0:
+                                continue
+                            first = acc_of(y, dx + sx * j0)
+                            if p.last_matmul_write == first:  # never accumulate right after a write there
+                                p.matmul(0, region, 1, accumulate=True, zeroes=True)  # adds the zero bias elsewhere
+                            col = j0 + ox if src is None else src
+                            p.matmul(ib.addr(t, r, ib.pad + col), first, j1 - j0, accumulate=True, acc_step=sx)
+                self.finish_upsample(out, band, t, region, stage)
+        p.end(g)
+
+    def finish_upsample(self, out: Buffer, band: Band, t: int, region: int, stage: int) -> None:
+        p = self.p
+        to_dram = out.home == "dram0" or out.tensor in self.hosts_out
+        dest = out.addr(t, band.pr0, 0) if out.home == "local" else stage
+        p.move(DataFlow.ACC_TO_LOCAL, dest, 0, region, read_back_to_dram=to_dram)
+        if out.home == "dram0":
+            p.move(DataFlow.LOCAL_TO_DRAM0, stage, out.addr(t, band.pr0, 0), region)
+            row_addr = lambda tile, r: stage + (r - band.pr0) * out.wp  # noqa: E731
+        else:
+            row_addr = lambda tile, r: out.addr(tile, r, 0)  # noqa: E731
+        self.store_output(out, band, t, row_addr)
+
     def run(self) -> Lowered:
         for ip in self.plan.inputs:
             self.emit_input(ip)
         for step, sp in zip(self.net.steps, self.plan.steps):
             if isinstance(step, GlobalPool):
                 self.emit_pool(step, sp)
+            elif isinstance(step, Upsample):
+                self.emit_upsample(step, sp)
             else:
                 self.emit_layer(step, sp)
         plan = self.plan

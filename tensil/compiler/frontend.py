@@ -40,9 +40,6 @@ FLATTEN_ORDERS = ("nhwc", "onnx")
 RELABEL_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Dropout")
 # Why an operator is refused, with what upstream Tensil v1.0.15 does with it.
 REFUSED = {
-    "Resize": "bilinear Resize is not lowered by this compiler (upstream v1.0.15 takes mode 'linear' with "
-              "half-pixel centres and a 4-value scales input); resize on the host (before the input or after "
-              "the output), or train the network without upsampling",
     "Upsample": "upstream Tensil v1.0.15 refuses Upsample too; use a strided layout without upsampling",
     "ConvTranspose": "upstream Tensil v1.0.15 refuses ConvTranspose too",
     "Sigmoid": "upstream Tensil v1.0.15 refuses Sigmoid too (no non-linear SIMD ops besides max/min)",
@@ -82,6 +79,7 @@ class _Frontend:
     def __init__(self, model: onnx.ModelProto, options: FrontendOptions):
         self.model = model
         self.options = options
+        self.opset = 0  # the model's default-domain opset, set by `run`
         self.views: dict[str, HostView] = {}
         self.warnings: list[str] = []
         self.vector_views: dict[str, list[int]] = {}  # (C,1,1) tensors whose ONNX shape moved 1-sized axes
@@ -166,6 +164,7 @@ class _Frontend:
         m = self.model
         opsets = {o.domain: o.version for o in m.opset_import}
         version = opsets.get("", opsets.get("ai.onnx", 0))
+        self.opset = version
         if not MIN_OPSET <= version <= MAX_OPSET:
             raise CompileError(f"ONNX opset {version} is not supported (supported: {MIN_OPSET}..{MAX_OPSET})")
         g = m.graph
@@ -826,6 +825,38 @@ class _Frontend:
             raise CompileError(f"{_where(node)}: ReduceMean is only supported over H and W (axes [2, 3])")
         self.op_GlobalAveragePool(node)
         self.rank[node.output[0]] = 4 if a.get("keepdims", 1) else 2
+
+    def op_Resize(self, node) -> None:
+        """Bilinear upsampling by integer factors, half-pixel centres (what upstream v1.0.15 takes:
+        mode `linear`, four scales); the column factor must be a power of two."""
+        a = _attrs(node)
+        mode = a.get("mode", b"nearest")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        coords = a.get("coordinate_transformation_mode", b"half_pixel" if self.opset >= 11 else b"asymmetric")
+        coords = coords.decode() if isinstance(coords, bytes) else coords
+        if mode != "linear" or coords not in ("half_pixel", "pytorch_half_pixel"):
+            raise CompileError(f"{_where(node)}: Resize is supported in mode 'linear' with half-pixel centres (got "
+                               f"mode {mode!r}, coordinates {coords!r}; upstream v1.0.15 takes the same); export "
+                               "bilinear upsampling with align_corners=False at opset 11 or later")
+        x = self.act(node)
+        c, h, w = self.shapes[x]
+        scales = self.opt_const(node, 1 if self.opset < 11 else 2)
+        sizes = self.opt_const(node, 3) if self.opset >= 11 else None
+        if scales is not None and scales.size == 4:
+            factors = [float(v) for v in scales.reshape(-1)]
+        elif sizes is not None and sizes.size == 4:
+            factors = [float(o) / float(i) for o, i in zip(sizes.reshape(-1), (1, c, h, w))]
+        else:
+            raise CompileError(f"{_where(node)}: Resize needs four constant scales or sizes")
+        sy, sx = factors[2], factors[3]
+        if factors[:2] != [1.0, 1.0] or sy != int(sy) or sx != int(sx) or sy < 1 or sx < 1 or int(sx) & (int(sx) - 1):
+            raise CompileError(f"{_where(node)}: Resize scales {factors} are not supported: batch and channels "
+                               "must stay, rows must grow by an integer factor and columns by a power of two")
+        if min(h, w) < 2:
+            raise CompileError(f"{_where(node)}: Resize of a map narrower than 2 pixels is not supported "
+                               "(replicate it on the host)")
+        self.emit(node, "resize", [x], (c, h * int(sy), w * int(sx)), scales=(int(sy), int(sx)))
+        self.rank[node.output[0]] = 4
 
     def op_Split(self, node) -> None:
         """Split on the channel axis into parts of any sizes: each part is a 1x1 copy layer

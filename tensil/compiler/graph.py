@@ -146,7 +146,50 @@ class GlobalPool:
         return [self.input]
 
 
-Step = Layer | GlobalPool
+@dataclass
+class Upsample:
+    """Bilinear upsampling by integer factors with half-pixel centres (ONNX Resize, mode
+    `linear`): output row y = s*i + d reads input rows i + o_d and i + o_d + 1, clamped to the
+    map, with weights 1 - f_d and f_d, where o_d + f_d = (d + 0.5) / s - 0.5; columns alike."""
+
+    name: str
+    input: str
+    output: str
+    scales: tuple[int, int]  # (rows, columns)
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.input]
+
+    @staticmethod
+    def taps(scale: int) -> list[list[tuple[int, float]]]:
+        """Per phase d: [(input offset, weight)] of its non-zero neighbours."""
+        out = []
+        for d in range(scale):
+            c = (d + 0.5) / scale - 0.5
+            o = int(np.floor(c))
+            f = c - o
+            out.append([(o + k, w) for k, w in ((0, 1.0 - f), (1, f)) if w != 0.0])
+        return out
+
+    @staticmethod
+    def matrix(n: int, scale: int) -> np.ndarray:
+        """(n * scale, n) interpolation matrix of one axis."""
+        m = np.zeros((n * scale, n))
+        for i in range(n):
+            for d, taps in enumerate(Upsample.taps(scale)):
+                for off, w in taps:
+                    m[i * scale + d, min(max(i + off, 0), n - 1)] += w
+        return m
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Float reference on one (C, H, W) image."""
+        _, h, w = x.shape
+        return np.einsum("yh,chw,xw->cyx", self.matrix(h, self.scales[0]), x, self.matrix(w, self.scales[1]))
+
+
+Step = Layer | GlobalPool | Upsample
 
 
 @dataclass
@@ -176,6 +219,10 @@ class Network:
             if isinstance(step, GlobalPool):
                 if self.shapes[step.output] != (self.shapes[step.input][0], 1, 1):
                     fail(f"{step.name}: global pooling of {self.shapes[step.input]} gives {self.shapes[step.output]}")
+            elif isinstance(step, Upsample):
+                c, h, w = self.shapes[step.input]
+                if self.shapes[step.output] != (c, h * step.scales[0], w * step.scales[1]):
+                    fail(f"{step.name}: upsampling {(c, h, w)} by {step.scales} gives {self.shapes[step.output]}")
             else:
                 convs = set()
                 for t in step.terms:

@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from tensil.compiler.graph import GlobalPool, Graph, Layer, Network, Op, Step, Term
+from tensil.compiler.graph import GlobalPool, Graph, Layer, Network, Op, Step, Term, Upsample
 
 
 def _identity(c_out: int, c_in: int, offset: int = 0) -> np.ndarray:
@@ -146,6 +146,9 @@ class _Fuser:
     def op_gap(self, op: Op) -> None:
         self.steps.append(GlobalPool(op.name, op.inputs[0], op.output, sources=[op.name]))
 
+    def op_resize(self, op: Op) -> None:
+        self.steps.append(Upsample(op.name, op.inputs[0], op.output, op.attrs["scales"], sources=[op.name]))
+
     def op_concat(self, op: Op) -> None:
         c = self.g.shapes[op.output][0]
         terms, offset = [], 0
@@ -172,6 +175,9 @@ def reference_forward(net: Network, inputs: dict[str, np.ndarray],
     for step in net.steps:
         if isinstance(step, GlobalPool):
             env[step.output] = env[step.input].mean(axis=(1, 2), keepdims=True)
+            peak = float(np.abs(env[step.output]).max())
+        elif isinstance(step, Upsample):
+            env[step.output] = step.forward(env[step.input])
             peak = float(np.abs(env[step.output]).max())
         else:
             total, peak = None, 0.0

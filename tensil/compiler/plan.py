@@ -26,7 +26,7 @@ from tensil.arch import Arch
 from tensil.compiler.bands import split_bands
 from tensil.compiler.errors import CompileError
 from tensil.compiler.geometry import band_accumulators, conv_geometry, tile_sizes
-from tensil.compiler.graph import GlobalPool, Layer, Network
+from tensil.compiler.graph import GlobalPool, Layer, Network, Upsample
 from tensil.compiler.memory import Allocator, Buffer, HostRegion, tiles
 
 CONST_ACC_SLOTS = 2  # accumulator vectors reserved at the top for SIMD constants
@@ -80,7 +80,16 @@ class PoolPlan:
     banks: int  # accumulators per channel tile (2 for a single tile: no back-to-back accumulation)
 
 
-StepPlan = LayerPlan | PoolPlan
+@dataclass(frozen=True)
+class UpsamplePlan:
+    name: str
+    scratch: int  # the interpolation weight tiles (A+1 vectors each), then output staging
+    scratch_size: int
+    band_rows: int
+    tiles: tuple[tuple[int, int, int, int, float], ...]  # (row phase, col phase, row offset, col offset, weight)
+
+
+StepPlan = LayerPlan | PoolPlan | UpsamplePlan
 
 
 @dataclass
@@ -250,6 +259,26 @@ class _Planner:
         self.local.free(scratch)
         return PoolPlan(step.name, scratch, 2 * (a + 1) + tiles_n + n_stage, rows, banks)
 
+    def plan_upsample(self, step: Upsample) -> UpsamplePlan:
+        a = self.a
+        ib, out = self.buffers[step.input], self.buffers[step.output]
+        if ib.home != "local":
+            raise CompileError(f"{step.name}: upsampling an activation spilled to DRAM0 is not supported "
+                               "(the network does not fit local memory around the Resize)")
+        self.place(out, step.name)
+        (sy, sx), taps_y, taps_x = step.scales, Upsample.taps(step.scales[0]), Upsample.taps(step.scales[1])
+        tiles_w = tuple((dy, dx, oy, ox, wy * wx) for dy in range(sy) for dx in range(sx)
+                        for oy, wy in taps_y[dy] for ox, wx in taps_x[dx])
+        rows = out.height
+        while rows > 1 and (rows + 2 * out.pad) * out.wp + 1 > self.acc_budget:
+            rows -= 1
+        region = (rows + 2 * out.pad) * out.wp
+        size = len(tiles_w) * (a + 1) + (region if out.home == "dram0" else 0)
+        scratch = self.scratch(size, step.name)
+        self.use_acc(region + 1)
+        self.local.free(scratch)
+        return UpsamplePlan(step.name, scratch, size, rows, tiles_w)
+
     def run(self) -> MemoryPlan:
         net = self.net
         last_use = {x: i for i, step in enumerate(net.steps) for x in step.inputs}
@@ -262,7 +291,12 @@ class _Planner:
             host.base = self.dram0_alloc(host.size, host.tensor)
         steps: list[StepPlan] = []
         for i, step in enumerate(net.steps):
-            steps.append(self.plan_pool(step) if isinstance(step, GlobalPool) else self.plan_layer(step))
+            if isinstance(step, GlobalPool):
+                steps.append(self.plan_pool(step))
+            elif isinstance(step, Upsample):
+                steps.append(self.plan_upsample(step))
+            else:
+                steps.append(self.plan_layer(step))
             for x in set(step.inputs):
                 if last_use[x] == i and x in self.live and x not in net.outputs:
                     self.local.free(self.buffers[x].base)

@@ -45,6 +45,7 @@ class ProgramBuilder:
         self.layout = Layout.from_arch(arch)
         self.instrs: list[Instruction] = []
         self.groups: list[Group] = []
+        self.last_matmul_write: int | None = None  # accumulator the latest MatMul wrote last
         # the size field holds n - 1 in operand2_addr_bits bits; local addresses wrap, so never
         # let one instruction cover more than the local memory either
         self.max_n = min(1 << self.layout.operand2_addr_bits, arch.local_depth, arch.accumulator_depth)
@@ -101,10 +102,12 @@ class ProgramBuilder:
             for i in range(n):
                 self.instrs.append(MatMul(0 if zeroes else local + i * local_step, 0, acc + i * acc_step, 0, 0,
                                           accumulate, zeroes))
+            self.last_matmul_write = acc + (n - 1) * acc_step
             return
         for off, k in self._chunks(n):
             self.instrs.append(MatMul(0 if zeroes else local + off * local_step, 0 if zeroes else c0,
                                       acc + off * acc_step, c1, k - 1, accumulate, zeroes))
+        self.last_matmul_write = acc + (n - 1) * acc_step
 
     def load_weights(self, local: int, n: int) -> None:
         """Push n vectors local[local+n-1] ... local[local] (the last one becomes the bias)."""

@@ -5,7 +5,7 @@ PEFSL's ResNet-9/12 (the project's own builders), a CIFAR ResNet-20-like net, a 
 pre-activation ResNet v2 with an NHWC input and a Softmax head, a Fire/Concat net, a
 MobileNetV2-like inverted-residual net (depthwise, ReLU6), ProtoNet's Conv-4 ending in a
 Flatten of the spatial map, a Conv-GAP-Linear head with AveragePool and ReLU6, a vector
-reshaped through 1-sized axes; and graphs that must be refused (bilinear Resize, Softmax
+reshaped through 1-sized axes, a bilinear upsampling; and a graph that must be refused (a Softmax
 inside the network). Weights are seeded; BatchNorm statistics are randomised so folding is
 exercised.
 """
@@ -172,13 +172,15 @@ class VectorThroughUnitAxes(nn.Module):
 
 
 class BilinearUpsample(nn.Module):
+    """A decoder-style step: conv, bilinear x2 (align_corners=False), conv; the map is the output."""
+
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3, 1, 1)
+        self.head = nn.Conv2d(8, 4, 3, 1, 1)
 
     def forward(self, x):
-        x = F.interpolate(self.conv(x), scale_factor=2, mode="bilinear", align_corners=False)
-        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.head(F.interpolate(self.conv(x), scale_factor=2, mode="bilinear", align_corners=False))
 
 
 class SoftmaxInside(nn.Module):
@@ -215,7 +217,7 @@ CORPUS = [
     Entry("keras-conv4-nhwc-flatten-output", lambda: KerasConv4(dense=False), (1, 32, 32, 3)),
     Entry("gap-linear-head-relu6-avgpool", GapLinearHead, (1, 3, 16, 16), opset=10),
     Entry("vector-through-unit-axes", VectorThroughUnitAxes, (1, 3, 8, 8)),
-    Entry("bilinear-resize", BilinearUpsample, (1, 3, 8, 8), refused="operator Resize is not supported"),
+    Entry("bilinear-resize", BilinearUpsample, (1, 3, 8, 8), opset=11),
     Entry("softmax-inside", SoftmaxInside, (1, 3, 8, 8), refused="Softmax is only accepted as the last node"),
 ]
 
