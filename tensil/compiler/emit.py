@@ -27,11 +27,12 @@ import numpy as np
 from tensil.arch import Arch
 from tensil.compiler.bands import Band, band_of, runs, split_bands, valid_mask
 from tensil.compiler.geometry import conv_geometry, conv_rows, input_rows, layer_macs, one_vector_band
-from tensil.compiler.graph import GlobalPool, Layer, Network, Upsample
+from tensil.compiler.graph import GlobalPool, Layer, Network, Product, Upsample
 from tensil.compiler.memory import Buffer, ConstPool, HostRegion, tiles
-from tensil.compiler.plan import CONST_ACC_SLOTS, InputPlan, LayerPlan, MemoryPlan, PoolPlan, UpsamplePlan, WeightMode
+from tensil.compiler.plan import (CONST_ACC_SLOTS, InputPlan, LayerPlan, MemoryPlan, PoolPlan, ProductPlan, UpsamplePlan,
+                                  WeightMode)
 from tensil.compiler.program import Group, ProgramBuilder
-from tensil.compiler.simd import emit_activation, emit_max_pool
+from tensil.compiler.simd import emit_activation, emit_max_pool, emit_products
 from tensil.isa import DataFlow, Instruction
 
 
@@ -440,10 +441,30 @@ class _Emitter:
                                 p.matmul(0, region, 1, accumulate=True, zeroes=True)  # adds the zero bias elsewhere
                             col = j0 + ox if src is None else src
                             p.matmul(ib.addr(t, r, ib.pad + col), first, j1 - j0, accumulate=True, acc_step=sx)
-                self.finish_upsample(out, band, t, region, stage)
+                self.store_region(out, band, t, region, stage)
         p.end(g)
 
-    def finish_upsample(self, out: Buffer, band: Band, t: int, region: int, stage: int) -> None:
+    # ---------------------------------------------------------------- element-wise product
+    def emit_product(self, step: Product, pp: ProductPlan) -> None:
+        """Per band and channel tile: clear the output region, then per row move b into its place
+        and a after the region, and multiply on the SIMD unit (b = mul(a, b) in place)."""
+        p = self.p
+        a, b, out = (self.buffers[x] for x in (step.a, step.b, step.output))
+        g = p.begin(step.name, "product", macs=0, sources=list(step.sources))
+        for band in split_bands(out, pp.band_rows):
+            region = (band.pr1 - band.pr0) * out.wp
+            for t in range(out.tiles):
+                p.zero_bias()
+                p.matmul(0, 0, region, accumulate=False, zeroes=True)
+                for y in range(band.r0, band.r1):
+                    at = (y + out.pad - band.pr0) * out.wp + out.pad
+                    p.move(DataFlow.LOCAL_TO_ACC, b.addr(t, y + b.pad, b.pad), at, out.width)
+                    p.move(DataFlow.LOCAL_TO_ACC, a.addr(t, y + a.pad, a.pad), region, out.width)
+                    emit_products(p, [(region + x, at + x) for x in range(out.width)])
+                self.store_region(out, band, t, region, pp.scratch)
+        p.end(g)
+
+    def store_region(self, out: Buffer, band: Band, t: int, region: int, stage: int) -> None:
         p = self.p
         to_dram = out.home == "dram0" or out.tensor in self.hosts_out
         dest = out.addr(t, band.pr0, 0) if out.home == "local" else stage
@@ -463,6 +484,8 @@ class _Emitter:
                 self.emit_pool(step, sp)
             elif isinstance(step, Upsample):
                 self.emit_upsample(step, sp)
+            elif isinstance(step, Product):
+                self.emit_product(step, sp)
             else:
                 self.emit_layer(step, sp)
         plan = self.plan

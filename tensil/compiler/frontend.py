@@ -687,14 +687,17 @@ class _Frontend:
     def binary(self, node, kind: str) -> None:
         a_const, b_const = (node.input[i] in self.consts for i in (0, 1))
         if not a_const and not b_const:
-            if kind not in ("Add", "Sub"):
-                raise CompileError(f"{_where(node)}: {kind} of two activations is not lowered by this compiler "
-                                   "(upstream v1.0.15 computes Mul with SIMD; Div it refuses); Add and Sub of two "
-                                   "activations are")
+            if kind == "Div":
+                raise CompileError(f"{_where(node)}: Div of two activations is not supported (upstream v1.0.15 "
+                                   "refuses it too); divide on the host or by a constant")
             xa, xb = self.act(node, 0), self.act(node, 1)
             if self.shapes[xa] != self.shapes[xb]:
                 raise CompileError(f"{_where(node)}: broadcasting {self.shapes[xa]} with {self.shapes[xb]} "
                                    "is not supported")
+            if kind == "Mul":
+                self.emit(node, "mul", [xa, xb], self.shapes[xa])
+                self.rank[node.output[0]] = self.rank_of(node, 0)
+                return
             if kind == "Sub":  # a - b = a + (-1 * b): the negation folds into b's layer, the sum accumulates
                 c = self.shapes[xb][0]
                 negated = f"{node.output[0]}/negated_b"

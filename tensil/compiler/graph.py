@@ -189,7 +189,26 @@ class Upsample:
         return np.einsum("yh,chw,xw->cyx", self.matrix(h, self.scales[0]), x, self.matrix(w, self.scales[1]))
 
 
-Step = Layer | GlobalPool | Upsample
+@dataclass
+class Product:
+    """Element-wise product of two activations of one shape (ONNX Mul of two activations)."""
+
+    name: str
+    a: str
+    b: str
+    output: str
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list[str]:
+        return [self.a, self.b]
+
+    @staticmethod
+    def forward(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a * b
+
+
+Step = Layer | GlobalPool | Upsample | Product
 
 
 @dataclass
@@ -219,6 +238,9 @@ class Network:
             if isinstance(step, GlobalPool):
                 if self.shapes[step.output] != (self.shapes[step.input][0], 1, 1):
                     fail(f"{step.name}: global pooling of {self.shapes[step.input]} gives {self.shapes[step.output]}")
+            elif isinstance(step, Product):
+                if not self.shapes[step.a] == self.shapes[step.b] == self.shapes[step.output]:
+                    fail(f"{step.name}: product of {self.shapes[step.a]} and {self.shapes[step.b]}")
             elif isinstance(step, Upsample):
                 c, h, w = self.shapes[step.input]
                 if self.shapes[step.output] != (c, h * step.scales[0], w * step.scales[1]):

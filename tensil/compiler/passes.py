@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from tensil.compiler.graph import GlobalPool, Graph, Layer, Network, Op, Step, Term, Upsample
+from tensil.compiler.graph import GlobalPool, Graph, Layer, Network, Op, Product, Step, Term, Upsample
 
 
 def _identity(c_out: int, c_in: int, offset: int = 0) -> np.ndarray:
@@ -146,6 +146,9 @@ class _Fuser:
     def op_gap(self, op: Op) -> None:
         self.steps.append(GlobalPool(op.name, op.inputs[0], op.output, sources=[op.name]))
 
+    def op_mul(self, op: Op) -> None:
+        self.steps.append(Product(op.name, op.inputs[0], op.inputs[1], op.output, sources=[op.name]))
+
     def op_resize(self, op: Op) -> None:
         self.steps.append(Upsample(op.name, op.inputs[0], op.output, op.attrs["scales"], sources=[op.name]))
 
@@ -178,6 +181,9 @@ def reference_forward(net: Network, inputs: dict[str, np.ndarray],
             peak = float(np.abs(env[step.output]).max())
         elif isinstance(step, Upsample):
             env[step.output] = step.forward(env[step.input])
+            peak = float(np.abs(env[step.output]).max())
+        elif isinstance(step, Product):
+            env[step.output] = step.forward(env[step.a], env[step.b])
             peak = float(np.abs(env[step.output]).max())
         else:
             total, peak = None, 0.0

@@ -26,7 +26,7 @@ from tensil.arch import Arch
 from tensil.compiler.bands import split_bands
 from tensil.compiler.errors import CompileError
 from tensil.compiler.geometry import band_accumulators, conv_geometry, tile_sizes
-from tensil.compiler.graph import GlobalPool, Layer, Network, Upsample
+from tensil.compiler.graph import GlobalPool, Layer, Network, Product, Upsample
 from tensil.compiler.memory import Allocator, Buffer, HostRegion, tiles
 
 CONST_ACC_SLOTS = 2  # accumulator vectors reserved at the top for SIMD constants
@@ -89,7 +89,15 @@ class UpsamplePlan:
     tiles: tuple[tuple[int, int, int, int, float], ...]  # (row phase, col phase, row offset, col offset, weight)
 
 
-StepPlan = LayerPlan | PoolPlan | UpsamplePlan
+@dataclass(frozen=True)
+class ProductPlan:
+    name: str
+    scratch: int  # output staging (spilled output) and one spare vector
+    scratch_size: int
+    band_rows: int
+
+
+StepPlan = LayerPlan | PoolPlan | UpsamplePlan | ProductPlan
 
 
 @dataclass
@@ -279,6 +287,23 @@ class _Planner:
         self.local.free(scratch)
         return UpsamplePlan(step.name, scratch, size, rows, tiles_w)
 
+    def plan_product(self, step: Product) -> ProductPlan:
+        out = self.buffers[step.output]
+        for x in step.inputs:
+            if self.buffers[x].home != "local":
+                raise CompileError(f"{step.name}: a product of an activation spilled to DRAM0 is not supported "
+                                   "(the network does not fit local memory around the Mul)")
+        self.place(out, step.name)
+        rows = out.height
+        while rows > 1 and (rows + 2 * out.pad) * out.wp + out.width > self.acc_budget:
+            rows -= 1
+        region = (rows + 2 * out.pad) * out.wp
+        size = (region if out.home == "dram0" else 0) + 1
+        scratch = self.scratch(size, step.name)
+        self.use_acc(region + out.width)
+        self.local.free(scratch)
+        return ProductPlan(step.name, scratch, size, rows)
+
     def run(self) -> MemoryPlan:
         net = self.net
         last_use = {x: i for i, step in enumerate(net.steps) for x in step.inputs}
@@ -295,6 +320,8 @@ class _Planner:
                 steps.append(self.plan_pool(step))
             elif isinstance(step, Upsample):
                 steps.append(self.plan_upsample(step))
+            elif isinstance(step, Product):
+                steps.append(self.plan_product(step))
             else:
                 steps.append(self.plan_layer(step))
             for x in set(step.inputs):

@@ -10,6 +10,7 @@ accumulator from an instruction whose destination is R1 (spec §2.6 hazards 1-4)
   `O = Max(I, R1)` [read x, write x] = max(x, mul(x, a)).
 * Clip(lo, hi), lo <= 0 <= hi: `R1 = Move(I)` [lo], `R1 = Max(I, R1)` [x],
   `O = Min(I, R1)` [read hi, write x].
+* Product of two vectors: `R1 = Move(I)` [a], `O = Mul(I, R1)` [read b, write in place].
 * Max pool of a window: `R1 = Move(I)` [first], `R1 = Max(I, R1)` [middle ones],
   `O = Max(I, R1)` [last, write the pooled vector]; a 1-element window is `O = Move(I)`.
 Constants (a, lo, hi) sit in reserved accumulator slots, broadcast over all lanes.
@@ -42,6 +43,13 @@ def emit_activation(p: ProgramBuilder, kind: str, addrs: list[int], slots: list[
             p.simd(SimdOp.MIN, left=INPUT, right=R1, read=True, write=True, read_addr=slots[1], write_addr=x)
     else:
         raise ValueError(f"unknown activation {kind!r}")
+
+
+def emit_products(p: ProgramBuilder, pairs: list[tuple[int, int]]) -> None:
+    """For each (a, b) accumulator pair: b = mul(a, b), the fixed-point product (RNE, saturating)."""
+    for a, b in pairs:
+        p.simd(SimdOp.MOVE, left=INPUT, right=INPUT, dest=R1, read=True, read_addr=a)
+        p.simd(SimdOp.MULTIPLY, left=INPUT, right=R1, read=True, write=True, read_addr=b, write_addr=b)
 
 
 def emit_max_pool(p: ProgramBuilder, windows: list[tuple[list[int], int]]) -> None:

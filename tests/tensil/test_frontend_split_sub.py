@@ -1,4 +1,4 @@
-"""Split on channels (any part sizes) and Sub of two activations, which upstream Tensil accepts:
+"""Split on channels (any part sizes), Sub and Mul of two activations, which upstream Tensil accepts:
 compiled, emulated and compared with onnxruntime."""
 
 from __future__ import annotations
@@ -59,3 +59,23 @@ def test_split_off_the_channel_axis_is_refused():
     nodes = [helper.make_node("Split", ["x"], ["a", "b"], axis=2), helper.make_node("Add", ["a", "b"], ["y"])]
     with pytest.raises(CompileError, match="Split is only supported on the channel axis"):
         graph_from_model(make_model(nodes, [("x", [1, 3, 4, 4])], [("y", None)], opset=11))
+
+
+def test_mul_of_two_activations():
+    """A gating product (as in squeeze-excitation-free attention blocks): SIMD Mul per vector."""
+    rng, inits = np.random.default_rng(2), {}
+    nodes = [conv("a", "x", "a", rng, 14, 3, inits), conv("b", "x", "b", rng, 14, 3, inits),
+             helper.make_node("Relu", ["b"], ["g"]), helper.make_node("Mul", ["a", "g"], ["m"]),
+             conv("c", "m", "y", rng, 6, 14, inits)]
+    ours, ref, compiled = compile_and_compare(make_model(nodes, [("x", [1, 3, 7, 5])], [("y", None)], inits))
+    assert_close(ours, ref)
+    assert any(type(s).__name__ == "Product" for s in compiled.network.steps)
+
+
+def test_div_of_two_activations_is_refused_like_upstream():
+    from tensil.compiler.errors import CompileError
+    from tensil.compiler.frontend import graph_from_model
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Div", ["x", "r"], ["y"])]
+    with pytest.raises(CompileError, match="Div of two activations is not supported .upstream v1.0.15 refuses"):
+        graph_from_model(make_model(nodes, [("x", [1, 3, 4, 4])], [("y", None)]))
