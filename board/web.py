@@ -63,7 +63,7 @@ class WebDisplay:
         self._closed = False
         self.server = ThreadingHTTPServer((config.host, config.port), _handler(self))
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="board-web", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), name="board-web", daemon=True)
         self._thread.start()
 
     @property
