@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from tensil.arch import DataType
-from tensil.compiler.graph import GlobalPool, Network, Product, Upsample
+from tensil.compiler.graph import Constant, GlobalPool, Network, Product, Upsample
 from tensil.compiler.passes import apply_act, apply_pool, conv2d
 from tensil.fixed import dequantize, quantize
 
@@ -44,6 +44,9 @@ def one_rounding_forward(net: Network, inputs: dict[str, np.ndarray], dtype: Dat
             continue
         if isinstance(step, Product):
             env[step.output] = rounded(step.forward(env[step.a], env[step.b]), dtype)
+            continue
+        if isinstance(step, Constant):
+            env[step.output] = rounded(step.values, dtype)
             continue
         total = rounded(step.bias, dtype)[:, None, None]
         for t in step.terms:
@@ -83,7 +86,7 @@ def layer_noise(net: Network, samples: list[dict[str, np.ndarray]], dtype: DataT
             counts[s.name] = counts.get(s.name, 0) + y.size
     rows = []
     for s in net.steps:
-        if isinstance(s, (GlobalPool, Upsample, Product)) or s.copy:
+        if isinstance(s, (GlobalPool, Upsample, Product, Constant)) or s.copy:
             continue
         fan_in = int(sum(np.count_nonzero(t.weight.reshape(t.weight.shape[0], -1), axis=1) for t in s.terms).max())
         w = np.concatenate([t.weight[t.weight != 0].ravel() for t in s.terms]) if s.terms else np.zeros(0)

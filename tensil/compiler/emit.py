@@ -27,10 +27,10 @@ import numpy as np
 from tensil.arch import Arch
 from tensil.compiler.bands import Band, band_of, runs, split_bands, valid_mask
 from tensil.compiler.geometry import conv_geometry, conv_rows, input_rows, layer_macs, one_vector_band
-from tensil.compiler.graph import GlobalPool, Layer, Network, Product, Upsample
+from tensil.compiler.graph import Constant, GlobalPool, Layer, Network, Product, Upsample
 from tensil.compiler.memory import Buffer, ConstPool, HostRegion, tiles
-from tensil.compiler.plan import (CONST_ACC_SLOTS, InputPlan, LayerPlan, MemoryPlan, PoolPlan, ProductPlan, UpsamplePlan,
-                                  WeightMode)
+from tensil.compiler.plan import (CONST_ACC_SLOTS, ConstantPlan, InputPlan, LayerPlan, MemoryPlan, PoolPlan, ProductPlan,
+                                  UpsamplePlan, WeightMode)
 from tensil.compiler.program import Group, ProgramBuilder
 from tensil.compiler.simd import emit_activation, emit_max_pool, emit_products
 from tensil.isa import DataFlow, Instruction
@@ -464,6 +464,23 @@ class _Emitter:
                 self.store_region(out, band, t, region, pp.scratch)
         p.end(g)
 
+    # ---------------------------------------------------------------- constant tensors
+    def emit_constant(self, step: Constant, cp: ConstantPlan) -> None:
+        """The values in the planar padded layout (zero borders and lanes) in DRAM1, copied once
+        into the buffer (through a plane of local scratch when it lives in DRAM0)."""
+        out, a = self.buffers[step.output], self.a
+        g = self.p.begin(step.name, "constant", macs=0, sources=list(step.sources))
+        image = np.zeros((out.tiles * a, out.hp, out.wp))
+        image[:out.channels, out.pad:out.pad + out.height, out.pad:out.pad + out.width] = step.values
+        image = image.reshape(out.tiles, a, out.hp * out.wp).transpose(0, 2, 1).reshape(-1, a)
+        src = self.consts.add(image, step.name)
+        if out.home == "local":
+            self.p.move(DataFlow.DRAM1_TO_LOCAL, out.base, src, out.size)
+        for t in range(out.tiles if out.home == "dram0" else 0):
+            self.p.move(DataFlow.DRAM1_TO_LOCAL, cp.scratch, src + t * out.plane, out.plane)
+            self.p.move(DataFlow.LOCAL_TO_DRAM0, cp.scratch, out.base + t * out.plane, out.plane)
+        self.p.end(g)
+
     def store_region(self, out: Buffer, band: Band, t: int, region: int, stage: int) -> None:
         p = self.p
         to_dram = out.home == "dram0" or out.tensor in self.hosts_out
@@ -486,6 +503,8 @@ class _Emitter:
                 self.emit_upsample(step, sp)
             elif isinstance(step, Product):
                 self.emit_product(step, sp)
+            elif isinstance(step, Constant):
+                self.emit_constant(step, sp)
             else:
                 self.emit_layer(step, sp)
         plan = self.plan

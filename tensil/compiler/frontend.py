@@ -669,7 +669,8 @@ class _Frontend:
         self.emit(node, "affine", [x], self.shapes[x], scale=scale, offset=beta - mean * scale)
         self.rank[node.output[0]] = self.rank_of(node)
 
-    def channel_const(self, node, value: np.ndarray, x: str) -> np.ndarray:
+    def channel_const(self, node, value: np.ndarray, x: str) -> np.ndarray | None:
+        """The constant as one value per channel of `x`, or None when it varies over H or W."""
         c = self.shapes[x][0]
         v = np.asarray(value, dtype=np.float64)
         r = self.rank_of(node, next(i for i, t in enumerate(node.input) if t not in self.consts))
@@ -678,26 +679,63 @@ class _Frontend:
         shape = list(v.shape)
         while len(shape) < r:
             shape.insert(0, 1)
-        ok = shape[0] == 1 and shape[1] == c and all(s == 1 for s in shape[2:])
-        if not ok:
-            raise CompileError(f"{_where(node)}: constant of shape {list(v.shape)} is not per-channel "
-                               f"for {self.onnx_shape(x)}")
-        return v.reshape(c)
+        if len(shape) == r and shape[0] == 1 and shape[1] == c and all(s == 1 for s in shape[2:]):
+            return v.reshape(c)
+        return None
+
+    def const_tensor(self, node, value: np.ndarray, like: str) -> str:
+        """A constant broadcast to the (C, H, W) of activation `like`, as a tensor of its own."""
+        c, h, w = self.shapes[like]
+        try:
+            full = np.broadcast_to(np.asarray(value, dtype=np.float64), (1, c, h, w))[0]
+        except ValueError:
+            raise CompileError(f"{_where(node)}: constant of shape {list(np.shape(value))} does not broadcast to "
+                               f"{self.onnx_shape(like)}") from None
+        if self.rank_of(node, next(i for i, t in enumerate(node.input) if t not in self.consts)) != 4:
+            raise CompileError(f"{_where(node)}: constant of shape {list(np.shape(value))} is not per-feature "
+                               f"for {self.onnx_shape(like)}")
+        name = f"{node.output[0]}/constant"
+        self.ops.append(Op("const", f"{node.name or node.output[0]}/constant", [], name, {"values": full.copy()}))
+        self.shapes[name] = (c, h, w)
+        return name
 
     def binary(self, node, kind: str) -> None:
         a_const, b_const = (node.input[i] in self.consts for i in (0, 1))
         if not a_const and not b_const:
+            self.two_activations(node, kind, self.act(node, 0), self.act(node, 1))
+            return
+        xi = 1 if a_const else 0
+        x = self.act(node, xi)
+        value = self.consts[node.input[1 - xi]]
+        v = self.channel_const(node, value, x)
+        if a_const and kind == "Div":
+            raise CompileError(f"{_where(node)}: a constant divided by an activation is not supported "
+                               "(upstream v1.0.15 refuses it too)")
+        if v is None:  # varies over H or W: a constant tensor, then an operation on two tensors
             if kind == "Div":
-                raise CompileError(f"{_where(node)}: Div of two activations is not supported (upstream v1.0.15 "
-                                   "refuses it too); divide on the host or by a constant")
-            xa, xb = self.act(node, 0), self.act(node, 1)
-            if self.shapes[xa] != self.shapes[xb]:
-                raise CompileError(f"{_where(node)}: broadcasting {self.shapes[xa]} with {self.shapes[xb]} "
-                                   "is not supported")
-            if kind == "Mul":
-                self.emit(node, "mul", [xa, xb], self.shapes[xa])
-                self.rank[node.output[0]] = self.rank_of(node, 0)
-                return
+                value, kind = 1.0 / np.asarray(value, dtype=np.float64), "Mul"
+            t = self.const_tensor(node, value, x)
+            self.two_activations(node, kind, *((t, x) if a_const else (x, t)))
+            return
+        c = self.shapes[x][0]
+        scale, offset = {
+            "Add": (np.ones(c), v), "Sub": (-np.ones(c), v) if a_const else (np.ones(c), -v),
+            "Mul": (v, np.zeros(c)), "Div": (1.0 / v, np.zeros(c)),
+        }[kind]
+        self.emit(node, "affine", [x], self.shapes[x], scale=scale, offset=offset)
+        self.rank[node.output[0]] = self.rank_of(node, xi)
+
+    def two_activations(self, node, kind: str, xa: str, xb: str) -> None:
+        """Add, Sub or Mul of two tensors of one shape (Div is refused, as upstream does)."""
+        if kind == "Div":
+            raise CompileError(f"{_where(node)}: Div of two activations is not supported (upstream v1.0.15 "
+                               "refuses it too); divide on the host or by a constant")
+        if self.shapes[xa] != self.shapes[xb]:
+            raise CompileError(f"{_where(node)}: broadcasting {self.shapes[xa]} with {self.shapes[xb]} "
+                               "is not supported")
+        if kind == "Mul":
+            self.emit(node, "mul", [xa, xb], self.shapes[xa])
+        else:
             if kind == "Sub":  # a - b = a + (-1 * b): the negation folds into b's layer, the sum accumulates
                 c = self.shapes[xb][0]
                 negated = f"{node.output[0]}/negated_b"
@@ -706,19 +744,7 @@ class _Frontend:
                 self.shapes[negated] = self.shapes[xb]
                 xb = negated
             self.emit(node, "add", [xa, xb], self.shapes[xa])
-            self.rank[node.output[0]] = self.rank_of(node, 0)
-            return
-        if a_const and kind in ("Sub", "Div"):
-            raise CompileError(f"{_where(node)}: a constant on the left of {kind} is not supported")
-        xi = 1 if a_const else 0
-        x = self.act(node, xi)
-        v = self.channel_const(node, self.consts[node.input[1 - xi]], x)
-        c = self.shapes[x][0]
-        scale, offset = {
-            "Add": (np.ones(c), v), "Sub": (np.ones(c), -v), "Mul": (v, np.zeros(c)), "Div": (1.0 / v, np.zeros(c)),
-        }[kind]
-        self.emit(node, "affine", [x], self.shapes[x], scale=scale, offset=offset)
-        self.rank[node.output[0]] = self.rank_of(node, xi)
+        self.rank[node.output[0]] = self.rank_of(node, next(i for i, t in enumerate(node.input) if t not in self.consts))
 
     def op_Add(self, node) -> None:
         self.binary(node, "Add")

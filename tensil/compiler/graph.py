@@ -208,7 +208,21 @@ class Product:
         return a * b
 
 
-Step = Layer | GlobalPool | Upsample | Product
+@dataclass
+class Constant:
+    """A constant (C, H, W) tensor (an operand of Add/Sub/Mul that varies over H or W)."""
+
+    name: str
+    output: str
+    values: np.ndarray
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list[str]:
+        return []
+
+
+Step = Layer | GlobalPool | Upsample | Product | Constant
 
 
 @dataclass
@@ -238,6 +252,9 @@ class Network:
             if isinstance(step, GlobalPool):
                 if self.shapes[step.output] != (self.shapes[step.input][0], 1, 1):
                     fail(f"{step.name}: global pooling of {self.shapes[step.input]} gives {self.shapes[step.output]}")
+            elif isinstance(step, Constant):
+                if self.shapes[step.output] != step.values.shape:
+                    fail(f"{step.name}: values of shape {step.values.shape} for {self.shapes[step.output]}")
             elif isinstance(step, Product):
                 if not self.shapes[step.a] == self.shapes[step.b] == self.shapes[step.output]:
                     fail(f"{step.name}: product of {self.shapes[step.a]} and {self.shapes[step.b]}")

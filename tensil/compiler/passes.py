@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from tensil.compiler.graph import GlobalPool, Graph, Layer, Network, Op, Product, Step, Term, Upsample
+from tensil.compiler.graph import Constant, GlobalPool, Graph, Layer, Network, Op, Product, Step, Term, Upsample
 
 
 def _identity(c_out: int, c_in: int, offset: int = 0) -> np.ndarray:
@@ -146,6 +146,9 @@ class _Fuser:
     def op_gap(self, op: Op) -> None:
         self.steps.append(GlobalPool(op.name, op.inputs[0], op.output, sources=[op.name]))
 
+    def op_const(self, op: Op) -> None:
+        self.steps.append(Constant(op.name, op.output, op.attrs["values"], sources=[op.name]))
+
     def op_mul(self, op: Op) -> None:
         self.steps.append(Product(op.name, op.inputs[0], op.inputs[1], op.output, sources=[op.name]))
 
@@ -185,6 +188,9 @@ def reference_forward(net: Network, inputs: dict[str, np.ndarray],
         elif isinstance(step, Product):
             env[step.output] = step.forward(env[step.a], env[step.b])
             peak = float(np.abs(env[step.output]).max())
+        elif isinstance(step, Constant):
+            env[step.output] = step.values
+            peak = float(np.abs(step.values).max())
         else:
             total, peak = None, 0.0
             for t in step.terms:

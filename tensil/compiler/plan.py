@@ -26,7 +26,7 @@ from tensil.arch import Arch
 from tensil.compiler.bands import split_bands
 from tensil.compiler.errors import CompileError
 from tensil.compiler.geometry import band_accumulators, conv_geometry, tile_sizes
-from tensil.compiler.graph import GlobalPool, Layer, Network, Product, Upsample
+from tensil.compiler.graph import Constant, GlobalPool, Layer, Network, Product, Upsample
 from tensil.compiler.memory import Allocator, Buffer, HostRegion, tiles
 
 CONST_ACC_SLOTS = 2  # accumulator vectors reserved at the top for SIMD constants
@@ -97,7 +97,15 @@ class ProductPlan:
     band_rows: int
 
 
-StepPlan = LayerPlan | PoolPlan | UpsamplePlan | ProductPlan
+@dataclass(frozen=True)
+class ConstantPlan:
+    name: str
+    scratch: int  # one channel tile's plane when the tensor lives in DRAM0
+    scratch_size: int
+    band_rows: int = 1
+
+
+StepPlan = LayerPlan | PoolPlan | UpsamplePlan | ProductPlan | ConstantPlan
 
 
 @dataclass
@@ -304,6 +312,14 @@ class _Planner:
         self.local.free(scratch)
         return ProductPlan(step.name, scratch, size, rows)
 
+    def plan_constant(self, step: Constant) -> ConstantPlan:
+        out = self.buffers[step.output]
+        self.place(out, step.name)
+        size = out.plane if out.home == "dram0" else 1
+        scratch = self.scratch(size, step.name)
+        self.local.free(scratch)
+        return ConstantPlan(step.name, scratch, size)
+
     def run(self) -> MemoryPlan:
         net = self.net
         last_use = {x: i for i, step in enumerate(net.steps) for x in step.inputs}
@@ -322,6 +338,8 @@ class _Planner:
                 steps.append(self.plan_upsample(step))
             elif isinstance(step, Product):
                 steps.append(self.plan_product(step))
+            elif isinstance(step, Constant):
+                steps.append(self.plan_constant(step))
             else:
                 steps.append(self.plan_layer(step))
             for x in set(step.inputs):

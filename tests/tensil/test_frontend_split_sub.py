@@ -79,3 +79,18 @@ def test_div_of_two_activations_is_refused_like_upstream():
     nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Div", ["x", "r"], ["y"])]
     with pytest.raises(CompileError, match="Div of two activations is not supported .upstream v1.0.15 refuses"):
         graph_from_model(make_model(nodes, [("x", [1, 3, 4, 4])], [("y", None)]))
+
+
+@pytest.mark.parametrize("op, shape, const_first", [
+    ("Add", [1, 6, 5, 4], False), ("Mul", [1, 1, 5, 4], False), ("Sub", [5, 4], True), ("Div", [1, 6, 5, 1], False),
+    ("Sub", [1, 6, 1, 1], True),  # a per-channel constant on the left: c - x
+])
+def test_constants_that_vary_over_the_map(op, shape, const_first):
+    """Upstream broadcasts constants of any shape; ours become a constant tensor (or a per-channel
+    affine) and then an ordinary two-tensor operation."""
+    rng, inits = np.random.default_rng(4), {}
+    inits["K"] = (rng.uniform(0.5, 1.5, shape) * (1 if op == "Div" else rng.choice([-1, 1], shape))).astype(np.float32)
+    operands = ["K", "c"] if const_first else ["c", "K"]
+    nodes = [conv("c", "x", "c", rng, 6, 3, inits), helper.make_node(op, operands, ["y"])]
+    ours, ref, compiled = compile_and_compare(make_model(nodes, [("x", [1, 3, 5, 4])], [("y", None)], inits))
+    assert_close(ours, ref)
