@@ -172,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compare":
             from fl_bridge.compare import compare
 
-            print(compare(_config(args)))
+            cfg = _config(args)
+            if cfg.quantized_training:
+                raise FLError("compare runs FedAvg against FLoCoRA; for q-fedavg / q-fedupdate use precision-sweep")
+            print(compare(cfg))
             return 0
         if args.command == "precision-sweep":
             import torch

@@ -21,6 +21,7 @@ from fl_bridge.cli import build_parser, main
     (["run", "--method", "int8"], "method must be one of"),
     (["precision-sweep", "--per-round-list", "0", "5"], "per-round-list"),
     (["timing", "--method", "fedavg"], "q-fedupdate"),
+    (["compare", "--method", "q-fedupdate"], "precision-sweep"),
 ])
 def test_bad_input_is_one_line_and_status_2(argv, message, capsys):
     assert main(argv) == 2
