@@ -1,10 +1,12 @@
 """PNG plots of a sweep in PEFSL's Figure 34 style: one panel per test image size, accuracy
 against hardware-aware latency, colour = feature maps (dark: strided, light: max-pool),
 marker = training image size, empty = ResNet-9, filled = ResNet-12; the Pareto front of each
-panel and the 10 and 30 FPS budgets drawn. A second plot shows the fixed-point loss per point."""
+panel and the 10 and 30 FPS budgets drawn; points on another architecture or clock than most are
+labelled with it. A second plot shows the fixed-point loss per point."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -38,6 +40,8 @@ def accuracy_latency(rows: Sequence[dict], acc: str, path: Path, title: str = ""
     """Accuracy (%) against latency (ms, log scale) per test size, front and budgets drawn."""
     colours, markers = _styles(rows)
     tests = sorted({r["test_size"] for r in rows})
+    common_arch = Counter(r["arch"] for r in rows).most_common(1)[0][0]  # others are labelled
+    common_mhz = Counter(r["mhz"] for r in rows).most_common(1)[0][0]
     fig, axes = plt.subplots(len(tests), 1, figsize=(10, 4.2 * len(tests)), squeeze=False, layout="constrained")
     lat = [r["latency_ms"] for r in rows]
     lo, hi = min(lat + [budget_ms(max(BUDGETS_FPS))]) / 1.5, max(lat + [budget_ms(min(BUDGETS_FPS))]) * 1.5
@@ -50,6 +54,11 @@ def accuracy_latency(rows: Sequence[dict], acc: str, path: Path, title: str = ""
             ax.errorbar(r["latency_ms"], 100 * r[acc], yerr=100 * ci, fmt="none", ecolor=colour, elinewidth=1, alpha=0.7)
             ax.plot(r["latency_ms"], 100 * r[acc], linestyle="none", marker=markers[r["train_size"]], markersize=9,
                     markeredgewidth=1.8, markeredgecolor=colour, markerfacecolor=colour if filled else "none")
+            note = " ".join(x for x in (Path(r["arch"]).stem if r["arch"] != common_arch else "",
+                                        f"{r['mhz']:g} MHz" if r["mhz"] != common_mhz else "") if x)
+            if note:
+                ax.annotate(note, (r["latency_ms"], 100 * r[acc]), textcoords="offset points", xytext=(7, -3),
+                            fontsize=7, color="dimgrey")
             if not r.get("fits", True):
                 ax.plot(r["latency_ms"], 100 * r[acc], "x", color="red", markersize=12)
         front = pareto_front(panel, acc)
