@@ -7,7 +7,9 @@ print `tensil: error: <one line>` to stderr and exit with status 2, leaving no p
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from safeio import (OneLineParser, OutputLock, UsageError, check_input_file, check_int_range, check_output,
+                    check_range)
 from tensil.arch import DEFAULT_ARCH, ArchError, load_arch
 
 DEFAULT_ONNX = "build/export/default.onnx"
@@ -32,6 +36,7 @@ class CompileConfig:
     backend: str = "ours"
     samples: int = 2
     seed: int = 0
+    min_cosine: float = 0.9   # refuse the compiled model below this emulator-vs-onnxruntime cosine
     merge_rows: bool = False
     pack_taps: bool = True
     drop_softmax: bool = False
@@ -70,10 +75,50 @@ def run_compile(cfg: CompileConfig) -> Path:
     from tensil.report import build_report, write_outputs
 
     arch = load_arch(cfg.arch)
-    if cfg.samples < 0:
-        raise CompileError("--samples must be >= 0")
+    check_compile_inputs(cfg)
     if cfg.backend == "upstream":
         return run_upstream(cfg, arch)
+    name = cfg.name or f"{Path(cfg.onnx).stem}_{arch.name}"
+    try:
+        lock = OutputLock(Path(cfg.out) / f"{name}.tmodel", "compiled model").acquire()  # one writer per model
+    except UsageError as e:
+        raise CompileError(str(e)) from None
+    try:
+        return _compile(cfg, arch)
+    finally:
+        lock.release()
+
+
+def check_compile_inputs(cfg: CompileConfig) -> None:
+    """CompileError with one line for a flag or input that cannot work, before any work; an ONNX
+    with an export sidecar next to it must be the file the sidecar's sha256 describes."""
+    from tensil.compiler.errors import CompileError
+
+    try:
+        check_int_range("--samples", cfg.samples, 0, 10_000)
+        check_int_range("--seed", cfg.seed, 0)
+        check_range("--min-cosine", cfg.min_cosine, -1, 1)
+        check_output("--out", cfg.out, "folder")
+        check_input_file("--onnx", cfg.onnx, "ONNX file")
+    except UsageError as e:
+        raise CompileError(str(e)) from None
+    onnx, sidecar = Path(cfg.onnx), Path(cfg.onnx).with_suffix(".json")
+    if not sidecar.is_file():
+        return
+    try:
+        recorded = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        raise CompileError(f"the sidecar {sidecar} of {onnx} is not readable JSON") from None
+    if isinstance(recorded, dict) and recorded.get("format") == "fsl-onnx-sidecar":
+        if (recorded.get("onnx") or {}).get("sha256") != hashlib.sha256(onnx.read_bytes()).hexdigest():
+            raise CompileError(f"{onnx} differs from the file its sidecar {sidecar} describes (sha256): re-export it")
+
+
+def _compile(cfg: CompileConfig, arch) -> Path:
+    from tensil.compiler.errors import CompileError
+    from tensil.compiler.pipeline import CompileOptions, compile_onnx
+    from tensil.report import build_report, write_outputs
+
     options = CompileOptions(merge_rows=cfg.merge_rows, pack_taps=cfg.pack_taps, drop_softmax=cfg.drop_softmax,
                              flatten_order=cfg.flatten_order, avoid_4k=cfg.avoid_4k)
     compiled = compile_onnx(cfg.onnx, arch, cfg.name, options)
@@ -81,6 +126,12 @@ def run_compile(cfg: CompileConfig) -> Path:
         f"{len(compiled.lowered.instrs)} instructions, {compiled.lowered.consts.size} constant vectors")
     start = time.perf_counter()
     report = build_report(compiled, cfg.onnx, asdict(cfg), samples=cfg.samples, seed=cfg.seed)
+    check = report["verification"]
+    if cfg.samples and not (math.isfinite(check["min_cosine_similarity"]) and math.isfinite(check["max_abs_error"])
+                            and check["min_cosine_similarity"] >= cfg.min_cosine):
+        raise CompileError(f"verification failed: the compiled model disagrees with onnxruntime on {check['samples']} "
+                           f"sample input(s) (cosine {check['min_cosine_similarity']:.4g} < --min-cosine "
+                           f"{cfg.min_cosine:g}, max abs error {check['max_abs_error']:.3g}); nothing written")
     path = write_outputs(compiled, cfg.out, report)
     est, ver = report["estimate"], report["verification"]
     hw = report["hardware_rules"]
@@ -287,7 +338,7 @@ def run_inspect(cfg: InspectConfig) -> None:
 
 # ------------------------------------------------------------------------------------ main
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tensil", description="Tensil compiler, emulator and inspector")
+    p = OneLineParser(prog="python -m tensil", description="Tensil compiler, emulator and inspector")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compile", help="ONNX -> .tmodel/.tprog/.tdata + .report.json")
     c.add_argument("--onnx", default=DEFAULT_ONNX, help=f"ONNX model (default {DEFAULT_ONNX})")
@@ -299,6 +350,9 @@ def parser() -> argparse.ArgumentParser:
                    help="ours, or upstream Tensil in Docker (needs a Docker engine)")
     c.add_argument("--samples", type=int, default=2, help="sample inputs for the report's verification (0 skips)")
     c.add_argument("--seed", type=int, default=0, help="seed of the sample inputs")
+    c.add_argument("--min-cosine", type=float, default=0.9,
+                   help="refuse (write nothing) when the emulator vs onnxruntime cosine on the samples is lower "
+                        "(default %(default)s)")
     c.add_argument("--merge-rows", action="store_true",
                    help="one MatMul per kernel tap over a whole band (fewer instructions, a few more cycles)")
     c.add_argument("--no-pack-taps", dest="pack_taps", action="store_false",

@@ -14,6 +14,7 @@ differs (NHWC input, NHWC-flattened or Softmax output), its ONNX shape and the m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ from tensil import estimator
 from tensil.axi import count_4k_crossings
 from tensil.precision import MIN_COSINE, explain, layer_noise, one_rounding_forward
 from tensil.tmodel import write_model
+from safeio import ARTIFACT_MODE, temp_path
 
 REPORT_FORMAT = "tensil-compile-report/1"
 CLOCKS_MHZ = (50, 125)
@@ -238,13 +240,18 @@ def write_outputs(compiled: CompiledModel, out_dir: str | Path, report: dict) ->
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CompileError(f"cannot create output directory {out_dir}: {e.strerror}") from None
-    tmp = Path(tempfile.mkdtemp(prefix=".tensil-", dir=out_dir))
+    tmp = temp_path(out_dir / compiled.name)   # pid-tagged: a killed compile's folder is removed by the next one
+    tmp.mkdir()
     try:
         write_model(tmp, compiled.name, compiled.arch, compiled.program, compiled.consts,
                     compiled.inputs, compiled.outputs)
+        model_files = [f"{compiled.name}.{ext}" for ext in ("tdata", "tprog", "tmodel")]
+        # what the bundle checks the model files against (the .tmodel format has no hashes)
+        report["files_sha256"] = {n: hashlib.sha256((tmp / n).read_bytes()).hexdigest() for n in model_files}
         report_path(tmp, compiled.name).write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
         names = [f"{compiled.name}.{ext}" for ext in ("tdata", "tprog", "report.json", "tmodel")]
         for n in names:
+            os.chmod(tmp / n, ARTIFACT_MODE)
             os.replace(tmp / n, out_dir / n)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
