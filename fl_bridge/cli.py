@@ -45,6 +45,8 @@ HELP = {
     "eval_every": "evaluate the global model every N rounds (and after the last)",
     "episodes": "few-shot episodes per evaluation",
     "shots": "shots of the few-shot evaluation",
+    "engine": "inline: every client in this process, one after the other, no network socket; ray: Flower's "
+              "Ray simulation engine, clients in parallel (Ray listens on every interface: trusted hosts only)",
     "supernodes": "virtual SuperNodes of the simulation (0 = per-round)",
     "client_cpus": "CPUs per simulated client (Ray resources)",
 }

@@ -22,6 +22,7 @@ from train.backbones import BackboneError, BackboneSpec, check_spec
 
 RUN_METHODS = ("fedavg", "flocora", "q-fedavg", "q-fedupdate")
 QUANTIZED_METHODS = ("q-fedavg", "q-fedupdate")
+ENGINES = ("inline", "ray")  # how `fl_bridge run` simulates its clients (see fl_bridge.simulate)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class RunConfig:
     shots: tuple[int, ...] = (1, 5)
     queries: int = 15
     # simulation
+    engine: str = "inline"  # "inline": clients in this process, no sockets; "ray": Flower's Ray simulation
     supernodes: int = 0  # 0 = one virtual SuperNode per client sampled in a round
     client_cpus: float = 1.0
     seed: int = 0
@@ -116,6 +118,7 @@ class RunConfig:
              f"{self.method} trains and sends INT8: --quant-bits must be 8"),
             (self.lora and not self.quantized_training, "--lora is for q-fedavg / q-fedupdate (use --method flocora)"),
             (self.grid_update not in UPDATES, f"grid-update must be one of {', '.join(UPDATES)}"),
+            (self.engine not in ENGINES, f"engine must be one of {', '.join(ENGINES)}"),
             (not 0 <= self.eta <= 7, "eta (bits of the integer weight update) must be in 0..7"),
             (self.rank < 1 or self.alpha <= 0, "LoRA rank must be >= 1 and alpha > 0"),
             (not 1 <= self.per_round <= self.clients, "per-round must be between 1 and the number of clients"),

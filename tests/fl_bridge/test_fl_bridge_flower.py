@@ -30,12 +30,28 @@ def _rounds(out: Path) -> list[dict]:
     return json.loads((out / "metrics.json").read_text())["rounds"]
 
 
-def test_simulation_engine_runs_two_rounds(tmp_path):
-    run = simulate(tiny(tmp_path / "sim"))
-    rounds = _rounds(run.path)
+def test_ray_and_inline_engines_train_the_same_federation(tmp_path, monkeypatch):
+    """Flower's Ray simulation and the in-process engine run the same messages: same bytes, same
+    metrics, same global model. The inline engine (the default) opens no network socket."""
+    import torch
+
+    ray = simulate(tiny(tmp_path / "ray", engine="ray"))
+
+    def no_listening(*args, **kwargs):
+        raise AssertionError("the inline engine opened a listening socket")
+
+    monkeypatch.setattr(socket.socket, "listen", no_listening)
+    inline = simulate(tiny(tmp_path / "inline"))
+    rounds = _rounds(inline.path)
     assert [r["round"] for r in rounds] == [0, 1, 2]
     assert all(r["received"] == 2 and r["bytes_up"] > 0 for r in rounds[1:])
-    assert run.checkpoint_path.is_file()
+    strip = lambda rs: [{k: v for k, v in r.items() if "seconds" not in k and k != "time"} for r in rs]  # noqa: E731
+    assert strip(rounds) == strip(_rounds(ray.path))
+    a = torch.load(inline.checkpoint_path, weights_only=True)
+    b = torch.load(ray.checkpoint_path, weights_only=True)
+    assert len(a["members"][0]["state_dict"]) == len(b["members"][0]["state_dict"]) > 10
+    for (name, x), (_, y) in zip(a["members"][0]["state_dict"].items(), b["members"][0]["state_dict"].items()):
+        assert torch.equal(x, y), name
 
 
 def _free_port() -> int:
