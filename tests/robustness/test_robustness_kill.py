@@ -135,13 +135,18 @@ def test_kill_board_bundle_leaves_a_whole_bundle(workspace, rng):
     load_bundle(workspace / "bundle", check_hashes=True)
 
 
+FL_TINY = ["--rounds", "2", "--image-size", "16", "--feature-maps", "4", "--clients", "4", "--per-round", "2",
+           "--samples-per-client", "16", "--batch-size", "8", "--epochs", "1", "--eval-every", "2", "--episodes", "4",
+           "--shots", "1", "--queries", "5"]
+
+
 def test_kill_federated_run_leaves_a_resumable_run_folder(tmp_path, artifacts, rng):
     from fl_bridge.rundir import RunDir
     from train.checkpoint import load_checkpoint
 
     out = tmp_path / "fl"
     delay = rng.uniform(2.0, 20.0)
-    run_and_kill([sys.executable, str(Path(__file__).with_name("robustness_fl_driver.py")), str(out), "2"], delay)
+    run_and_kill([sys.executable, "-m", "fl_bridge", "run", "--out", str(out), *FL_TINY], delay)  # inline engine
     why = f"seed {SEED}, killed after {delay:.1f} s"
     for f in visible(out) if out.exists() else []:
         if f.suffix == ".json":
@@ -152,9 +157,14 @@ def test_kill_federated_run_leaves_a_resumable_run_folder(tmp_path, artifacts, r
             import torch
 
             state = torch.load(f, weights_only=True)
-            assert set(state) == {"round", "tensors", "rounds"}, why
+            assert set(state) == {"round", "tensors", "rounds", "sha256"}, why
         else:
             pytest.fail(f"unexpected {f} ({why})")
     if out.exists():
         assert hidden_leftovers(out) == [], why
         assert RunDir(out).config_path.is_file(), why
+    done = subprocess.run([sys.executable, "-m", "fl_bridge", "run", "--out", str(out), *FL_TINY], cwd=ROOT,
+                          capture_output=True, text=True)  # resumes (or starts) and finishes
+    assert done.returncode == 0, (why, done.stderr[-2000:])
+    assert [r["round"] for r in json.loads(RunDir(out).metrics_path.read_text())["rounds"]] == [0, 1, 2], why
+    load_checkpoint(RunDir(out).checkpoint_path)
