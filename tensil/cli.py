@@ -249,9 +249,15 @@ def run_emulate(cfg: EmulateConfig) -> Path:
         raise ModelError(f"{tmodel}: emulate handles one input and one output, the model has "
                          f"{len(man.input_names)} and {len(man.output_names)}")
     try:
-        x = np.load(cfg.input, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise LayoutError(f"cannot read {cfg.input} as a .npy array ({e})") from None
+        with open(cfg.input, "rb") as f:
+            magic = f.read(6)
+        x = np.load(cfg.input, allow_pickle=False) if magic == b"\x93NUMPY" else None
+    except OSError as e:
+        raise LayoutError(f"cannot read {cfg.input}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise LayoutError(f"{cfg.input} is not a plain numeric .npy array ({str(e).split('.')[0]})") from None
+    if x is None:
+        raise LayoutError(f"{cfg.input} is not a .npy file (save the input with numpy.save)")
     report = _report_for(tmodel)
     out_name = man.output_names[0]
     if cfg.output_shape:

@@ -149,6 +149,12 @@ def test_bad_model_files(compiled, tmp_path, capsys):
     np.save(tmp_path / "x2.npy", np.zeros((1, 3, 9, 9), np.float32))
     assert "shape" in bad(capsys, "emulate", "--tmodel", str(tmodel), "--input", str(tmp_path / "x2.npy"), "--out",
                           str(y))
+    (tmp_path / "x.txt").write_text("1 2 3")
+    assert "is not a .npy file" in bad(capsys, "emulate", "--tmodel", str(tmodel), "--input", str(tmp_path / "x.txt"),
+                                       "--out", str(y))
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    message = bad(capsys, "emulate", "--tmodel", str(tmodel), "--input", str(tmp_path / "obj.npy"), "--out", str(y))
+    assert "not a plain numeric .npy array" in message and "pickle" not in message.split("(")[0]
     for ext in ("tprog", "tdata"):
         f = tmodel.with_name(f"net_custom_perf.{ext}")
         data = f.read_bytes()
