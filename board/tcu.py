@@ -27,7 +27,7 @@ import numpy as np
 from board.errors import AcceleratorTimeoutError, ArchMismatchError, BackendError
 from tensil.arch import Arch
 from tensil.fixed import from_bytes, to_bytes
-from tensil.hazards import HazardError, check_program
+from tensil.hazards import DriverProbe, HazardError, check_program
 from tensil.isa import ConfigRegister, Configure, DataFlow, DataMove, Layout, NoOp, encode, encode_program
 from tensil.layout import LayoutError, pack_input
 from tensil.tmodel import LoadedModel
@@ -57,9 +57,10 @@ class TcuDriver:
         self._program_bytes = 0
         self.model: LoadedModel | None = None
         self._dram0, dram0_phys = self._aligned(arch.dram0_depth * self._vector_bytes)
-        self._probe_src = (arch.dram0_depth - 1) * self._vector_bytes
-        self._probe_dst = (arch.dram0_depth - 2) * self._vector_bytes
-        self._probe_local = arch.local_depth - 1
+        probe = DriverProbe(arch)
+        self._probe_src = probe.source * self._vector_bytes
+        self._probe_dst = probe.target * self._vector_bytes
+        self._probe_local = probe.local
         self._probe_pattern = np.full(self._vector_bytes, 0xFF, dtype=np.uint8)
         self.saturated_inputs = 0         # input values clipped to the fixed-point range, all runs
         try:
@@ -192,9 +193,10 @@ class TcuDriver:
             raise BackendError(f"refusing {model.manifest.name}: {exc}") from None
         manifest = model.manifest
         top = max((s.base + s.size for s in (*manifest.inputs, *manifest.outputs)), default=0)
-        if top > self.arch.dram0_depth - 2:                # the probe uses the last two DRAM0 vectors
+        probe = DriverProbe(self.arch)
+        if top > probe.target:
             raise BackendError(f"the model's inputs/outputs reach DRAM0 vector {top}, past the "
-                               f"{self.arch.dram0_depth - 2} the driver leaves free for its completion probe")
+                               f"{probe.target} the driver leaves free for its completion probe")
         base = manifest.consts[0].base if manifest.consts else 0
         start, end = base * self._vector_bytes, base * self._vector_bytes + len(model.consts)
         if self._dram1 is None or len(self._dram1) < end:
@@ -207,8 +209,8 @@ class TcuDriver:
         self._configure((ConfigRegister.DRAM1_OFFSET, self._dram1_phys // BLOCK))
         if manifest.load_consts_to_local and model.consts:
             n = len(model.consts) // self._vector_bytes
-            if base + n > self.arch.local_depth - 1:       # the probe uses the last local vector
-                raise BackendError(f"{n} constant vectors do not fit in local memory ({self.arch.local_depth - 1})")
+            if base + n > probe.local:
+                raise BackendError(f"{n} constant vectors do not fit in local memory ({probe.local})")
             move = encode(DataMove(DataFlow.DRAM1_TO_LOCAL, base, 0, base, 0, n - 1), self.layout)
             self._execute_once(self._padded(move + self._probe_instructions()), what="constant preload")
         stream = self._padded(model.program + self._probe_instructions())

@@ -45,6 +45,7 @@ Not a refusal but counted (`tensil.axi`): AXI bursts that cross a 4 KiB boundary
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 from tensil.arch import Arch
@@ -82,6 +83,32 @@ def simd_stall_reason(s: Simd) -> Optional[str]:
     return None
 
 
+@dataclass(frozen=True)
+class DriverProbe:
+    """The completion probe of the PYNQ drivers (Tensil's and ours, `board/tcu.py`): after the
+    program, DRAM0's last vector is copied through local memory's last vector to DRAM0's
+    second-to-last, which the driver polls. Programs must leave these three vectors alone."""
+
+    arch: Arch
+
+    @property
+    def local(self) -> int:
+        return self.arch.local_depth - 1
+
+    @property
+    def source(self) -> int:
+        return self.arch.dram0_depth - 1
+
+    @property
+    def target(self) -> int:
+        return self.arch.dram0_depth - 2
+
+    @property
+    def usable(self) -> dict[str, int]:
+        """Vectors a program may use from the bottom of each memory."""
+        return {"local": self.local, "dram0": self.target}
+
+
 class HazardError(ValueError):
     """A program the hardware cannot run safely; names the instruction and the rule."""
 
@@ -105,8 +132,8 @@ class _Rules:
         self.layout = Layout.from_arch(arch)
         self.depth = {"local": arch.local_depth, "acc": arch.accumulator_depth, "dram0": arch.dram0_depth,
                       "dram1": arch.dram1_depth}  # fmt: skip
-        reserved = {"local": 1, "dram0": 2} if reserve_driver_probe else {}
-        self.usable = {mem: d - reserved.get(mem, 0) for mem, d in self.depth.items()}
+        reserved = DriverProbe(arch).usable if reserve_driver_probe else {}
+        self.usable = {mem: reserved.get(mem, d) for mem, d in self.depth.items()}
 
     def span(self, memory: str, addr: int, stride: int, size: int) -> Problem:
         last = addr + size * (1 << stride)

@@ -28,9 +28,9 @@ from tensil.compiler.errors import CompileError
 from tensil.compiler.geometry import band_accumulators, conv_geometry, tile_sizes
 from tensil.compiler.graph import Constant, GlobalPool, Layer, Network, Product, Upsample
 from tensil.compiler.memory import Allocator, Buffer, HostRegion, tiles
+from tensil.hazards import DriverProbe
 
 CONST_ACC_SLOTS = 2  # accumulator vectors reserved at the top for SIMD constants
-DRIVER_PROBE_DRAM0 = 2  # the PYNQ driver's completion probe owns the last two DRAM0 vectors
 
 
 class WeightMode(Enum):
@@ -144,7 +144,7 @@ class _Planner:
 
     def __init__(self, net: Network, arch: Arch, spilled: set[str], dram0_origin: int):
         self.net, self.arch, self.a = net, arch, arch.array_size
-        self.local = Allocator(arch.local_depth - 1, "local memory")
+        self.local = Allocator(DriverProbe(arch).local, "local memory")
         self.acc_budget = arch.accumulator_depth - CONST_ACC_SLOTS
         self.acc_peak = 0
         self.dram0_top = dram0_origin
@@ -164,9 +164,9 @@ class _Planner:
     def dram0_alloc(self, size: int, what: str) -> int:
         base = self.dram0_top
         self.dram0_top += size
-        if self.dram0_top > self.arch.dram0_depth - DRIVER_PROBE_DRAM0:
-            raise CompileError(f"DRAM0 too small: {what} needs vectors up to {self.dram0_top}, "
-                               f"{self.arch.dram0_depth - DRIVER_PROBE_DRAM0} usable")
+        usable = DriverProbe(self.arch).target
+        if self.dram0_top > usable:
+            raise CompileError(f"DRAM0 too small: {what} needs vectors up to {self.dram0_top}, {usable} usable")
         return base
 
     def place(self, buf: Buffer, step_name: str) -> None:
@@ -393,7 +393,7 @@ def verify_plan(plan: MemoryPlan, net: Network, arch: Arch) -> None:
     local = [b for b in plan.buffers.values() if b.home == "local" and b.tensor in first]
     span = {b.tensor: (first[b.tensor], last.get(b.tensor, first[b.tensor])) for b in local}
     for b in local:
-        if not (0 <= b.base and b.base + b.size <= arch.local_depth - 1):
+        if not (0 <= b.base and b.base + b.size <= DriverProbe(arch).local):
             raise CompileError(f"internal error: {b.tensor} lies outside local memory ({b.base}, {b.size})")
     for i, x in enumerate(local):
         for y in local[i + 1:]:
@@ -411,7 +411,7 @@ def verify_plan(plan: MemoryPlan, net: Network, arch: Arch) -> None:
     for (b0, s0, t0), (b1, _, t1) in zip(regions, regions[1:]):
         if b0 + s0 > b1:
             raise CompileError(f"internal error: DRAM0 regions of {t0} and {t1} overlap")
-    if regions and regions[-1][0] + regions[-1][1] > arch.dram0_depth - DRIVER_PROBE_DRAM0:
+    if regions and regions[-1][0] + regions[-1][1] > DriverProbe(arch).target:
         raise CompileError("internal error: DRAM0 data reach the driver probe's vectors")
     for step, sp in zip(net.steps, plan.steps):
         if sp.name != step.name or sp.band_rows < 1:
