@@ -96,7 +96,7 @@ def bench_default(work: Path) -> None:
         compiled = compile_onnx(onnx_path, arch)
         times.append(time.perf_counter() - t)
     low = compiled.lowered
-    groups = [estimator.Group(g.name, g.start, g.end, int(g.info.get("macs", 0))) for g in low.groups]
+    groups = [g.span() for g in low.groups]
     est = estimator.estimate(low.instrs, arch, groups=groups, clocks_mhz=(50.0, 125.0))
     runner = ModelRunner(compiled.loaded())
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)

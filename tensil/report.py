@@ -148,7 +148,7 @@ def activation_ranges(compiled: CompiledModel, samples: list[dict[str, np.ndarra
 def estimates(compiled: CompiledModel) -> tuple[dict, list[dict]]:
     """Both cycle models over the whole program, and the per-layer table."""
     low = compiled.lowered
-    groups = [estimator.Group(g.name, g.start, g.end, int(g.info.get("macs", 0))) for g in low.groups]
+    groups = [g.span() for g in low.groups]
     est = estimator.estimate(low.instrs, compiled.arch, groups=groups, clocks_mhz=CLOCKS_MHZ)
     summary = est.to_json_dict()
     per_group = summary.pop("groups")

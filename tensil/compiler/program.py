@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tensil import estimator
 from tensil.arch import Arch
 from tensil.axi import BurstGeometry
 from tensil.compiler.errors import CompileError
@@ -27,6 +28,10 @@ class Group:
     start: int
     end: int = -1
     info: dict = field(default_factory=dict)
+
+    def span(self) -> estimator.Group:
+        """The estimator's view: the instruction range and the useful MACs."""
+        return estimator.Group(self.name, self.start, self.end, int(self.info.get("macs", 0)))
 
 
 def stride_code(step: int, depth: int) -> int | None:
