@@ -55,11 +55,24 @@ def test_ensemble_checkpoint_and_evaluate_cli(tmp_path, capsys):
     assert saved.preprocessing.image_size == 16
     assert not torch.equal(saved.members[0].state_dict["blocks.0.conv1.weight"],
                            saved.members[1].state_dict["blocks.0.conv1.weight"])
+    for fitted, loaded in zip(ckpt.members, saved.members):  # the round trip keeps every weight, bit for bit
+        assert fitted.state_dict.keys() == loaded.state_dict.keys()
+        assert all(torch.equal(fitted.state_dict[k], loaded.state_dict[k]) for k in fitted.state_dict)
+    assert torch.equal(ckpt.base_mean, saved.base_mean) and ckpt.preprocessing == saved.preprocessing
     for key in ("trained_novel_5way_1shot", "untrained_novel_5way_5shot_ci95", "pixels_novel_5way_1shot"):
         assert 0 <= ckpt.metrics[key] <= 1
     assert main(["evaluate", "--checkpoint", str(out), "--episodes", "30", "--shots", "5", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert 0.2 <= result["accuracy"] <= 1 and result["ci95"] > 0 and result["shots"] == 5
+
+
+def test_trained_beats_untrained_beats_chance(tmp_path):
+    """Two tiny epochs on the default synthetic data already separate the three (200 episodes)."""
+    ckpt = fit(replace(TINY, episodes=200, out=str(tmp_path / "t.pt")), log=lambda s: None)
+    m = ckpt.metrics
+    trained, untrained = m["trained_novel_5way_1shot"], m["untrained_novel_5way_1shot"]
+    assert trained - m["trained_novel_5way_1shot_ci95"] > untrained + m["untrained_novel_5way_1shot_ci95"]
+    assert untrained - m["untrained_novel_5way_1shot_ci95"] > 1 / 5  # chance of a 5-way episode
 
 
 def test_sample_images_npz(tmp_path):
