@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from board.errors import BundleError
-from safeio import (ARTIFACT_MODE, OutputLock, UsageError, check_int_range, check_output, check_range,
+from safeio import (ARTIFACT_MODE, UsageError, check_int_range, check_output, check_range, output_lock,
                     replace_folder, temp_folder)
 from board.preprocess import Preprocessing
 from tensil.arch import Arch, ArchError, from_dict, load_arch
@@ -232,14 +232,8 @@ def assemble_bundle(config: BundleConfig) -> Path:
             log.warning("board: no bitstream in %s (Vivado not run?): the bundle serves onnx and emulator only", fpga)
 
     out = Path(config.out)
-    try:
-        lock = OutputLock(out, "bundle").acquire()
-    except UsageError as exc:
-        raise BundleError(str(exc)) from None
-    try:
+    with output_lock(out, "bundle", BundleError):
         _write_bundle(config, out, meta, copies)
-    finally:
-        lock.release()
     log.info("board: wrote bundle %s (%s)", out, ", ".join(sorted(meta["files"].values())))
     return out
 

@@ -17,7 +17,7 @@ from export.inputs import dataset_images, random_images
 from export.onnx_build import to_tensil_onnx
 from export.parity import ParityFigures, compare, onnx_session, require_agreement
 from export.sidecar import build_sidecar
-from safeio import OutputLock, UsageError
+from safeio import output_lock
 from train.checkpoint import BackboneCheckpoint, build_model, load_checkpoint
 
 log = logging.getLogger("export")
@@ -94,14 +94,8 @@ def export_checkpoint(config: ExportConfig) -> ExportResult:
     if ckpt.metrics.get("complete") is False:
         raise ExportError(f"{config.checkpoint} is the partial checkpoint of an unfinished training run "
                           f"(run the same `train fit` again to finish it)")
-    try:
-        lock = OutputLock(config.onnx_path, "export").acquire()
-    except UsageError as e:
-        raise ExportError(str(e)) from None
-    try:
+    with output_lock(config.onnx_path, "export", ExportError):
         return _export(config, ckpt)
-    finally:
-        lock.release()
 
 
 def _export(config: ExportConfig, ckpt: BackboneCheckpoint) -> ExportResult:

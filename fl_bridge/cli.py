@@ -105,14 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from safeio import OutputLock, UsageError
+    from safeio import output_lock
 
     cfg = _config(args)
-    try:
-        lock = OutputLock(Path(cfg.out), "run folder").acquire()  # one writer per run folder
-    except UsageError as e:
-        raise FLError(str(e)) from None
-    try:
+    with output_lock(Path(cfg.out), "run folder", FLError):  # one writer per run folder
         if args.superlink:
             from fl_bridge.deployment import run_on_superlink
 
@@ -121,8 +117,6 @@ def _run(args: argparse.Namespace) -> int:
             from fl_bridge.simulate import simulate
 
             run = simulate(cfg)
-    finally:
-        lock.release()
     if not run.checkpoint_path.is_file():
         raise FLError(f"the federation ended without writing {run.checkpoint_path}; see the log above")
     print(run.metrics_path)

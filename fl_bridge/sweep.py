@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from safeio import OutputLock, UsageError
+from safeio import output_lock
 
 from fl_bridge.config import RunConfig
 from fl_bridge.errors import FLError
@@ -55,14 +55,8 @@ def sweep(base: RunConfig, per_round: list[int]) -> Path:
     for k in per_round:
         for method in METHODS:
             run_config(base, method, k).check()
-    try:
-        lock = OutputLock(Path(base.out), "sweep folder").acquire()
-    except UsageError as e:
-        raise FLError(str(e)) from None
-    try:
+    with output_lock(Path(base.out), "sweep folder", FLError):
         return _sweep(base, per_round)
-    finally:
-        lock.release()
 
 
 def _sweep(base: RunConfig, per_round: list[int]) -> Path:

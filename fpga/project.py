@@ -21,7 +21,7 @@ from fpga.constraints import xdc
 from fpga.errors import FpgaError
 from fpga.pynq_ip import PynqIp, check_pynq_checkout
 from fpga.rtl import RtlInfo, check_rtl, generate_rtl
-from safeio import OutputLock, UsageError, atomic_write_text, check_int_range, check_output, check_range
+from safeio import UsageError, atomic_write_text, check_int_range, check_output, check_range, output_lock
 from tensil.arch import DEFAULT_ARCH, Arch, load_arch
 from tensil.resources import FitPlan, check_fit
 
@@ -185,13 +185,10 @@ def write_project(config: ProjectConfig) -> Project:
     out = config.out_dir(arch)
     try:
         check_output("--out", out, "folder")
-        lock = OutputLock(out, "Vivado project").acquire()
     except UsageError as e:
         raise FpgaError(str(e)) from None
-    try:
+    with output_lock(out, "Vivado project", FpgaError):
         return _write_project(config, out, arch, clock, fit, pynq, rtl)
-    finally:
-        lock.release()
 
 
 def _write_project(config: ProjectConfig, out: Path, arch: Arch, clock: ClockPlan, fit: FitPlan, pynq: PynqIp,

@@ -77,7 +77,15 @@ class OutputLock:
 
 
 @contextmanager
-def output_lock(output: str | Path, what: str = "output") -> Iterator[OutputLock]:
-    """`with output_lock(path):` hold the lock of `path` for the block."""
-    with OutputLock(Path(output), what) as lock:
+def output_lock(output: str | Path, what: str = "output",
+                error: type[Exception] = UsageError) -> Iterator[OutputLock]:
+    """`with output_lock(path, what, RoomError):` hold the lock of `path` for the block; a second
+    writer gets `error` (the room's one-line error type) naming the output and the lock."""
+    try:
+        lock = OutputLock(Path(output), what).acquire()
+    except UsageError as e:
+        raise error(str(e)) from None
+    try:
         yield lock
+    finally:
+        lock.release()

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from safeio import (OneLineParser, OutputLock, UsageError, check_input_file, check_int_range, check_output,
-                    check_range)
+from safeio import (OneLineParser, UsageError, check_input_file, check_int_range, check_output, check_range,
+                    output_lock)
 from tensil.arch import DEFAULT_ARCH, ArchError, load_arch
 
 DEFAULT_ONNX = "build/export/default.onnx"
@@ -79,14 +79,8 @@ def run_compile(cfg: CompileConfig) -> Path:
     if cfg.backend == "upstream":
         return run_upstream(cfg, arch)
     name = cfg.name or f"{Path(cfg.onnx).stem}_{arch.name}"
-    try:
-        lock = OutputLock(Path(cfg.out) / f"{name}.tmodel", "compiled model").acquire()  # one writer per model
-    except UsageError as e:
-        raise CompileError(str(e)) from None
-    try:
+    with output_lock(Path(cfg.out) / f"{name}.tmodel", "compiled model", CompileError):  # one writer per model
         return _compile(cfg, arch)
-    finally:
-        lock.release()
 
 
 def check_compile_inputs(cfg: CompileConfig) -> None:

@@ -29,8 +29,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -47,7 +45,7 @@ from train.datasets import FewShotData, ImageSplit, load_dataset
 from train.fewshot import FewShotResult, evaluate_fewshot, extract_features
 from train.losses import beta22, mixup_cross_entropy, rotate_quarters
 from train.schedule import CosineRestarts
-from safeio import OutputLock, UsageError, check_output, check_range
+from safeio import UsageError, check_output, check_range, output_lock
 
 STATE_SUFFIX = ".state.pt"
 STATE_VERSION = 2
@@ -405,17 +403,9 @@ def fit(config: FitConfig, on_epoch_end: Callable[[dict], None] | None = None,
         return _fit(config, on_epoch_end, log, keep_out)
 
 
-@contextmanager
-def _lock(config: FitConfig) -> Iterator[None]:
+def _lock(config: FitConfig):
     """The lock of `out`: a second `fit` on the same output stops with one line."""
-    try:
-        lock = OutputLock(Path(config.out), "checkpoint").acquire()
-    except UsageError as e:
-        raise TrainError(str(e)) from None
-    try:
-        yield
-    finally:
-        lock.release()
+    return output_lock(Path(config.out), "checkpoint", TrainError)
 
 
 def _is_finished(path: str) -> bool:
