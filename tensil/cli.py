@@ -194,6 +194,18 @@ def _report_for(tmodel: Path) -> dict | None:
         return None
 
 
+def _check_recorded_hashes(tmodel: Path, report: dict | None) -> None:
+    """The model files against the sha256 values compile recorded in the report next to them
+    (a model without a report, e.g. upstream's, is taken as it is)."""
+    from tensil.tmodel import ModelError
+
+    for name, digest in ((report or {}).get("files_sha256") or {}).items():
+        path = tmodel.with_name(name)
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise ModelError(f"{path} differs from the file its report {tmodel.stem}.report.json describes "
+                             "(sha256): compile again")
+
+
 def _parse_shape(text: str) -> list[int]:
     from tensil.layout import LayoutError
 
@@ -237,6 +249,7 @@ def run_emulate(cfg: EmulateConfig) -> Path:
 
     tmodel = Path(cfg.tmodel)
     loaded = read_model(tmodel, expect_arch=load_arch(cfg.arch) if cfg.arch else None)
+    _check_recorded_hashes(tmodel, _report_for(tmodel))
     check_program(loaded.instructions(), loaded.arch)  # before any work: the hardware would get it wrong
     man = loaded.manifest
     if len(man.input_names) != 1 or len(man.output_names) != 1:
@@ -297,14 +310,18 @@ def _hazard_verdict(instrs, arch) -> str:
 
 def run_inspect(cfg: InspectConfig) -> None:
     from tensil import estimator
+    from tensil.estimator import EstimateError
     from tensil.isa import listing
     from tensil.tmodel import read_model
 
     tmodel = Path(cfg.tmodel)
+    if not (math.isfinite(cfg.mhz) and cfg.mhz > 0):
+        raise EstimateError(f"--mhz {cfg.mhz}: must be a positive number of MHz")
     loaded = read_model(tmodel, expect_arch=load_arch(cfg.arch) if cfg.arch else None)
     man, arch = loaded.manifest, loaded.arch
     instrs = loaded.instructions()
     report = _report_for(tmodel)
+    _check_recorded_hashes(tmodel, report)
     print(f"model {man.name}: {len(instrs)} instructions ({len(loaded.program)} bytes), "
           f"{man.consts[0].size if man.consts else 0} constant vectors, arch {arch.data_type} A={arch.array_size}")
     for kind, spans in (("input", man.inputs), ("output", man.outputs)):

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from robustness_support import TINY_FIT  # noqa: F401 - re-exported for the fixtures below
@@ -45,6 +47,8 @@ def artifacts(tmp_path_factory) -> Artifacts:
     assert tensil_main(["compile", "--onnx", str(onnx), "--out", str(root / "tensil"), "--samples", "1"]) == 0
     bundle = assemble_bundle(BundleConfig(onnx=str(onnx), tensil=str(root / "tensil"), fpga=None,
                                           out=str(root / "bundle"), verify_samples=0))
+    report = json.loads((root / "tensil" / f"{onnx.stem}_custom_perf.report.json").read_text())
+    np.save(root / "x.npy", np.zeros(report["io"]["inputs"][0]["onnx_shape"], np.float32))  # an emulate input
     samples = root / "samples.npz"
     assert train_main(["sample-images", "--classes", "2", "--per-class", "5", "--image-size", "32",
                        "--out", str(samples)]) == 0
@@ -61,4 +65,5 @@ def workspace(tmp_path, artifacts) -> Path:
     for name in ("backbone", "export", "tensil", "bundle", "video"):
         shutil.copytree(artifacts.root / name, ws / name)
     shutil.copy2(artifacts.samples, ws / "samples.npz")
+    shutil.copy2(artifacts.root / "x.npy", ws / "x.npy")
     return ws
