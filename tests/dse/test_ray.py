@@ -1,5 +1,6 @@
-"""`--ray ADDRESS`: the points run as tasks on an existing Ray cluster, here a local one bound to
-127.0.0.1 (started for the test, stopped by its process group only)."""
+"""`--ray ADDRESS`: the points run as tasks on an existing Ray cluster, here a local one with node
+address 127.0.0.1 (started for the test, stopped by its process group only; Ray 2.55 still
+listens on every interface, see dse/README.md)."""
 
 from __future__ import annotations
 
