@@ -62,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         "unknown_distance": "answer 'unknown' beyond this distance (0 = never)",
         "classes_file": "taught classes, saved after every change (default <out>/classes.npz)",
         "restore": "start from the saved classes", "timeout": "accelerator timeout in seconds",
-        "max_frames": "stop after this many frames (0 = all)"},
-        {"backend": BACKENDS, "display": ("file", "window", "hdmi")})
+        "max_frames": "stop after this many frames (0 = all)",
+        "web_host": "--display web: address to listen on (no authentication: keep 127.0.0.1 or a trusted network)",
+        "web_port": "--display web: port", "unsure_margin": "answers closer than this to the runner-up look unsure"},
+        {"backend": BACKENDS, "display": ("file", "window", "hdmi", "web")})
     _add_fields(sub.add_parser("deploy", help="copy the bundle and board/ to the PYNQ board"), DeployConfig, {
         "board": "user@host", "dest": "folder on the board", "dry_run": "print the commands only"},
         {"tool": ("auto", "rsync", "scp")})

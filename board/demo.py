@@ -48,7 +48,10 @@ class DemoConfig:
     events: str | None = None                 # scripted events (default: events.txt of a generated folder)
     truth: str | None = None                  # ground truth (default: truth.json of a generated folder)
     buttons: bool = False                     # PYNQ push/PMOD buttons through AXI GPIO
-    display: str = "file"                     # file | window | hdmi
+    display: str = "file"                     # file | window | hdmi | web
+    web_host: str = "127.0.0.1"               # --display web: address to serve on (0.0.0.0: every interface)
+    web_port: int = 8080
+    unsure_margin: float = 0.15               # score margin over the runner-up below which the answer looks unsure
     out: str = "build/demo"
     frames_per_shot: int = 5
     temperature: float = 20.0
@@ -70,6 +73,8 @@ class DemoConfig:
             check_int_range("--max-classes", self.max_classes, 1, 1000)
             check_range("--timeout", self.timeout, 0, low_open=True)
             check_int_range("--max-frames", self.max_frames, 0)
+            check_int_range("--web-port", self.web_port, 0, 65535)
+            check_range("--unsure-margin", self.unsure_margin, 0, 1)
             if self.camera is not None:
                 check_int_range("--camera", self.camera, 0)
             if self.display == "file":
@@ -146,9 +151,13 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
     backend = open_backend(bundle, BackendConfig(config.backend, config.timeout), hardware_arch, overlay)
     try:
         sink = (HdmiSink(overlay) if config.display == "hdmi" else WindowSink() if config.display == "window"
+                else _web_display(config) if config.display == "web"
                 else VideoFileSink(out / "annotated.avi", _fps_of(video), (WIDTH, HEIGHT)))
         if config.display == "window":
             log.info("board: keys: %s", KEY_HELP)
+        if config.display == "web":
+            controls.append(sink)                 # its four buttons
+            log.info("board: serving the demo at %s (SHOT, NEW CLASS, INFER, RESET)", sink.url)
         loop = _Loop(config, app, backend, Preprocessor(bundle.preprocessing),
                      open_source or (lambda cfg: _open_source(cfg, video)), sink, controls, truth,
                      live=video is None, frames=_frame_count(video))
@@ -165,6 +174,15 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
     if app.classifier.classes and Path(app.config.classes_file).is_file():
         log.info("board: taught classes saved in %s", app.config.classes_file)
     return report
+
+
+def _web_display(config: DemoConfig):
+    from board.web import WebConfig, WebDisplay
+
+    try:
+        return WebDisplay(WebConfig(config.web_host, config.web_port))
+    except OSError as exc:
+        raise BoardError(f"--display web cannot listen on {config.web_host}:{config.web_port}: {exc.strerror}") from None
 
 
 def _fps_of(video: Path | None) -> float:
@@ -202,8 +220,8 @@ class _Loop:
         self.config, self.app, self.backend, self.pre, self.opener = config, app, backend, pre, opener
         self.sink, self.controls, self.truth, self.live = sink, controls, truth, live
         # waiting on the error screen for RESET only makes sense with someone to press it
-        self.interactive = live and (config.buttons or config.display == "window")
-        self.screen, self.timing, self.report = Screen(), Timing(), DemoReport()
+        self.interactive = live and (config.buttons or config.display in ("window", "web"))
+        self.screen, self.timing, self.report = Screen(config.unsure_margin), Timing(), DemoReport()
         self._first = self._last = None
         self._bar = None if live else _progress(frames)
 

@@ -112,3 +112,41 @@ def test_close_twice_and_the_port_is_free_again():
     display.close()
     display.close()
     WebDisplay(WebConfig(port=port)).close()     # the socket was released
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_with_display_web_serves_its_screen(onnx_bundle, generated_video, tmp_path):
+    import threading
+
+    from board.demo import DemoConfig, run_demo
+
+    port = _free_port()
+    config = DemoConfig(bundle=str(onnx_bundle), backend="onnx", video=str(generated_video), display="web",
+                        web_port=port, out=str(tmp_path))
+    done: dict = {}
+    runner = threading.Thread(target=lambda: done.setdefault("report", run_demo(config)))
+    runner.start()
+    frame, deadline = None, time.monotonic() + 60
+    while runner.is_alive() and frame is None and time.monotonic() < deadline:
+        try:
+            status, body = _get(f"http://127.0.0.1:{port}/frame.jpg", timeout=2)
+            frame = body if status == 200 else None
+        except OSError:
+            time.sleep(0.05)
+    runner.join(120)
+    assert frame is not None and cv2.imdecode(np.frombuffer(frame, np.uint8), cv2.IMREAD_COLOR).shape == (HEIGHT, WIDTH, 3)
+    assert done["report"].error is None and done["report"].accuracy >= 0.9    # the scripted events still drive it
+
+
+def test_web_flags_are_checked(capsys):
+    from board.cli import main
+
+    assert main(["demo", "--display", "web", "--web-port", "70000"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["board: error: --web-port 70000: must be between 0 and 65535"]
