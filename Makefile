@@ -7,7 +7,7 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 
 .PHONY: setup test bench all backbone evaluate export export-check compile inspect fpga-estimate fpga-project bitstream \
-        bundle demo deploy fl fl-compare fl-deploy fl-precision dse clean
+        bundle demo deploy doctor fl fl-compare fl-deploy fl-precision dse clean
 
 # The embedded default: synthetic data, ResNet-9 strided 16 fm at 32x32, custom_perf, emulator.
 NAME     ?= default
@@ -114,6 +114,10 @@ bitstream: $(STAMP)
 
 deploy: $(STAMP)
 	$(PY) -m board deploy --bundle build/bundle/$(NAME) --board $(BOARD)
+
+# What a bitstream and a board need, what is here, and the next command (never contacts the board).
+doctor: $(STAMP)
+	$(PY) -m fpga doctor --arch $(ARCH) --mhz $(MHZ) --rtl-dir $(RTL_DIR) --pynq-dir $(PYNQ_DIR) --bundle build/bundle/$(NAME)
 
 FL_OUT   ?= build/fl/default
 FL_FLAGS ?=

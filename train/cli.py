@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import types
 import typing
@@ -70,7 +71,22 @@ def config_from(args: argparse.Namespace, cls: type):
 
 
 def run_fit(args: argparse.Namespace) -> None:
-    fit(config_from(args, FitConfig))
+    config = config_from(args, FitConfig)
+    checkpoint = fit(config)
+    if os.environ.get("RANK", "0") == "0":      # under torchrun, rank 0 reports
+        report_fit(checkpoint.metrics, config.out)
+
+
+def report_fit(metrics: dict, out: str) -> None:
+    """Training curves next to the checkpoint, then one summary line (a plotting failure only warns)."""
+    from train.plots import curves_png_path, plot_training, summary_line
+
+    try:
+        png = plot_training(metrics, curves_png_path(out), title=os.path.basename(out))
+    except (ImportError, OSError, ValueError, KeyError) as e:
+        print(f"train: warning: no training curves ({type(e).__name__}: {e})", file=sys.stderr)
+        png = None
+    print(summary_line(metrics, out, png), file=sys.stderr)
 
 
 def run_evaluate(args: argparse.Namespace) -> None:

@@ -92,7 +92,7 @@ def test_kill_train_fit_never_destroys_the_finished_checkpoint(workspace, rng):
     else:
         assert load_checkpoint(ckpt).config["epochs"] == 2, why
     for f in visible(workspace / "backbone"):
-        assert f.name in ("tiny.pt", "tiny.pt.state.pt"), f"unexpected {f} ({why})"
+        assert f.name in ("tiny.pt", "tiny.pt.state.pt", "tiny.curves.png"), f"unexpected {f} ({why})"
     state = ckpt.with_name("tiny.pt.state.pt")
     if state.exists():  # a complete, checksummed resume state
         from train.easy import FitConfig, load_resume_state

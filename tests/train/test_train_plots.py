@@ -42,3 +42,19 @@ def test_summary_line_and_path():
     line = summary_line(_metrics([2, 1], [0.5, 0.6]), "build/backbone/default.pt", curves_png_path("x/d.pt"))
     assert line == ("train: summary: build/backbone/default.pt; novel 5-way 1-shot 85.64% +- 0.36, "
                     "5-shot 94.32% +- 0.19; kept epoch 2 of 2; trained in 1.5 min; curves in x/d.curves.png")
+
+
+def test_fit_ends_with_curves_and_a_summary(tmp_path, monkeypatch, capsys):
+    """`train fit`'s hook: the PNG next to the checkpoint and the summary as the last line."""
+    import types
+
+    import train.cli
+
+    metrics = _metrics([3, 2, 1], [0.4, 0.5, 0.6])
+    monkeypatch.setattr(train.cli, "fit", lambda config: types.SimpleNamespace(metrics=metrics))
+    out = tmp_path / "m.pt"
+    assert train.cli.main(["fit", "--out", str(out)]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (tmp_path / "m.curves.png").is_file() and _red_rows(tmp_path / "m.curves.png")[0] < _red_rows(tmp_path / "m.curves.png")[1]
+    assert last == f"train: summary: {out}; novel 5-way 1-shot 85.64% +- 0.36, 5-shot 94.32% +- 0.19; " \
+                   f"kept epoch 3 of 3; trained in 1.5 min; curves in {tmp_path / 'm.curves.png'}"
