@@ -121,7 +121,24 @@ def _run(args: argparse.Namespace) -> int:
         raise FLError(f"the federation ended without writing {run.checkpoint_path}; see the log above")
     print(run.metrics_path)
     print(run.checkpoint_path)
+    report_run(run.metrics_path)
     return 0
+
+
+def report_run(metrics_path: Path) -> None:
+    """`<run>/convergence.png` and one summary line on stderr (a plotting failure only warns)."""
+    import json
+
+    from fl_bridge.curves import PNG_NAME, plot_run, summary_line
+
+    metrics = json.loads(Path(metrics_path).read_text())
+    run_dir = Path(metrics_path).parent
+    try:
+        png = plot_run(metrics, run_dir / PNG_NAME, title=str(run_dir))
+    except (ImportError, OSError, ValueError, KeyError) as e:
+        print(f"fl_bridge: warning: no convergence plot ({type(e).__name__}: {e})", file=sys.stderr)
+        png = None
+    print(summary_line(metrics, run_dir, png), file=sys.stderr)
 
 
 def _deploy(args: argparse.Namespace) -> int:

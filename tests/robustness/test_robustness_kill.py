@@ -153,6 +153,8 @@ def test_kill_federated_run_leaves_a_resumable_run_folder(tmp_path, artifacts, r
             json.loads(f.read_text())
         elif f.name == "backbone.pt":
             load_checkpoint(f)
+        elif f.name == "convergence.png":
+            assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", why
         elif f.name == "state.pt":
             import torch
 
