@@ -30,6 +30,7 @@ def plot_run(metrics: dict, out: str | Path, title: str = "") -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rounds, mb = _series(metrics)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100, sharey=True)
@@ -42,6 +43,7 @@ def plot_run(metrics: dict, out: str | Path, title: str = "") -> Path:
         axes[0].errorbar(x_round, acc, yerr=ci, color=colour, marker="o", ms=3, capsize=2, label=label)
         axes[1].errorbar(x_mb, acc, yerr=ci, color=colour, marker="o", ms=3, capsize=2, label=label)
     axes[0].set_xlabel("round")
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1].set_xlabel("MB exchanged (up + down, cumulative)")
     axes[0].set_ylabel("accuracy (%)")
     for ax in axes:
