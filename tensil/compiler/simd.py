@@ -2,7 +2,8 @@
 
 With one ALU register (R1) and one accumulator read per instruction (source 0 = the vector
 read), every sequence below reads through `read` whenever a source is 0 and never writes the
-accumulator from an instruction whose destination is R1 (spec §2.6 hazards 1-4):
+accumulator from an instruction whose destination is R1 (the stall and simd-dest-write rules of
+`tensil.hazards`):
 
 * ReLU: `R1 = Zero` once (both sources R1: consumes no input), then per vector
   `O = Max(I, R1)` (read + write in place).
