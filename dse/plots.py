@@ -18,6 +18,7 @@ from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from dse.pareto import budget_ms, pareto_front  # noqa: E402
+from safeio import save_figure  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 BUDGETS_FPS = (10.0, 30.0)
@@ -86,7 +87,7 @@ def accuracy_latency(rows: Sequence[dict], acc: str, path: Path, title: str = ""
                Line2D([], [], color="red", marker="x", linestyle="none", label="does not fit the FPGA")]
     fig.legend(handles=legend, fontsize=7, loc="outside right upper")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -106,8 +107,7 @@ def fixed_point_loss(rows: Sequence[dict], shots: Sequence[int], path: Path) -> 
     ax.set_title("accuracy lost to the 16-bit fixed-point program (same images and episodes)")
     ax.legend()
     ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safeio import atomic_path
+from safeio import save_figure
 
 PNG_NAME = "convergence.png"
 
@@ -51,10 +51,7 @@ def plot_run(metrics: dict, out: str | Path, title: str = "") -> Path:
     axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png")
+    out = save_figure(fig, out)
     plt.close(fig)
     return out
 

@@ -9,15 +9,15 @@
 Every failure is a `UsageError` (a ValueError) carrying one line for the CLI.
 """
 
-from safeio.atomic import (ARTIFACT_MODE, FOLDER_MODE, atomic_path, atomic_write_bytes, atomic_write_text, make_folders,
-                           make_folder, remove_stale_temps, replace_folder, temp_folder, temp_path)
+from safeio.atomic import (ARTIFACT_MODE, FOLDER_MODE, atomic_path, atomic_write_bytes, atomic_write_text, make_folder,
+                           make_folders, remove_stale_temps, replace_folder, save_figure, temp_folder, temp_path)
 from safeio.checks import (UsageError, check_choice, check_finite, check_int_range, check_range,
                            check_input_file, check_output)
 from safeio.cli import OneLineParser
 from safeio.lock import OutputLock, output_lock
 
 __all__ = [
-    "ARTIFACT_MODE", "FOLDER_MODE", "atomic_path", "atomic_write_bytes", "atomic_write_text", "make_folder",
+    "ARTIFACT_MODE", "FOLDER_MODE", "atomic_path", "save_figure", "atomic_write_bytes", "atomic_write_text", "make_folder",
     "remove_stale_temps", "replace_folder", "temp_folder", "temp_path", "UsageError", "check_choice", "check_finite",
     "check_int_range", "check_range", "check_input_file", "check_output", "OutputLock", "output_lock",
     "OneLineParser",

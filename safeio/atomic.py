@@ -90,6 +90,17 @@ def temp_path(path: str | Path, suffix: str = "") -> Path:
     return _temp_name(path).with_name(_temp_name(path).name + suffix)
 
 
+def save_figure(fig, path: str | Path, **savefig: object) -> Path:
+    """Lay out a matplotlib figure (tight, unless it has a layout engine of its own) and write it
+    as a PNG atomically; the caller closes it (matplotlib itself is not imported here)."""
+    path = Path(path)
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", **savefig)
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | Path, mode: int = ARTIFACT_MODE) -> Iterator[Path]:
     """Yield a temp path next to `path`; on success it replaces `path` in one rename (mode 0644),

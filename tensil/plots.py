@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safeio import atomic_path
+from safeio import save_figure
 
 
 def cycles_png_path(report_path: str | Path) -> Path:
@@ -47,9 +47,6 @@ def plot_layer_cycles(report: dict, out: str | Path) -> Path:
                  f"{est['latency_ms'][clock]:.2f} ms at {clock} hardware-aware", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png")
+    out = save_figure(fig, out)
     plt.close(fig)
     return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safeio import atomic_path
+from safeio import save_figure
 
 
 def curves_png_path(checkpoint: str | Path) -> Path:
@@ -60,10 +60,7 @@ def plot_training(metrics: dict, out: str | Path, title: str = "") -> Path:
     loss_ax.grid(alpha=0.3)
     if title:
         loss_ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png")
+    out = save_figure(fig, out)
     plt.close(fig)
     return out
 
