@@ -24,7 +24,7 @@ from fl_bridge.server import run_federation
 from train.files import atomic_write_text
 
 METHODS = ("fedavg", "q-fedavg", "q-fedupdate")
-COLOURS = {"fedavg": (90, 90, 90), "q-fedavg": (40, 40, 220), "q-fedupdate": (200, 120, 0)}  # BGR
+COLOURS = {"fedavg": "tab:gray", "q-fedavg": "tab:red", "q-fedupdate": "tab:blue"}
 
 
 def run_config(base: RunConfig, method: str, per_round: int) -> RunConfig:

@@ -27,7 +27,7 @@ RULES: dict[str, tuple[set[str], tuple[str, ...]]] = {
     "tensil": ({"numpy", "onnx", "onnxruntime", "matplotlib"}, ("safeio",)),
     "fpga": (set(), ("safeio", "tensil.arch", "tensil.resources")),
     "board": ({"numpy", "cv2", "pynq", "onnxruntime", "tqdm"}, ("safeio", *sorted(TENSIL_ON_BOARD))),
-    "fl_bridge": ({"torch", "numpy", "flwr", "cv2", "tqdm", "matplotlib"}, ("safeio", "train")),
+    "fl_bridge": ({"torch", "numpy", "flwr", "tqdm", "matplotlib"}, ("safeio", "train")),
     "dse": ({"torch", "numpy", "matplotlib", "ray", "tqdm"}, ("safeio", "train", "export", "tensil", "fpga")),
 }
 # what some modules may import beyond, or instead of, their room's rule
