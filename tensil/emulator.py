@@ -669,8 +669,9 @@ class ModelRunner:
         self.machine = machine or Machine(self.arch)
         instrs = loaded.instructions()
         if check_hazards:  # refuse what the hardware would get wrong instead of computing it right
-            check_program(instrs, self.arch)
-        self.plan = build_plan(instrs, self.arch)
+            check_program(instrs, self.arch)  # every rule, the timing ones included
+        # `check_hazards=False`: the caller has checked the program (e.g. the compiler's `emit`)
+        self.plan = build_plan(instrs, self.arch, refuse_timing_hazards=False)
         self.input_overflows = 0
         self._load_consts()
 
