@@ -35,9 +35,9 @@ from dse.errors import DseError
 from fpga.clocking import ClockError, plan_clock
 from tensil.arch import ArchError, load_arch
 from train.backbones import EASY_FAMILIES, BackboneError, BackboneSpec, check_spec
+from train.datasets import MIN_IMAGE_SIZE
 from train.easy import FitConfig, TrainError
 
-MIN_IMAGE_SIZE = 8  # train.datasets.load_dataset refuses smaller images
 # FitConfig fields that a point or the sweep itself sets; `[train]` may not override them.
 POINT_OWNED = ("backbone", "feature_maps", "strided", "image_size", "epochs", "dataset", "data_root", "out")
 

@@ -40,6 +40,8 @@ DEFAULT_CACHE_DIR = "build/cache"
 SPLITS = ("base", "val", "novel", "base_test")
 
 
+MIN_IMAGE_SIZE = 8  # smaller images are refused by every dataset
+
 class DatasetError(ValueError):
     """A dataset that is unknown, missing, incomplete or corrupt."""
 
@@ -123,8 +125,8 @@ def load_dataset(
 
     if name not in READERS:
         raise DatasetError(f"unknown dataset {name!r}: choose one of {', '.join(READERS)}")
-    if image_size < 8:
-        raise DatasetError(f"image size {image_size} is too small (at least 8 pixels)")
+    if image_size < MIN_IMAGE_SIZE:
+        raise DatasetError(f"image size {image_size} is too small (at least {MIN_IMAGE_SIZE} pixels)")
     if not 0.0 <= base_test_fraction < 1.0:
         raise DatasetError(f"base_test_fraction {base_test_fraction} must be in [0, 1)")
     reader = READERS[name]
