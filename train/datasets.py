@@ -38,9 +38,8 @@ if TYPE_CHECKING:
 CACHE_VERSION = 1
 DEFAULT_CACHE_DIR = "build/cache"
 SPLITS = ("base", "val", "novel", "base_test")
-
-
 MIN_IMAGE_SIZE = 8  # smaller images are refused by every dataset
+
 
 class DatasetError(ValueError):
     """A dataset that is unknown, missing, incomplete or corrupt."""
