@@ -37,8 +37,13 @@ def run_train_task(task: TrainTask, arrays: ArrayRecord) -> RecordDict:
     pre = dataset(task.data.dataset, task.data.data_root, task.data.image_size).preprocessing
     loss = train_local(model, images, labels, pre, task.local, task.int8)
     log.info("partition %d: trained on %d images, loss %.4f", task.partition, len(labels), loss)
+    tensors = get_communicated(model)
+    if task.upload_codec is not None:  # HaLo-FL: upload the bw-bit weights of the forward pass
+        from fl_bridge.halo.messages import forward_weights
+
+        tensors = forward_weights(tensors, lay, task.int8.weight_bits)
     return RecordDict({
-        "arrays": encode(get_communicated(model), lay, task.codec),
+        "arrays": encode(tensors, lay, task.upload_codec or task.codec),
         "metrics": MetricRecord({"num-examples": int(len(labels)), "train-loss": float(loss),
                                  "partition-id": task.partition}),
     })

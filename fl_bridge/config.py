@@ -20,8 +20,8 @@ from fl_bridge.precision.engine import UPDATES, Int8Training
 from train.backbones import BackboneError, BackboneSpec, check_spec
 
 
-RUN_METHODS = ("fedavg", "flocora", "q-fedavg", "q-fedupdate")
-QUANTIZED_METHODS = ("q-fedavg", "q-fedupdate")
+RUN_METHODS = ("fedavg", "flocora", "q-fedavg", "q-fedupdate", "halo-fl")
+QUANTIZED_METHODS = ("q-fedavg", "q-fedupdate", "halo-fl")  # halo-fl: 8-bit grid and broadcast, see fl_bridge/halo
 ENGINES = ("inline", "ray")  # how `fl_bridge run` simulates its clients (see fl_bridge.simulate)
 
 
@@ -75,6 +75,22 @@ class RunConfig:
     supernodes: int = 0  # 0 = one virtual SuperNode per client sampled in a round
     client_cpus: float = 1.0
     seed: int = 0
+    # HaLo-FL (--method halo-fl; fl_bridge/halo): per-client (bw, ba, be) chosen by HaLo-PS
+    halo_energy: int = 7  # clients 0.. are energy-constrained, then latency, area, unconstrained
+    halo_latency: int = 7
+    halo_area: int = 6
+    halo_unconstrained: int = 0
+    halo_start: str = "8-8-8"  # bw-ba-be
+    halo_floors: str = "2-4-4"
+    halo_step: int = 2
+    halo_step_rule: str = "every-k"
+    halo_step_every: int = 0  # 0 = ceil(rounds / 3)
+    halo_tie_break: str = "be,ba,bw"
+    halo_cost_model: str = "surrogate"
+    halo_calibration: str = "cifar10"
+    halo_aggregation: str = "paper"
+    halo_fpga_arch: str = "custom_perf"
+    halo_fpga_mhz: float = 50.0
 
     @property
     def quantized_training(self) -> bool:
@@ -130,6 +146,13 @@ class RunConfig:
         for bad, line in problems:
             if bad:
                 raise FLError(line)
+        if self.method == "halo-fl":  # HaLo-FL
+            from fl_bridge.halo.settings import settings
+
+            try:
+                settings(self)
+            except ValueError as e:
+                raise FLError(str(e)) from None
         return self.check_values()
 
     def check_values(self) -> "RunConfig":

@@ -55,7 +55,8 @@ class RunDir:
             old = RunConfig.load(self.path).to_dict()
             new = cfg.to_dict()
             ignored = (RESUMABLE_CHANGES | (LORA_ONLY if cfg.structure == "fedavg" else set())
-                       | (set() if cfg.quantized_training else INT8_ONLY))
+                       | (set() if cfg.quantized_training else INT8_ONLY)
+                       | (set() if cfg.method == "halo-fl" else {k for k in new if k.startswith("halo_")}))
             diff = sorted(k for k in new if k not in ignored and old.get(k) != new[k])
             if diff:
                 raise FLError(f"{self.path} holds a run with other settings ({', '.join(diff)}); use another --out")

@@ -76,9 +76,14 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
     write_json(run.partitions_path, {
         "lda_alpha": cfg.lda_alpha, "seed": cfg.seed, "classes": num_classes,
         "histograms": histograms(data.base.labels, list(partitions(dtask)), num_classes).tolist()})
-    strategy = CompressedFedAvg(model_cfg, cfg.codec, cfg.local, dtask, lay, frozen_hash, cfg.per_round,
-                                round_timeout_s=cfg.round_timeout, int8=cfg.int8,
-                                error_feedback=cfg.method == "q-fedupdate")
+    if cfg.method == "halo-fl":  # HaLo-FL: one precision per client (fl_bridge/halo)
+        from fl_bridge.halo.run import halo_strategy
+
+        strategy = halo_strategy(cfg, model_cfg, data, dtask, lay, frozen_hash, run.path)
+    else:
+        strategy = CompressedFedAvg(model_cfg, cfg.codec, cfg.local, dtask, lay, frozen_hash, cfg.per_round,
+                                    round_timeout_s=cfg.round_timeout, int8=cfg.int8,
+                                    error_feedback=cfg.method == "q-fedupdate")
     evaluator = Evaluator(data, cfg)
     summary = analytic(cfg, model_cfg)
     state = run.load_state(lay)
@@ -90,6 +95,7 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
         run.save_state(state)
     else:
         log.info("resuming %s after round %d", run.path, state.round)
+    strategy.resume(state.rounds)
     arrays = to_record(state.tensors)
     rounds = tqdm(range(state.round + 1, cfg.rounds + 1), desc="rounds", unit="round", file=sys.stderr,
                   initial=state.round, total=cfg.rounds)
@@ -110,6 +116,10 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
     summary.update(totals(state.rounds))
     run.write_metrics(cfg, summary, state.rounds)
     write_backbone_checkpoint(model, model_cfg, data, cfg, state.rounds, run.checkpoint_path)
+    if cfg.method == "halo-fl":  # HaLo-FL: each client's path through the precision tree, next to the metrics
+        from fl_bridge.halo.plot import write_path_plot
+
+        write_path_plot(cfg, state.rounds, run.path)
     log.info("wrote %s, %s and %s", run.metrics_path, run.state_path, run.checkpoint_path)
     return run
 
@@ -132,6 +142,7 @@ def play_round(grid: Grid, strategy: CompressedFedAvg, arrays: ArrayRecord, rnd:
     for key in ("effective-update-fraction", "broadcast-changed-fraction"):
         if key in metrics:
             entry[key.replace("-", "_")] = float(metrics[key])
+    entry.update(strategy.round_metrics(rnd))
     return (arrays if new_arrays is None else new_arrays), entry
 
 

@@ -60,6 +60,13 @@ class CompressedFedAvg(FedAvg):
         self._sent: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None  # (master, broadcast)
         self._most_examples = 0  # the largest partition sent this round: the bound of a reply's num-examples
 
+    def resume(self, rounds: list[dict]) -> None:
+        """Restore state a subclass keeps in the saved rounds' metrics (HaLo-FL's precisions); none here."""
+
+    def round_metrics(self, server_round: int) -> dict:
+        """Entries a subclass adds to the round's metrics (HaLo-FL's precisions and costs); none here."""
+        return {}
+
     def _nodes(self, grid: Grid) -> list[int]:
         deadline = time.monotonic() + self.round_timeout_s
         while not (nodes := sorted(grid.get_node_ids())):

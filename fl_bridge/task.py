@@ -36,6 +36,7 @@ class TrainTask:
     partition: int
     base_hash: str
     int8: Int8Training | None = None  # INT8 local training (q-fedavg, q-fedupdate)
+    upload_codec: CodecConfig | None = None  # HaLo-FL: the reply carries the bw-bit weights (None = `codec`)
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -47,4 +48,5 @@ class TrainTask:
         d = json.loads(text)
         return cls(ModelConfig.from_dict(d["model"]), CodecConfig(**d["codec"]), LocalConfig(**d["local"]),
                    DataTask(**d["data"]), int(d["partition"]), str(d["base_hash"]),
-                   Int8Training(**d["int8"]).check() if d.get("int8") else None)
+                   Int8Training(**d["int8"]).check() if d.get("int8") else None,
+                   CodecConfig(**d["upload_codec"]).check() if d.get("upload_codec") else None)

@@ -34,20 +34,29 @@ class Int8Training:
     eta: int = 3
     act_rounding: str = Rounding.NEAREST.value
     error_rounding: str = Rounding.STOCHASTIC.value
+    # lower precisions of the forward weights, activations and errors (HaLo-FL's bw, ba, be);
+    # None = `bits` for activations and errors, and the stored grid weights as they are
+    weight_bits: int | None = None
+    act_bits: int | None = None
+    error_bits: int | None = None
 
     def check(self) -> "Int8Training":
         if self.update not in UPDATES:
             raise ValueError(f"grid update must be one of {', '.join(UPDATES)} (got {self.update!r})")
         if not 0 <= self.eta <= 7:
             raise ValueError(f"eta (bits of the integer weight update) must be in 0..7 (got {self.eta})")
-        Pow2Quantizer(self.bits)  # raises for unsupported bits
+        for bits in (self.bits, self.weight_bits, self.act_bits, self.error_bits):
+            if bits is not None:
+                Pow2Quantizer(bits)  # raises for unsupported bits
         for mode in (self.act_rounding, self.error_rounding):
             Rounding(mode)  # raises for an unknown rounding
         return self
 
     def layers(self) -> LayerPrecision:
-        """Activations and errors at `bits`; weights stay as stored (on their grid)."""
-        return LayerPrecision(None, self.bits, self.bits, Rounding(self.act_rounding), Rounding(self.error_rounding))
+        """Activations and errors at `bits` (or `act_bits`, `error_bits`); weights as stored on
+        their grid, or fake-quantized to `weight_bits` (round to nearest, STE) in the forward pass."""
+        return LayerPrecision(self.weight_bits, self.act_bits or self.bits, self.error_bits or self.bits,
+                              Rounding(self.act_rounding), Rounding(self.error_rounding))
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
