@@ -8,7 +8,7 @@ are meant to build on it). Every module is torch/numpy only and has no federatio
 | `fakequant` | `FakeQuantW/A/E` autograd functions (STE), `fake_quantized(model, LayerPrecision)` hooks |
 | `optim` | `NITIUpdate`, `GridSGD`: steps that keep weights on their integer grid; `grid_exponent` |
 | `engine` | `Int8Training`: the INT8 client engine (optimiser + layer precision) of Q-FedUpdate |
-| `niti` | an exact integer (NITI-style) engine for small linear layers, for validation |
+| `niti` | an exact integer (NITI-style) engine for small linear and conv2d layers, for validation |
 | `server` | broadcast quantizer, Q-FedUpdate's FP32 master update, effective-update statistics |
 | `accounting` | bits of a message from its layout and codec, per direction and round |
 | `timing` | the modelled CPU/accelerator pipelining of batch quantization |

@@ -131,8 +131,50 @@ def test_grid_optimisers_keep_weights_on_their_integer_grid(make):
     assert not torch.equal(start, layer.weight.detach()) and zero.abs().sum() > 0
 
 
-def _reference_step(weights: list[np.ndarray], x: np.ndarray, err_out: np.ndarray, eta: int) -> list[np.ndarray]:
-    """One NITI step in plain Python integers (round to nearest, half away from zero)."""
+def _conv_ref(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    """Cross-correlation by its definition, one output position at a time, in numpy int64."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    kh, kw = w.shape[2:]
+    ho, wo = (xp.shape[2] - kh) // stride + 1, (xp.shape[3] - kw) // stride + 1
+    out = np.zeros((x.shape[0], w.shape[0], ho, wo), np.int64)
+    for i in range(ho):
+        for j in range(wo):
+            patch = xp[:, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
+            out[:, :, i, j] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3]))
+    return out
+
+
+def _conv_backward_ref(err: np.ndarray, x: np.ndarray, w: np.ndarray, stride: int,
+                       padding: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input error, weight gradient) of `_conv_ref`: every output position scatters its error."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    gxp, gw = np.zeros_like(xp), np.zeros_like(w)
+    kh, kw = w.shape[2:]
+    for i in range(err.shape[2]):
+        for j in range(err.shape[3]):
+            rows, cols = slice(i * stride, i * stride + kh), slice(j * stride, j * stride + kw)
+            gxp[:, :, rows, cols] += np.tensordot(err[:, :, i, j], w, axes=([1], [0]))
+            gw += np.tensordot(err[:, :, i, j], xp[:, :, rows, cols], axes=([0], [0]))
+    return gxp[:, :, padding : padding + x.shape[2], padding : padding + x.shape[3]], gw
+
+
+def _reference_step(weights: list[np.ndarray], x: np.ndarray, err_out: np.ndarray, eta: int,
+                    geometry: list[tuple[int, int]] | None = None) -> list[np.ndarray]:
+    """One NITI step in plain Python integers (round to nearest, half away from zero). A 4-D
+    weight is a convolution with (stride, padding) from `geometry`; a 2-D one a linear layer
+    on the flattened input."""
+    geometry = geometry or [(1, 0)] * len(weights)
+
+    def forward(i: int, a: np.ndarray) -> np.ndarray:
+        w = weights[i]
+        return _conv_ref(a, w, *geometry[i]) if w.ndim == 4 else a.reshape(len(a), -1) @ w.T
+
+    def backward(i: int, e: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = weights[i]
+        if w.ndim == 4:
+            return _conv_backward_ref(e, a, w, *geometry[i])
+        return (e @ w).reshape(a.shape), e.T @ a.reshape(len(a), -1)
+
     def exp_of(m: int) -> int:  # smallest e with m <= 127 * 2^e
         e = 0
         while m > 127 * 2**e:
@@ -164,12 +206,12 @@ def _reference_step(weights: list[np.ndarray], x: np.ndarray, err_out: np.ndarra
 
     acts, outs = [quant(x)], []
     for i, w in enumerate(weights):
-        outs.append(acts[-1] @ w.T)
+        outs.append(forward(i, acts[-1]))
         if i + 1 < len(weights):
             acts.append(requant(np.maximum(outs[-1], 0)))
     err, new = quant(err_out), [None] * len(weights)
     for i in reversed(range(len(weights))):
-        gw, gx = err.T @ acts[i], err @ weights[i]
+        gx, gw = backward(i, err, acts[i])
         m = int(np.abs(gw).max())
         new[i] = np.clip(weights[i] - shift(gw, (m - 1).bit_length() - eta), -127, 127)
         if i > 0:
@@ -220,6 +262,91 @@ def test_fake_quant_engine_matches_the_exact_integer_engine_bit_for_bit():
             opt.step()
         for layer, w in zip((model[0], model[2]), exact.weights):
             assert torch.equal(layer.weight.detach().double(), w.to_float())
+
+
+CONV_GEOMETRY = [(1, 1), (2, 1), (1, 0)]  # (stride, padding) of conv 3->4, conv 4->6, then linear 96->5
+
+
+def _convnet(seed: int) -> tuple[list[niti.IntTensor], torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    weights = [niti.IntTensor(torch.randint(-127, 128, (4, 3, 3, 3), generator=g), -7),
+               niti.IntTensor(torch.randint(-127, 128, (6, 4, 3, 3), generator=g), -8),
+               niti.IntTensor(torch.randint(-127, 128, (5, 96), generator=g), -9)]
+    return weights, torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 5, generator=g) * 0.01
+
+
+def _int_convnet(weights: list[niti.IntTensor]) -> niti.IntNet:
+    layers = [niti.IntConv2d(weights[0], *CONV_GEOMETRY[0]), niti.IntConv2d(weights[1], *CONV_GEOMETRY[1]),
+              niti.IntLinear(weights[2])]
+    return niti.IntNet(layers, act_rounding=Rounding.NEAREST, error_rounding=Rounding.NEAREST,
+                       grad_rounding=Rounding.NEAREST)
+
+
+@pytest.mark.parametrize("stride,padding", [(1, 0), (1, 1), (2, 1), (2, 0)])
+def test_exact_integer_conv2d_equals_integer_arithmetic(stride, padding):
+    """Forward, error backward and weight gradient of `niti.conv2d` against convolution by its
+    definition in numpy int64, on INT8 codes and on wide accumulators (up to 2^20)."""
+    g = torch.Generator().manual_seed(stride * 10 + padding)
+    for high in (128, 2**20):
+        x = torch.randint(-high + 1, high, (3, 4, 7, 7), generator=g)
+        w = torch.randint(-127, 128, (5, 4, 3, 3), generator=g)
+        out = niti.conv2d(niti.IntTensor(x, -3), niti.IntTensor(w, -5), stride, padding)
+        ref = _conv_ref(x.numpy(), w.numpy(), stride, padding)
+        assert out.exponent == -8 and out.values.dtype == torch.int64
+        assert np.array_equal(out.values.numpy(), ref)
+        err = torch.randint(-127, 128, ref.shape, generator=g)
+        gx, gw = niti.conv2d_backward(niti.IntTensor(err, 2), niti.IntTensor(x, -3), niti.IntTensor(w, -5),
+                                      stride, padding)
+        gx_ref, gw_ref = _conv_backward_ref(err.numpy(), x.numpy(), w.numpy(), stride, padding)
+        assert (gx.exponent, gw.exponent) == (-3, -1)
+        assert np.array_equal(gx.values.numpy(), gx_ref) and np.array_equal(gw.values.numpy(), gw_ref)
+    huge = niti.IntTensor(torch.full((1, 1, 3, 3), 2**26), 0)
+    with pytest.raises(ValueError, match="exact range"):
+        niti.conv2d(huge, huge)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_exact_integer_convnet_step_equals_integer_arithmetic(seed):
+    weights, x, err = _convnet(seed)
+    net = _int_convnet(weights)
+    ref = [w.values.numpy() for w in weights]
+    for _ in range(3):
+        net.step(x, err, eta=4)
+        ref = _reference_step(ref, x.double().numpy(), err.double().numpy(), eta=4, geometry=CONV_GEOMETRY)
+        assert all(np.array_equal(layer.weight.values.numpy(), r) for layer, r in zip(net.layers, ref))
+    assert all(not np.array_equal(r, w.values.numpy()) for r, w in zip(ref, weights))
+
+
+def test_fake_quant_engine_matches_the_exact_integer_engine_on_convolutions():
+    """Agreement of the fast engine (float32 conv/linear layers fake-quantized by hooks,
+    NITIUpdate) with the exact one on a conv-conv-linear net: with round-to-nearest for
+    activations, errors and the gradient shift, both hold the same INT8 weights bit for bit
+    after every step (float32 sums of these integers stay below 2^24, so they are exact). With
+    stochastic rounding the two engines draw their random numbers in different orders and agree
+    only in distribution (each rounding is unbiased, tested above)."""
+    weights, x, err = _convnet(5)
+    exact = _int_convnet(weights)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=1, padding=1, bias=False), nn.ReLU(),
+                          nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(96, 5, bias=False))
+    layers = (model[0], model[2], model[5])
+    with torch.no_grad():
+        for layer, w in zip(layers, weights):
+            layer.weight.copy_(w.to_float().float())
+    gen = torch.Generator().manual_seed(0)
+    opt = NITIUpdate([layer.weight for layer in layers], 4, gen, rounding=Rounding.NEAREST)
+    precision = LayerPrecision(None, 8, 8, Rounding.NEAREST, Rounding.NEAREST)
+    for _ in range(4):
+        out = exact.step(x, err, eta=4)
+        with fake_quantized(model, precision, gen):
+            opt.zero_grad()
+            y = model(x)
+            y.backward(err)
+            opt.step()
+        assert torch.equal(y.detach().double(), out.to_float())
+        for layer, int_layer in zip(layers, exact.layers):
+            assert torch.equal(layer.weight.detach().double(), int_layer.weight.to_float())
+    assert not torch.equal(layers[0].weight.detach().double(), weights[0].to_float())
 
 
 def test_pow2_codec_round_trip_size_and_validation():
