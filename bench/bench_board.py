@@ -20,11 +20,12 @@ from board.app import AppConfig, FewShotApp, State
 from board.fewshot import FewShotClassifier, NcmConfig
 from board.pipeline import Pipeline
 from board.preprocess import Preprocessing, Preprocessor
+from contracts import bundle_dir
 from board.screen import Screen, Timing
 from board.sources import VideoFileSource
 from board.synthvideo import VideoConfig, generate_video
 
-DEFAULT_BUNDLE = Path("build/bundle/default")
+DEFAULT_BUNDLE = Path(bundle_dir())
 PEFSL_ACCELERATOR_MS = 30.0        # thesis: ~30 ms TCU latency for ResNet-9 at 125 MHz
 PREP = Preprocessing(image_size=32, resize=36, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 

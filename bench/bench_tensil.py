@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from contracts import backbone_path
 from tensil.arch import load_arch
 
 EPISODES = 1000
@@ -31,7 +32,7 @@ WAYS, SHOTS, QUERIES = 5, 1, 10
 NOVEL_PER_CLASS = 15
 TRAIN_EPOCHS = 3
 MEAN, STD = 0.5, 0.25
-DEFAULT_CHECKPOINT = Path("build/backbone/default.pt")
+DEFAULT_CHECKPOINT = Path(backbone_path())
 
 
 def _load() -> str:

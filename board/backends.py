@@ -152,7 +152,7 @@ def open_backend(bundle: Bundle, config: BackendConfig, hardware_arch: Arch | No
                            "use --backend emulator or onnx") from None
     if overlay is None:
         overlay = load_overlay(bundle)
-    dma_name = bundle.meta.get("instances", {}).get("dma", "axi_dma_0")
+    dma_name = bundle.instances.dma
     dma = getattr(overlay, dma_name, None)
     if dma is None:
         raise BackendError(f"{bundle.path('bitstream')} has no {dma_name} (the instruction DMA)")

@@ -28,26 +28,26 @@ import numpy as np
 from board.errors import BundleError
 from safeio import (ARTIFACT_MODE, UsageError, check_int_range, check_output, check_range, output_lock,
                     replace_folder, temp_folder)
-from board.preprocess import Preprocessing
+import contracts
+from contracts import BUNDLE_MANIFEST, ContractError, Instances, Preprocessing, compiled_name, parse_fpga_dir_name
 from tensil.arch import Arch, ArchError, from_dict, load_arch
 from tensil.tmodel import model_file_name
 
 log = logging.getLogger("board")
 
 FORMAT, VERSION = "fsl-board-bundle", 1
-MODEL_JSON, ONNX_FILE, BIT_FILE, HWH_FILE = "model.json", "model.onnx", "design.bit", "design.hwh"
-FPGA_DIR_PATTERN = re.compile(r"^(?P<arch>[A-Za-z0-9_]+)_(?P<mhz>\d+)MHz$")
+MODEL_JSON, ONNX_FILE, BIT_FILE, HWH_FILE = BUNDLE_MANIFEST, "model.onnx", "design.bit", "design.hwh"
 
 
 @dataclass
 class BundleConfig:
     """`python -m board bundle` options."""
 
-    onnx: str = "build/export/default.onnx"      # its <name>.json sidecar must sit next to it
-    tensil: str | None = "build/tensil"          # folder with <name>_<arch>.tmodel/.tprog/.tdata
-    arch: str = "custom_perf"
-    fpga: str | None = "build/fpga/custom_perf_50MHz"   # folder with design.bit/.hwh (optional)
-    out: str = "build/bundle/default"
+    onnx: str = contracts.onnx_path()            # its <name>.json sidecar must sit next to it
+    tensil: str | None = contracts.tensil_dir()  # folder with <name>_<arch>.tmodel/.tprog/.tdata
+    arch: str = contracts.DEFAULT_ARCH
+    fpga: str | None = contracts.fpga_dir()      # folder with design.bit/.hwh (optional)
+    out: str = contracts.bundle_dir()
     verify_samples: int = 2                      # driver-on-emulated-PYNQ vs onnxruntime checks (0 skips)
     min_cosine: float = 0.98                     # below this the bundle is refused (PEFSL's unpadded input: 0.90)
 
@@ -80,6 +80,7 @@ class Bundle:
     model_arch: Arch | None = None               # what the .tmodel was compiled for
     bitstream_arch: Arch | None = None           # what design.bit was built for
     meta: dict = field(default_factory=dict)
+    instances: Instances = Instances()           # the PYNQ instance names design.bit has
 
     def path(self, role: str) -> Path:
         name = self.files.get(role)
@@ -135,7 +136,8 @@ def _tmodel_files(tmodel: Path) -> list[Path]:
 
 def _find_tmodel(folder: Path, onnx_path: Path, arch: str) -> Path:
     """`<name>_<arch>.tmodel` (contract 3), or upstream Tensil's `<name>_onnx_<arch>.tmodel`."""
-    candidates = [folder / f"{onnx_path.stem}_{arch}.tmodel", folder / f"{model_file_name(onnx_path.name, arch)}.tmodel"]
+    candidates = [folder / f"{compiled_name(onnx_path.stem, arch)}.tmodel",
+                  folder / f"{model_file_name(onnx_path.name, arch)}.tmodel"]
     for c in candidates:
         if c.is_file():
             return c
@@ -151,9 +153,9 @@ def _fpga_build(fpga: Path) -> tuple[Arch, float | None, dict]:
         clock = meta.get("clock") or {}
         mhz = clock.get("actual_mhz") or (meta.get("config") or {}).get("mhz")
         return _arch(meta.get("arch"), str(meta_path)), mhz, dict(meta.get("instances") or {})
-    m = FPGA_DIR_PATTERN.match(fpga.name)
-    if m:
-        return _load_named_arch(m["arch"]), float(m["mhz"]), {}
+    named = parse_fpga_dir_name(fpga.name)
+    if named:
+        return _load_named_arch(named[0]), named[1], {}
     raise BundleError(f"cannot tell which architecture {fpga} was built for (no project.json and "
                       f"the folder is not named <arch>_<MHz>MHz)")
 
@@ -291,7 +293,10 @@ def load_bundle(root: str | Path, check_hashes: bool = False) -> Bundle:
             preprocessing=Preprocessing.from_dict(meta["preprocessing"]),
             base_mean=None if base_mean is None else np.asarray(base_mean, dtype=np.float32),
             files=files, model_arch=_arch(meta.get("arch"), str(root / MODEL_JSON)),
-            bitstream_arch=_arch(meta.get("bitstream_arch"), str(root / MODEL_JSON)), meta=meta)
+            bitstream_arch=_arch(meta.get("bitstream_arch"), str(root / MODEL_JSON)), meta=meta,
+            instances=Instances.from_dict(meta.get("instances")))
+    except ContractError as exc:
+        raise BundleError(f"{root / MODEL_JSON}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise BundleError(f"{root / MODEL_JSON} is incomplete: {exc!r}") from None
     if bundle.base_mean is not None and bundle.base_mean.shape != (bundle.feature_dim,):

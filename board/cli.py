@@ -3,39 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 
 from board.errors import BoardError
-from safeio import OneLineParser, UsageError
-
-
-def _add_fields(parser: argparse.ArgumentParser, cls, helps: dict | None = None, choices: dict | None = None) -> None:
-    """One flag per dataclass field (`--field-name`), typed from the default."""
-    choices = choices or {}
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        help_text = (helps or {}).get(f.name, "") + f" (default: {default})"
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        elif isinstance(default, (int, float)) and not isinstance(default, bool):
-            parser.add_argument(flag, type=type(default), default=default, help=help_text)
-        elif f.name in choices:
-            parser.add_argument(flag, choices=choices[f.name], default=default, help=help_text)
-        elif f.name == "camera":
-            parser.add_argument(flag, type=int, default=default, help=help_text)
-        else:
-            parser.add_argument(flag, type=_optional_str, default=default, help=help_text)
-
-
-def _optional_str(value: str) -> str | None:
-    return None if value.lower() in ("", "none") else value
-
-
-def _config(cls, args):
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+from safeio import OneLineParser, UsageError, add_dataclass_flags, config_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,13 +19,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = OneLineParser(prog="python -m board", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_fields(sub.add_parser("bundle", help="assemble build/bundle/<name>/ (contract 5)"), BundleConfig, {
+    add_dataclass_flags(sub.add_parser("bundle", help="assemble build/bundle/<name>/ (contract 5)"), BundleConfig, helps={
         "onnx": "exported ONNX (its .json sidecar next to it)",
         "tensil": "folder of the compiled <name>_<arch>.tmodel; 'none' to skip",
         "fpga": "folder with design.bit/.hwh; 'none' to skip"})
-    _add_fields(sub.add_parser("video", help="generate a camera-like video, events and ground truth"), VideoConfig, {
-        "samples": "npz from `python -m train sample-images`"})
-    _add_fields(sub.add_parser("demo", help="run the few-shot demo"), DemoConfig, {
+    add_dataclass_flags(sub.add_parser("video", help="generate a camera-like video, events and ground truth"),
+                        VideoConfig, helps={"samples": "npz from `python -m train sample-images`"})
+    add_dataclass_flags(sub.add_parser("demo", help="run the few-shot demo"), DemoConfig, helps={
         "backend": "backbone runtime", "display": "file = headless: annotated.avi + log.json in --out",
         "video": "video file, or a folder from `python -m board video`", "camera": "live camera index (overrides --video)",
         "events": "scripted events '<frame> <action> [class]'", "truth": "ground truth json (per-frame class)",
@@ -65,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
         "max_frames": "stop after this many frames (0 = all)",
         "web_host": "--display web: address to listen on (no authentication: keep 127.0.0.1 or a trusted network)",
         "web_port": "--display web: port", "unsure_margin": "answers closer than this to the runner-up look unsure"},
-        {"backend": BACKENDS, "display": ("file", "window", "hdmi", "web")})
-    _add_fields(sub.add_parser("deploy", help="copy the bundle and board/ to the PYNQ board"), DeployConfig, {
+        choices={"backend": BACKENDS, "display": ("file", "window", "hdmi", "web")})
+    add_dataclass_flags(sub.add_parser("deploy", help="copy the bundle and board/ to the PYNQ board"), DeployConfig, helps={
         "board": "user@host", "dest": "folder on the board", "dry_run": "print the commands only"},
-        {"tool": ("auto", "rsync", "scp")})
+        choices={"tool": ("auto", "rsync", "scp")})
     return parser
 
 
@@ -79,15 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bundle":
             from board.bundle import BundleConfig, assemble_bundle
 
-            assemble_bundle(_config(BundleConfig, args))
+            assemble_bundle(config_from_args(BundleConfig, args))
         elif args.command == "video":
             from board.synthvideo import VideoConfig, generate_video
 
-            generate_video(_config(VideoConfig, args))
+            generate_video(config_from_args(VideoConfig, args))
         elif args.command == "demo":
             from board.demo import DemoConfig, run_demo
 
-            config = _config(DemoConfig, args)
+            config = config_from_args(DemoConfig, args)
             report = run_demo(config)
             accuracy = "n/a (no frame with ground truth)" if report.accuracy is None else f"{report.accuracy:.1%}"
             print(f"board: {report.frames} frames, live accuracy {accuracy} on {report.evaluated} frames, "
@@ -97,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "deploy":
             from board.deploy import DeployConfig, board_command, deploy
 
-            config = _config(DeployConfig, args)
+            config = config_from_args(DeployConfig, args)
             deploy(config)
             done = "would copy (dry run)" if config.dry_run else "copied"
             print(f"board: {done} to {config.board}:{config.dest}; run there:\n  {board_command(config)}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from board.errors import ControlsError
+from contracts import Instances
 
 
 class Action(enum.Enum):
@@ -92,7 +93,7 @@ class GpioButtons:
     """The bitstream's button AXI GPIO (`btns_gpio`: ch1 = BTN0..3, ch2 = PMOD JA0..5), sampled
     every `period_s` by a thread so that a short press is not missed when frames are slow."""
 
-    def __init__(self, overlay, name: str = "btns_gpio", period_s: float = 0.01):
+    def __init__(self, overlay, name: str = Instances().buttons_gpio, period_s: float = 0.01):
         gpio = getattr(overlay, name, None)
         if gpio is None:
             raise ControlsError(f"the bitstream has no AXI GPIO named {name!r} for the buttons")

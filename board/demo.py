@@ -31,6 +31,7 @@ from board.preprocess import Preprocessor
 from board.screen import HEIGHT, WIDTH, Screen, Timing
 from board.sources import CameraSource, HdmiSink, VideoFileSink, VideoFileSource, WindowSink
 from board.synthvideo import EVENTS_NAME, TRUTH_NAME, VIDEO_NAME, load_truth
+from contracts import bundle_dir
 from safeio import UsageError, atomic_write_text, check_int_range, check_output, check_range
 
 log = logging.getLogger("board")
@@ -40,7 +41,7 @@ log = logging.getLogger("board")
 class DemoConfig:
     """`python -m board demo` / `python board/demo.py` options (defaults: the embedded default)."""
 
-    bundle: str = "build/bundle/default"
+    bundle: str = bundle_dir()
     backend: str = "emulator"                 # onnx | emulator | tensil
     video: str | None = "build/demo/input"   # a video file, or a generated-video folder
     camera: int | None = None                 # live camera index (overrides --video)
@@ -147,10 +148,11 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
     if overlay is None and (config.backend == "tensil" or config.display == "hdmi" or config.buttons):
         overlay = load_overlay(bundle)
     if config.buttons:
-        controls.append(GpioButtons(overlay, bundle.meta.get("instances", {}).get("buttons_gpio", "btns_gpio")))
+        controls.append(GpioButtons(overlay, bundle.instances.buttons_gpio))
     backend = open_backend(bundle, BackendConfig(config.backend, config.timeout), hardware_arch, overlay)
     try:
-        sink = (HdmiSink(overlay) if config.display == "hdmi" else WindowSink() if config.display == "window"
+        sink = (HdmiSink(overlay, bundle.instances) if config.display == "hdmi"
+                else WindowSink() if config.display == "window"
                 else _web_display(config) if config.display == "web"
                 else VideoFileSink(out / "annotated.avi", _fps_of(video), (WIDTH, HEIGHT)))
         if config.display == "window":

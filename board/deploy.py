@@ -1,5 +1,6 @@
-"""`python -m board deploy`: copy the bundle, `board/`, stdlib-only `safeio/` and the numpy-only `tensil/` modules to a
-PYNQ board with rsync (or scp + ssh), then print the command to run there."""
+"""`python -m board deploy`: copy the bundle, `board/`, the stdlib-only `safeio/` and `contracts/`
+and the numpy-only `tensil/` modules to a PYNQ board with rsync (or scp + ssh), then print the
+command to run there."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from board.bundle import load_bundle
 from board.errors import BoardError
+from contracts import bundle_dir
 
 log = logging.getLogger("board")
 REPO = Path(__file__).resolve().parent.parent
@@ -23,7 +25,7 @@ TENSIL_OPTIONAL = ("emulator.py",)
 
 @dataclass
 class DeployConfig:
-    bundle: str = "build/bundle/default"
+    bundle: str = bundle_dir()
     board: str = ""                          # user@host
     dest: str = "/home/xilinx/fsl_demo"
     tool: str = "auto"                       # auto | rsync | scp
@@ -32,7 +34,8 @@ class DeployConfig:
 
 def _stage(bundle_dir: Path, stage: Path) -> None:
     shutil.copytree(REPO / "board", stage / "board", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copytree(REPO / "safeio", stage / "safeio", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for package in ("safeio", "contracts"):    # stdlib-only
+        shutil.copytree(REPO / package, stage / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (stage / "tensil").mkdir()
     for name in TENSIL_MODULES + TENSIL_OPTIONAL:
         src = REPO / "tensil" / name

@@ -2,50 +2,16 @@
 
 PEFSL's demo normalised with the wrong operator precedence and the wrong constants, fed BGR as
 RGB and squashed a 4:3 frame into a square. Here: BGR -> RGB (when the bundle says RGB), resize the
-short side to `resize` (INTER_AREA), centre-crop `image_size`, `(x / 255 - mean) / std`.
+short side to `resize` (INTER_AREA), centre-crop `image_size`, `(x / 255 - mean) / std`, with the
+`Preprocessing` record of `contracts.preprocessing` (the one schema train writes and the board reads).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-from board.errors import BundleError
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """The preprocessing recorded with the backbone (contract 1, copied into model.json)."""
-
-    image_size: int
-    resize: int
-    mean: tuple
-    std: tuple
-    channel_order: str = "RGB"
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Preprocessing":
-        try:
-            prep = cls(
-                image_size=int(d["image_size"]),
-                resize=int(d.get("resize", d["image_size"])),
-                mean=tuple(float(v) for v in d["mean"]),
-                std=tuple(float(v) for v in d["std"]),
-                channel_order=str(d.get("channel_order", "RGB")).upper(),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"bad preprocessing in model.json: {exc!r}") from None
-        if prep.resize < prep.image_size or len(prep.mean) != 3 or len(prep.std) != 3:
-            raise BundleError(f"bad preprocessing in model.json: {d}")
-        if prep.channel_order not in ("RGB", "BGR"):
-            raise BundleError(f"unknown channel order {prep.channel_order!r} in model.json")
-        return prep
-
-    def to_dict(self) -> dict:
-        return {"image_size": self.image_size, "resize": self.resize, "mean": list(self.mean),
-                "std": list(self.std), "channel_order": self.channel_order}
+from contracts.preprocessing import Preprocessing  # the schema of contract 1, copied into model.json
 
 
 def crop_for_model(frame_bgr: np.ndarray, prep: Preprocessing) -> np.ndarray:

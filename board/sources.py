@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from board.errors import BoardError, CameraError
+from contracts import Instances
 from safeio import ARTIFACT_MODE, temp_path
 
 log = logging.getLogger("board")
@@ -106,22 +107,32 @@ class WindowSink:
         cv2.destroyWindow(self.title)
 
 
-class HdmiSink:
-    """PYNQ HDMI out (`video.hdmi_out` of the overlay), 800x600 BGR, the 800x480 screen on top."""
+def _instance(overlay, path: str):
+    """The overlay's instance at a hierarchy path (`video/hdmi_out` -> `overlay.video.hdmi_out`), or None."""
+    node = overlay
+    for part in path.split("/"):
+        node = getattr(node, part, None)
+        if node is None:
+            return None
+    return node
 
-    def __init__(self, overlay):
+
+class HdmiSink:
+    """PYNQ HDMI out (the overlay's `instances.hdmi_out`, `video/hdmi_out` by default), 800x600
+    BGR, the 800x480 screen on top."""
+
+    def __init__(self, overlay, instances: Instances = Instances()):
         from pynq.lib.video import PIXEL_BGR, VideoMode
 
-        try:
-            self._out = overlay.video.hdmi_out
-        except AttributeError:
-            raise BoardError("the bitstream has no video.hdmi_out (HDMI output)") from None
+        self._out = _instance(overlay, instances.hdmi_out)
+        if self._out is None:
+            raise BoardError(f"the bitstream has no {instances.hdmi_out} (HDMI output)")
         if getattr(self._out, "_vdma", None) is None:
             # Output-only video hierarchy: PYNQ's HDMIWrapper does not bind, so VideoOut was built
             # without its VDMA and configure() would fail on None (PYNQ v3.0.1's video driver): hand it over.
-            vdma = getattr(overlay.video, "axi_vdma", None)
+            vdma = getattr(_instance(overlay, instances.video), "axi_vdma", None)
             if vdma is None:
-                raise BoardError("the bitstream has no video.axi_vdma feeding the HDMI output")
+                raise BoardError(f"the bitstream has no {instances.video}/axi_vdma feeding the HDMI output")
             self._out._vdma = vdma
         self._out.configure(VideoMode(800, 600, 24), PIXEL_BGR)
         self._out.start()

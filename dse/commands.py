@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import fields
 from pathlib import Path
 
+import contracts
 from dse.config import Point, Sweep
 from dse.layout import PointPaths
 from dse.stages import fit_config
+from safeio import dataclass_flags
 
 
 def _rel(path: Path | str) -> str:
@@ -20,21 +21,6 @@ def _rel(path: Path | str) -> str:
         return str(p)
 
 
-def _flags(config: object, skip: tuple[str, ...] = ()) -> list[str]:
-    """`--field value` for each dataclass field that differs from its default."""
-    out: list[str] = []
-    for f in fields(config):
-        value = getattr(config, f.name)
-        if f.name in skip or value == f.default or value is None:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, bool):
-            out.append(flag if value else "--no-" + flag[2:])
-        else:
-            out += [flag, str(value)]
-    return out
-
-
 def _line(*words: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
@@ -42,7 +28,7 @@ def _line(*words: str) -> str:
 def rebuild_commands(sweep: Sweep, point: Point, paths: PointPaths) -> list[str]:
     """The stage CLIs, in order, that rebuild this point's artifacts and figures."""
     fit = fit_config(sweep, point, paths)
-    cmds = [_line("python", "-m", "train", "fit", *_flags(fit, skip=("out",)), "--out", _rel(paths.train_checkpoint))]
+    cmds = [_line("python", "-m", "train", "fit", *dataclass_flags(fit, skip=("out",)), "--out", _rel(paths.train_checkpoint))]
     if paths.checkpoint != paths.train_checkpoint:
         cmds.append(_line("python", "-m", "dse", "retarget", "--checkpoint", _rel(paths.train_checkpoint),
                           "--image-size", str(point.test_size), "--out", _rel(paths.checkpoint)))
@@ -58,8 +44,8 @@ def rebuild_commands(sweep: Sweep, point: Point, paths: PointPaths) -> list[str]
 def deploy_commands(point: Point, paths: PointPaths, board: str = "xilinx@pynq") -> list[str]:
     """Bitstream, bundle and copy to the board for this point (Vivado needed for the first)."""
     arch = _rel(point.arch) if point.arch.endswith(".tarch") else point.arch
-    fpga_dir = f"build/fpga/{paths.compiled_name[len(paths.export_name) + 1:]}_{point.mhz:g}MHz"
-    bundle = f"build/bundle/{paths.export_name}"
+    fpga_dir = contracts.fpga_dir(paths.compiled_name[len(paths.export_name) + 1:], point.mhz)
+    bundle = contracts.bundle_dir(paths.export_name)
     return [
         _line("python", "-m", "fpga", "build", "--arch", arch, "--mhz", f"{point.mhz:g}", "--out", fpga_dir,
               "--rtl-dir", "DIR", "--pynq-dir", "PYNQ"),

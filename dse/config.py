@@ -31,6 +31,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from contracts import fpga_dir_name
 from dse.errors import DseError
 from fpga.clocking import ClockError, plan_clock
 from tensil.arch import ArchError, load_arch
@@ -60,7 +61,7 @@ class Point:
         fam = self.backbone.replace("resnet", "r")
         arch = Path(self.arch).stem if self.arch.endswith(".tarch") else self.arch
         return (f"{fam}{'s' if self.strided else 'm'}{self.feature_maps}_{self.train_size}-{self.test_size}px_"
-                f"{self.epochs}ep_{arch}_{self.mhz:g}MHz")
+                f"{self.epochs}ep_{fpga_dir_name(arch, self.mhz)}")
 
 
 @dataclass(frozen=True)

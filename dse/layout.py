@@ -22,9 +22,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from contracts import compiled_name
 from dse.config import Point, Sweep
 from tensil.arch import load_arch
-from tensil.compiler.pipeline import default_name
 
 DEFAULT_OUT = "build/dse"
 NOT_IN_TRAIN_KEY = ("out", "force", "device", "threads", "episodes", "compare_untrained")
@@ -115,7 +115,7 @@ class SweepLayout:
             export_dir=self.root / "export",
             export_name=export_key,
             tensil_dir=self.root / "tensil" / f"{arch['name']}_{arch['content'][:6]}",
-            compiled_name=default_name(f"{export_key}.onnx", load_arch(point.arch)),
+            compiled_name=compiled_name(export_key, load_arch(point.arch).name),
             float_accuracy=self.root / "accuracy" / f"{export_key}_float_{ev}.json",
             fixed_accuracy=self.root / "accuracy" / f"{export_key}_{arch['name']}_{arch['content'][:6]}_fixed_{ev}.json",
             row=self.points_dir / f"{point_id}.json",

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from export.config import ExportConfig
@@ -17,7 +16,7 @@ from tensil.compiler.errors import CompileError
 from tensil.compiler.frontend import FLATTEN_ORDERS, FrontendOptions
 from export.pipeline import export_checkpoint
 from export.sidecar import read_sidecar, verify_sidecar
-from safeio import OneLineParser
+from safeio import OneLineParser, add_dataclass_flags, config_from_args
 from train.backbones import BackboneError
 from train.checkpoint import CheckpointError
 
@@ -47,11 +46,7 @@ def export_parser() -> argparse.ArgumentParser:
         description="Export a backbone checkpoint to ONNX for Tensil, verified against torch. "
         f"Use `{PROG} check --onnx M.onnx` to check any ONNX file.",
     )
-    for f in fields(ExportConfig):
-        shown = f" (default: {f.default})" if f.default != "" else ""  # empty defaults are explained in HELP
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default, help=HELP[f.name] + shown
-        )
+    add_dataclass_flags(parser, ExportConfig, helps=HELP)  # empty defaults are explained in HELP
     return parser
 
 
@@ -76,7 +71,7 @@ def check_parser() -> argparse.ArgumentParser:
 
 def run_export(argv: list[str]) -> None:
     args = export_parser().parse_args(argv)
-    result = export_checkpoint(ExportConfig(**vars(args)))
+    result = export_checkpoint(config_from_args(ExportConfig, args))
     print(f"{result.onnx_path}\n{result.sidecar_path}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from contracts import backbone_path, export_dir
 from export.errors import ExportError
 from safeio import UsageError, check_int_range, check_output, check_range
 from export.graph_check import TENSIL_OPSETS
@@ -14,8 +15,8 @@ from export.graph_check import TENSIL_OPSETS
 class ExportConfig:
     """How one checkpoint becomes `<out>/<name>.onnx` + `<out>/<name>.json`."""
 
-    checkpoint: str = "build/backbone/default.pt"
-    out: str = "build/export"
+    checkpoint: str = backbone_path()
+    out: str = export_dir()
     name: str = ""  # empty: the checkpoint's file stem
     opset: int = 10
     batch: int = 1

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+import contracts
 from fl_bridge.checkpointing import write_backbone_checkpoint
 from fl_bridge.config import RunConfig
 from fl_bridge.data import dataset, model_config
@@ -43,11 +44,12 @@ MIN_COSINE = 0.99
 
 @dataclass(frozen=True)
 class DeployConfig:
-    run: str = "build/fl/default"
+    run: str = contracts.fl_run_dir()
     name: str | None = None
-    arch: str = "custom_perf"
-    build: str = "build"
+    arch: str = contracts.DEFAULT_ARCH
+    build: str = contracts.BUILD
     check_images: int = 8
+    mhz: float = contracts.DEFAULT_MHZ     # clock of the bitstream, built when vivado is on PATH
 
     @property
     def artifact(self) -> str:
@@ -91,25 +93,26 @@ def write_merged_checkpoint(run: RunDir) -> Path:
 def deploy(cfg: DeployConfig) -> Path:
     run = RunDir(cfg.run)
     ckpt_path = write_merged_checkpoint(run)
-    name, build, py = cfg.artifact, Path(cfg.build), sys.executable
-    export_dir, tensil_dir, bundle_dir = build / "export", build / "tensil", build / "bundle" / name
-    onnx = export_dir / f"{name}.onnx"
-    _step("export", [py, "-m", "export", "--checkpoint", str(ckpt_path), "--out", str(export_dir), "--name", name])
-    _step("compile", [py, "-m", "tensil", "compile", "--onnx", str(onnx), "--arch", cfg.arch, "--out", str(tensil_dir),
-                     "--name", f"{name}_{cfg.arch}"])
+    name, py = cfg.artifact, sys.executable
+    export_dir, tensil_dir = contracts.export_dir(cfg.build), contracts.tensil_dir(cfg.build)
+    onnx, bundle_dir = contracts.onnx_path(name, cfg.build), contracts.bundle_dir(name, cfg.build)
+    _step("export", [py, "-m", "export", "--checkpoint", str(ckpt_path), "--out", export_dir, "--name", name])
+    _step("compile", [py, "-m", "tensil", "compile", "--onnx", onnx, "--arch", cfg.arch, "--out", tensil_dir])
     fpga_dir = None
     if shutil.which("vivado"):
-        fpga_dir = build / "fpga" / f"{cfg.arch}_50MHz"
-        _step("bitstream", [py, "-m", "fpga", "build", "--arch", cfg.arch, "--out", str(fpga_dir)])
+        fpga_dir = contracts.fpga_dir(cfg.arch, cfg.mhz, cfg.build)
+        _step("bitstream", [py, "-m", "fpga", "build", "--arch", cfg.arch, "--mhz", f"{cfg.mhz:g}",
+                            "--out", fpga_dir])
     else:
         print("fl_bridge deploy: vivado is not on PATH: no bitstream, the bundle runs on the emulator",
               file=sys.stderr)
-    _step("bundle", [py, "-m", "board", "bundle", "--onnx", str(onnx), "--tensil", str(tensil_dir),
-                     "--arch", cfg.arch, "--fpga", str(fpga_dir) if fpga_dir else "none", "--out", str(bundle_dir)])
-    tmodels = sorted(bundle_dir.glob("*.tmodel"))
-    if len(tmodels) != 1:
-        raise DeployError(f"the bundle {bundle_dir} should hold one .tmodel, it holds {len(tmodels)}")
-    check, emulated = emulator_check(ckpt_path, tmodels[0], cfg.check_images)
+    _step("bundle", [py, "-m", "board", "bundle", "--onnx", onnx, "--tensil", tensil_dir,
+                     "--arch", cfg.arch, "--fpga", fpga_dir or "none", "--out", bundle_dir])
+    try:
+        tmodel = contracts.bundle_file(bundle_dir, "tmodel")      # the compiled model the bundle's manifest names
+    except contracts.ContractError as exc:
+        raise DeployError(str(exc)) from None
+    check, emulated = emulator_check(ckpt_path, tmodel, cfg.check_images)
     int8 = int8_check(run, emulated)
     if int8 is not None:
         check["int8_trained_vs_emulated"] = int8

@@ -7,15 +7,16 @@ exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import subprocess
 import sys
 from pathlib import Path
 
+from contracts import fl_run_dir
+from fl_bridge.bridge import DeployConfig
 from fl_bridge.config import RunConfig
 from fl_bridge.errors import DeployError, FLError
-from safeio import OneLineParser
+from safeio import OneLineParser, add_dataclass_flags, config_from_args
 
 HELP = {
     "out": "run folder (config, metrics.json, state.pt, backbone.pt)",
@@ -53,21 +54,11 @@ HELP = {
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, **defaults: object) -> None:
-    for f in dataclasses.fields(RunConfig):
-        flag, default = "--" + f.name.replace("_", "-"), defaults.get(f.name, f.default)
-        help_text = f"{HELP.get(f.name, f.name.replace('_', ' '))} (default: {default})"
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        elif isinstance(default, tuple):
-            parser.add_argument(flag, type=int, nargs="+", default=list(default), help=help_text)
-        else:
-            parser.add_argument(flag, type=type(default), default=default, help=help_text)
+    add_dataclass_flags(parser, RunConfig, helps=HELP, defaults=defaults)
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(RunConfig)}
-    values["shots"] = tuple(values["shots"])
-    return RunConfig(**values).check()
+    return config_from_args(RunConfig, args).check()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,21 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--superlink", default=None, metavar="HOST:PORT",
                      help="submit to this SuperLink with `flwr run` instead of simulating")
     cmp = sub.add_parser("compare", help="simulate FedAvg (float32) and these FLoCoRA settings side by side")
-    _add_config_flags(cmp, out="build/fl/compare")
+    _add_config_flags(cmp, out=fl_run_dir("compare"))
     swp = sub.add_parser("precision-sweep", help="FedAvg (FP32) vs Q-FedAvg vs Q-FedUpdate for several clients per "
                          "round, in-process; --method and --per-round are set by the sweep")
-    _add_config_flags(swp, out="build/fl/precision", image_size=16, samples_per_client=64, rounds=15, eval_every=15)
+    _add_config_flags(swp, out=fl_run_dir("precision"), image_size=16, samples_per_client=64, rounds=15, eval_every=15)
     swp.add_argument("--per-round-list", type=int, nargs="+", default=[2, 5, 10, 20],
                      help="clients per round K of the sweep (default: 2 5 10 20)")
     tim = sub.add_parser("timing", help="modelled CPU/accelerator pipelining of INT8 batch quantization (Q-FedUpdate)")
-    _add_config_flags(tim, method="q-fedupdate", out="build/fl/timing")
+    _add_config_flags(tim, method="q-fedupdate", out=fl_run_dir("timing"))
     tim.add_argument("--json", action="store_true", help="print the full report as JSON instead of a table")
     dep = sub.add_parser("deploy", help="merge the adapters and run export, compile, (bitstream) and bundle")
-    dep.add_argument("--run", default="build/fl/default", help="federated run folder (default: build/fl/default)")
-    dep.add_argument("--name", default=None, help="artifact name (default: fl_<run folder name>)")
-    dep.add_argument("--arch", default="custom_perf", help="Tensil architecture (default: custom_perf)")
-    dep.add_argument("--build", default="build", help="root of the export/tensil/fpga/bundle outputs (default: build)")
-    dep.add_argument("--check-images", type=int, default=8, help="images compared emulator vs torch (default: 8)")
+    add_dataclass_flags(dep, DeployConfig, helps={
+        "run": "federated run folder", "name": "artifact name (none: fl_<run folder name>)",
+        "arch": "Tensil architecture", "mhz": "accelerator clock of the bitstream (built when vivado is on PATH)",
+        "build": "root of the export/tensil/fpga/bundle outputs", "check_images": "images compared emulator vs torch"})
     link = sub.add_parser("superlink", help="start a Flower SuperLink (insecure; for trusted networks and tests)")
     link.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     link.add_argument("--port", type=int, default=8000, help="port of the Fleet/Control/Runtime API (default: 8000)")
@@ -142,9 +132,9 @@ def report_run(metrics_path: Path) -> None:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from fl_bridge.bridge import DeployConfig, deploy
+    from fl_bridge.bridge import deploy
 
-    report = deploy(DeployConfig(args.run, args.name, args.arch, args.build, args.check_images))
+    report = deploy(config_from_args(DeployConfig, args))
     print(report)
     return 0
 

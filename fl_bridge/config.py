@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from contracts import fl_run_dir
 from fl_bridge.codec import CodecConfig
 from fl_bridge.errors import FLError
 from fl_bridge.local import LocalConfig
@@ -27,7 +28,7 @@ ENGINES = ("inline", "ray")  # how `fl_bridge run` simulates its clients (see fl
 
 @dataclass(frozen=True)
 class RunConfig:
-    out: str = "build/fl/default"
+    out: str = fl_run_dir()
     # data
     dataset: str = "synthetic"
     data_root: str = ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
 
 from fpga.bdcheck import check_design
 from fpga.build import BuildConfig, run_build
@@ -13,14 +12,15 @@ from fpga.errors import FpgaError
 from fpga.project import ProjectConfig, write_project
 from fpga.rtl import generate_rtl
 from fpga.standin import record_design
-from safeio import OneLineParser
-from tensil.arch import DEFAULT_ARCH, ArchError, load_arch
+from safeio import OneLineParser, config_from_args
+from contracts import DEFAULT_ARCH, DEFAULT_MHZ, bundle_dir, rtl_dir
+from tensil.arch import ArchError, load_arch
 from tensil.resources import ResourceError, plan_fit
 
 
 def _project_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", default=DEFAULT_ARCH, help="shipped arch name or .tarch path (default custom_perf)")
-    p.add_argument("--mhz", type=float, default=50.0, help="accelerator clock in MHz (default 50)")
+    p.add_argument("--arch", default=DEFAULT_ARCH, help="shipped arch name or .tarch path (default %(default)s)")
+    p.add_argument("--mhz", type=float, default=DEFAULT_MHZ, help="accelerator clock in MHz (default %(default)g)")
     p.add_argument("--rtl-dir", default=None, help="folder with `tensil rtl` output (default: run it in Docker)")
     p.add_argument("--pynq-dir", default="PYNQ", help="PYNQ v3.0.1 repository checkout (default ./PYNQ)")
     p.add_argument("--out", default=None, help="output folder (default build/fpga/<arch>_<MHz>MHz)")
@@ -28,12 +28,8 @@ def _project_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=4, help="Vivado parallel jobs (default 4)")
 
 
-def _config(cls, args: argparse.Namespace):
-    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
-
-
 def _project(args: argparse.Namespace) -> int:
-    project = write_project(_config(ProjectConfig, args))
+    project = write_project(config_from_args(ProjectConfig, args))
     print(f"fpga: wrote {project.create_tcl}, {project.build_tcl}, design.xdc and project.json", file=sys.stderr)
     if args.check:
         design = record_design(project.create_tcl)
@@ -50,7 +46,7 @@ def _project(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    report = run_build(_config(BuildConfig, args))
+    report = run_build(config_from_args(BuildConfig, args))
     print(json.dumps(report, indent=2))
     return 0
 
@@ -63,7 +59,7 @@ def _estimate(args: argparse.Namespace) -> int:
 
 def _rtl(args: argparse.Namespace) -> int:
     arch = load_arch(args.arch)
-    out = args.out or f"build/fpga/rtl_{arch.name}"
+    out = args.out or rtl_dir(arch.name)
     info = generate_rtl(arch, out, args.axi_width)
     print(f"fpga: wrote the checked Tensil RTL of {arch.name} to {info.directory}", file=sys.stderr)
     return 0
@@ -72,7 +68,7 @@ def _rtl(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from fpga.doctor import DoctorConfig, diagnose
 
-    print(diagnose(_config(DoctorConfig, args)).text())
+    print(diagnose(config_from_args(DoctorConfig, args)).text())
     return 0
 
 
@@ -98,10 +94,10 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(run=_rtl)
     d = sub.add_parser("doctor", help="which prerequisites of a bitstream and a board are here, and what to run next")
     d.add_argument("--arch", default=DEFAULT_ARCH)
-    d.add_argument("--mhz", type=float, default=50.0, help="accelerator clock in MHz (default 50)")
+    d.add_argument("--mhz", type=float, default=DEFAULT_MHZ, help="accelerator clock in MHz (default %(default)g)")
     d.add_argument("--rtl-dir", default=None, help="Tensil RTL folder (default build/fpga/rtl_<arch>)")
     d.add_argument("--pynq-dir", default="PYNQ", help="PYNQ v3.0.1 checkout (default ./PYNQ)")
-    d.add_argument("--bundle", default="build/bundle/default", help="board bundle folder (default %(default)s)")
+    d.add_argument("--bundle", default=bundle_dir(), help="board bundle folder (default %(default)s)")
     d.set_defaults(run=_doctor)
     return ap
 

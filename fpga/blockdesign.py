@@ -177,7 +177,7 @@ def _buttons(t: TclWriter, spec: DesignSpec) -> None:
 
 def _video(t: TclWriter, spec: DesignSpec) -> None:
     t.comment("HDMI out: the PYNQ v3.0.1 base-overlay pipeline under video/hdmi_out (output only)")
-    for path in ("video", "video/hdmi_out", FRONT):
+    for path in (board.VIDEO, board.HDMI_OUT, FRONT):
         t.hier(path)
     t.cell(
         VDMA,

@@ -6,15 +6,18 @@ from its `base.tcl`.
 
 from __future__ import annotations
 
+from contracts import Instances
+
 PART = "xc7z020clg400-1"
 BOARD_PART_PATTERN = "www.digilentinc.com:pynq-z1:part0:*"
 VIVADO_VERSION = "2022.1"
 
-# Instance names the board app and PYNQ's drivers bind to.
-DMA = "axi_dma_0"
-BUTTONS_GPIO = "btns_gpio"
-VIDEO = "video"
-HDMI_OUT = "video/hdmi_out"
+# Instance names the board app and PYNQ's drivers bind to (owned by contracts.overlay).
+INSTANCES = Instances()
+DMA = INSTANCES.dma
+BUTTONS_GPIO = INSTANCES.buttons_gpio
+VIDEO = INSTANCES.video
+HDMI_OUT = INSTANCES.hdmi_out
 
 BUTTON_PINS = ("D19", "D20", "L20", "L19")  # BTN0..BTN3, active high
 PMOD_JA_PINS = ("Y18", "Y19", "Y16", "Y17", "U18", "U19", "W18", "W19")  # JA pins 1-4, 7-10

@@ -17,7 +17,8 @@ from typing import Callable
 from fpga.errors import FpgaError
 from fpga.pynq_ip import PYNQ_VERSION, check_pynq_checkout
 from fpga.rtl import check_rtl, docker_engine_error
-from tensil.arch import DEFAULT_ARCH, load_arch
+from contracts import DEFAULT_ARCH, DEFAULT_MHZ, bundle_dir, fpga_dir, rtl_dir
+from tensil.arch import load_arch
 
 VIVADO_VERSION = "2022.1"
 TIMING_RISK_MHZ = 125.0          # PEFSL reports negative slack there
@@ -26,10 +27,10 @@ TIMING_RISK_MHZ = 125.0          # PEFSL reports negative slack there
 @dataclass
 class DoctorConfig:
     arch: str = DEFAULT_ARCH
-    mhz: float = 50.0
+    mhz: float = DEFAULT_MHZ
     rtl_dir: str | None = None           # default build/fpga/rtl_<arch> (the Makefile's RTL_DIR)
     pynq_dir: str = "PYNQ"
-    bundle: str = "build/bundle/default"
+    bundle: str = bundle_dir()
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,9 @@ def vivado_version(which: Callable[[str], str | None] = shutil.which) -> str | N
 def diagnose(config: DoctorConfig, which: Callable[[str], str | None] = shutil.which) -> Diagnosis:
     """Check every prerequisite; ArchError only for a bad --arch."""
     arch = load_arch(config.arch)        # ArchError: one line from the CLI
-    rtl_dir = Path(config.rtl_dir or f"build/fpga/rtl_{arch.name}")
-    fpga_dir = Path(f"build/fpga/{arch.name}_{config.mhz:g}MHz")
-    make_vars = f"ARCH={arch.name} MHZ={config.mhz:g} RTL_DIR={rtl_dir} PYNQ_DIR={config.pynq_dir}"
+    rtl = Path(config.rtl_dir or rtl_dir(arch.name))
+    fpga = Path(fpga_dir(arch.name, config.mhz))
+    make_vars = f"ARCH={arch.name} MHZ={config.mhz:g} RTL_DIR={rtl} PYNQ_DIR={config.pynq_dir}"
     findings: list[Finding] = []
     docker: str | None = None
 
@@ -97,8 +98,8 @@ def diagnose(config: DoctorConfig, which: Callable[[str], str | None] = shutil.w
     findings.append(Finding("vitis_hls", bool(hls), hls or "not on PATH (needed once, to build PYNQ's two HLS IP)"))
 
     try:
-        info = check_rtl(arch, rtl_dir)
-        findings.append(Finding("Tensil RTL", True, f"{rtl_dir} ({info.top}.v, {info.dram_data_width}-bit AXI)"))
+        info = check_rtl(arch, rtl)
+        findings.append(Finding("Tensil RTL", True, f"{rtl} ({info.top}.v, {info.dram_data_width}-bit AXI)"))
         rtl_ok = True
     except FpgaError as e:
         docker = docker_engine_error()
@@ -117,8 +118,8 @@ def diagnose(config: DoctorConfig, which: Callable[[str], str | None] = shutil.w
 
     findings.append(Finding("tclsh", bool(which("tclsh")),
                             which("tclsh") or "not on PATH (Debian package tcl: checks the project without Vivado)"))
-    bit = (fpga_dir / "design.bit").is_file() and (fpga_dir / "design.hwh").is_file()
-    findings.append(Finding("bitstream", bit, str(fpga_dir / "design.bit") if bit else f"none in {fpga_dir}"))
+    bit = (fpga / "design.bit").is_file() and (fpga / "design.hwh").is_file()
+    findings.append(Finding("bitstream", bit, str(fpga / "design.bit") if bit else f"none in {fpga}"))
     bundle = Path(config.bundle)
     has_model = (bundle / "model.json").is_file()
     bundled_bit = (bundle / "design.bit").is_file()
@@ -130,8 +131,8 @@ def diagnose(config: DoctorConfig, which: Callable[[str], str | None] = shutil.w
                                            "\"python3 -c 'import pynq; print(pynq.__version__)'\"` should print 3.0.1"))
 
     if not rtl_ok:
-        step = (f"python -m fpga rtl --arch {arch.name} --out {rtl_dir}" if docker is None
-                else f"copy the output of `tensil rtl -a {arch.name}.tarch -d 64` (tensilai/tensil image) to {rtl_dir}")
+        step = (f"python -m fpga rtl --arch {arch.name} --out {rtl}" if docker is None
+                else f"copy the output of `tensil rtl -a {arch.name}.tarch -d 64` (tensilai/tensil image) to {rtl}")
     elif not pynq_ok:
         step = f"git clone -b {PYNQ_VERSION} --depth 1 https://github.com/Xilinx/PYNQ {config.pynq_dir}"
     elif not bit and version is None:

@@ -22,7 +22,8 @@ from fpga.errors import FpgaError
 from fpga.pynq_ip import PynqIp, check_pynq_checkout
 from fpga.rtl import RtlInfo, check_rtl, generate_rtl
 from safeio import UsageError, atomic_write_text, check_int_range, check_output, check_range, output_lock
-from tensil.arch import DEFAULT_ARCH, Arch, load_arch
+from contracts import DEFAULT_ARCH, DEFAULT_MHZ, fpga_dir
+from tensil.arch import Arch, load_arch
 from tensil.resources import FitPlan, check_fit
 
 BD_NAME = "tensil_pynq"
@@ -34,7 +35,7 @@ class ProjectConfig:
     """CLI flags of `project` and `build`."""
 
     arch: str = DEFAULT_ARCH
-    mhz: float = 50.0
+    mhz: float = DEFAULT_MHZ
     rtl_dir: str | None = None
     pynq_dir: str = "PYNQ"
     out: str | None = None
@@ -42,7 +43,7 @@ class ProjectConfig:
     jobs: int = 4
 
     def out_dir(self, arch: Arch) -> Path:
-        return Path(self.out) if self.out else Path("build") / "fpga" / f"{arch.name}_{self.mhz:g}MHz"
+        return Path(self.out) if self.out else Path(fpga_dir(arch.name, self.mhz))
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ def _write_project(config: ProjectConfig, out: Path, arch: Arch, clock: ClockPla
         "rtl": rtl.to_json_dict(),
         "pynq": pynq.to_json_dict(),
         "resources": fit.to_json_dict(),
-        "instances": {"dma": board.DMA, "buttons_gpio": board.BUTTONS_GPIO, "hdmi_out": board.HDMI_OUT, "tcu": spec.tcu},
+        "instances": {**board.INSTANCES.to_dict(), "tcu": spec.tcu},
     }
     write_atomic(out / "project.json", json.dumps(record, indent=2) + "\n")
     return project

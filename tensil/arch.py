@@ -11,8 +11,9 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from contracts import DEFAULT_ARCH  # noqa: F401 (the default architecture, re-exported for tensil's users)
+
 ARCH_DIR = Path(__file__).resolve().parent / "archs"
-DEFAULT_ARCH = "custom_perf"
 
 
 class ArchError(ValueError):

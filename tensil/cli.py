@@ -21,10 +21,11 @@ import numpy as np
 
 from safeio import (OneLineParser, UsageError, check_input_file, check_int_range, check_output, check_range,
                     output_lock)
-from tensil.arch import DEFAULT_ARCH, ArchError, load_arch
+from contracts import DEFAULT_ARCH, compiled_name, onnx_path, tensil_dir
+from tensil.arch import ArchError, load_arch
 
-DEFAULT_ONNX = "build/export/default.onnx"
-DEFAULT_OUT = "build/tensil"
+DEFAULT_ONNX = onnx_path()
+DEFAULT_OUT = tensil_dir()
 
 
 @dataclass
@@ -78,7 +79,7 @@ def run_compile(cfg: CompileConfig) -> Path:
     check_compile_inputs(cfg)
     if cfg.backend == "upstream":
         return run_upstream(cfg, arch)
-    name = cfg.name or f"{Path(cfg.onnx).stem}_{arch.name}"
+    name = cfg.name or compiled_name(Path(cfg.onnx).stem, arch.name)
     with output_lock(Path(cfg.out) / f"{name}.tmodel", "compiled model", CompileError):  # one writer per model
         return _compile(cfg, arch)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from contracts import compiled_name
 from tensil.arch import Arch, ArchError, from_dict
 from tensil.isa import Instruction, Layout, decode
 
@@ -112,8 +113,7 @@ class LoadedModel:
 def model_file_name(onnx_name: str, arch_name: str) -> str:
     """Upstream's model name: the ONNX file name with every character outside
     `[A-Za-z0-9 whitespace :]` replaced by `_`, then `_<arch>`."""
-    safe = "".join(ch if ch.isalnum() and ch.isascii() or ch.isspace() or ch == ":" else "_" for ch in onnx_name)
-    return f"{safe}_{arch_name}"
+    return compiled_name(onnx_name, arch_name)
 
 
 def _spans(items: Sequence, what: str) -> tuple[Span, ...]:

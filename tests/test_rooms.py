@@ -20,19 +20,21 @@ TENSIL_ON_BOARD = {"tensil.arch", "tensil.fixed", "tensil.isa", "tensil.layout",
 # room -> (third-party packages, other rooms' modules as prefixes); the standard library and
 # the room itself are always allowed. Keep in step with docs/architecture.md's rooms table.
 RULES: dict[str, tuple[set[str], tuple[str, ...]]] = {
+    "contracts": (set(), ()),
     "safeio": (set(), ()),
-    "train": ({"torch", "numpy", "tqdm", "cv2", "matplotlib"}, ("safeio",)),
+    "train": ({"torch", "numpy", "tqdm", "cv2", "matplotlib"}, ("contracts", "safeio")),
     "export": ({"torch", "numpy", "onnx", "onnxsim", "onnxruntime", "tqdm"},
-               ("safeio", "train", "tensil.compiler.frontend", "tensil.compiler.errors")),
-    "tensil": ({"numpy", "onnx", "onnxruntime", "matplotlib"}, ("safeio",)),
-    "fpga": (set(), ("safeio", "tensil.arch", "tensil.resources")),
-    "board": ({"numpy", "cv2", "pynq", "onnxruntime", "tqdm"}, ("safeio", *sorted(TENSIL_ON_BOARD))),
-    "fl_bridge": ({"torch", "numpy", "flwr", "tqdm", "matplotlib"}, ("safeio", "train")),
-    "dse": ({"torch", "numpy", "matplotlib", "ray", "tqdm"}, ("safeio", "train", "export", "tensil", "fpga")),
+               ("contracts", "safeio", "train", "tensil.compiler.frontend", "tensil.compiler.errors")),
+    "tensil": ({"numpy", "onnx", "onnxruntime", "matplotlib"}, ("contracts", "safeio")),
+    "fpga": (set(), ("contracts", "safeio", "tensil.arch", "tensil.resources")),
+    "board": ({"numpy", "cv2", "pynq", "onnxruntime", "tqdm"}, ("contracts", "safeio", *sorted(TENSIL_ON_BOARD))),
+    "fl_bridge": ({"torch", "numpy", "flwr", "tqdm", "matplotlib"}, ("contracts", "safeio", "train")),
+    "dse": ({"torch", "numpy", "matplotlib", "ray", "tqdm"},
+            ("contracts", "safeio", "train", "export", "tensil", "fpga")),
 }
 # what some modules may import beyond, or instead of, their room's rule
 NARROWER = {
-    **{m: ({"numpy"}, ("tensil.arch", "tensil.fixed", "tensil.isa", "tensil.layout", "tensil.tmodel",
+    **{m: ({"numpy"}, ("contracts", "tensil.arch", "tensil.fixed", "tensil.isa", "tensil.layout", "tensil.tmodel",
                        "tensil.hazards", "tensil.axi", "tensil.emulator")) for m in TENSIL_ON_BOARD},
 }
 ONLY_IN = {  # package -> the only modules of its room that may import it
@@ -70,7 +72,8 @@ def broken_rules(room: str) -> list[str]:
                 continue
             if module in NARROWER and top == room:
                 if not any(name == r or name.startswith(r + ".") for r in rooms):
-                    problems.append(f"{module} imports {name} (board-side tensil modules import only each other)")
+                    problems.append(f"{module} imports {name} (board-side tensil modules import only each other "
+                                "and contracts)")
                 continue
             if top in RULES:
                 if not any(name == r or name.startswith(r + ".") for r in rooms):

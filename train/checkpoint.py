@@ -18,54 +18,22 @@ A checkpoint is a plain dict (loadable with `torch.load(weights_only=True)`):
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from contracts.preprocessing import Preprocessing  # the schema of contract 1's `preprocessing`
 from train.backbones import Backbone, BackboneSpec, build_backbone
 from train.files import atomic_path
 
 FORMAT = "fsl-backbone"
 VERSION = 1
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt or not of contract 1."""
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How a camera frame or dataset image becomes the network's input.
-
-    Resize the short side to `resize`, centre-crop `image_size` x `image_size`, scale to [0, 1],
-    then `(x - mean) / std` per channel, channels in `channel_order` (always RGB here).
-    """
-
-    image_size: int = 32
-    resize: int = 36
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
-    channel_order: str = "RGB"
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Preprocessing":
-        return cls(
-            image_size=int(d["image_size"]),
-            resize=int(d["resize"]),
-            mean=tuple(float(v) for v in d["mean"]),
-            std=tuple(float(v) for v in d["std"]),
-            channel_order=str(d.get("channel_order", "RGB")),
-        )
 
 
 @dataclass

@@ -9,9 +9,6 @@ import argparse
 import json
 import os
 import sys
-import types
-import typing
-from dataclasses import MISSING, fields
 
 from train.backbones import BackboneError
 from train.checkpoint import CheckpointError
@@ -20,7 +17,7 @@ from train.easy import FitConfig, TrainError, fit
 from train.evaluate import EvaluateConfig, evaluate_checkpoint
 from train.fewshot import FewShotError
 from train.samples import SampleConfig, write_samples
-from safeio import OneLineParser, UsageError
+from safeio import OneLineParser, UsageError, add_dataclass_flags, config_from_args
 
 USER_ERRORS = (DatasetError, FewShotError, CheckpointError, BackboneError, TrainError, UsageError)
 
@@ -50,28 +47,8 @@ HELP = {
 }
 
 
-def add_config_args(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One `--field-name` flag per dataclass field, typed and defaulted from the field."""
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not MISSING else None
-        kind = hints[f.name]
-        if isinstance(kind, types.UnionType):  # `str | None`
-            kind = next(t for t in typing.get_args(kind) if t is not type(None))
-        help_text = f"{HELP.get(f.name, f.name.replace('_', ' '))} (default: {default})"
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        else:
-            parser.add_argument(flag, type=kind, default=default, help=help_text)
-
-
-def config_from(args: argparse.Namespace, cls: type):
-    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
-
-
 def run_fit(args: argparse.Namespace) -> None:
-    config = config_from(args, FitConfig)
+    config = config_from_args(FitConfig, args)
     checkpoint = fit(config)
     if os.environ.get("RANK", "0") == "0":      # under torchrun, rank 0 reports
         report_fit(checkpoint.metrics, config.out)
@@ -90,7 +67,7 @@ def report_fit(metrics: dict, out: str) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> None:
-    result = evaluate_checkpoint(config_from(args, EvaluateConfig))
+    result = evaluate_checkpoint(config_from_args(EvaluateConfig, args))
     if args.json:
         print(json.dumps(result))
     else:
@@ -99,7 +76,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 
 def run_sample_images(args: argparse.Namespace) -> None:
-    config = config_from(args, SampleConfig)
+    config = config_from_args(SampleConfig, args)
     out = write_samples(config)
     print(f"train: wrote {config.classes} x {config.per_class} {config.split} images of {config.dataset} to {out}",
           file=sys.stderr)
@@ -109,14 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="train", description="EASY backbones, datasets and few-shot evaluation")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("fit", help="train a backbone (or ensemble) with EASY's routine")
-    add_config_args(p, FitConfig)
+    add_dataclass_flags(p, FitConfig, helps=HELP)
     p.set_defaults(run=run_fit)
     p = sub.add_parser("evaluate", help="few-shot accuracy of a checkpoint (fraction in [0, 1] with ci95)")
-    add_config_args(p, EvaluateConfig)
+    add_dataclass_flags(p, EvaluateConfig, helps=HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run_evaluate)
     p = sub.add_parser("sample-images", help="write a few labelled images of a split to an npz")
-    add_config_args(p, SampleConfig)
+    add_dataclass_flags(p, SampleConfig, helps=HELP)
     p.set_defaults(run=run_sample_images)
     return parser
 

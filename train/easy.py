@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from contracts import backbone_path
 from train.augment import Augment, AugmentConfig
 from train.backbones import Backbone, BackboneSpec, Mixup, build_backbone, check_spec
 from train.checkpoint import (BackboneCheckpoint, CheckpointError, Member, build_model, load_checkpoint,
@@ -86,7 +87,7 @@ class FitConfig:
     compare_untrained: bool = True
     device: str = "auto"
     threads: int = 1
-    out: str = "build/backbone/default.pt"
+    out: str = backbone_path()
     force: bool = False
 
     @property

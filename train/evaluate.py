@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from contracts import backbone_path
 from safeio import UsageError, check_choice, check_int_range
 from train.checkpoint import build_model, load_checkpoint
 from train.datasets import load_dataset
@@ -14,7 +15,7 @@ from train.fewshot import evaluate_fewshot, extract_features
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    checkpoint: str = "build/backbone/default.pt"
+    checkpoint: str = backbone_path()
     ways: int = 5
     shots: int = 1
     queries: int = 15

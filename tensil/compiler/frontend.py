@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from contracts import onnx_path
 from tensil.compiler.errors import CompileError
 from tensil.compiler.graph import Graph, HostView, Op, Shape
 
@@ -935,7 +936,7 @@ def load_graph(path: str | Path, options: FrontendOptions | None = None) -> Grap
     """Read an ONNX file into a canonical graph (raises CompileError with one line)."""
     path = Path(path)
     if not path.is_file():
-        hint = " (run `make export` first)" if path.as_posix().endswith("build/export/default.onnx") else ""
+        hint = " (run `make export` first)" if path.as_posix().endswith(onnx_path()) else ""
         raise CompileError(f"ONNX file {path} does not exist{hint}")
     try:
         model = onnx.load(str(path))

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from contracts import compiled_name
 from tensil.arch import Arch
 from tensil.compiler.errors import CompileError
 from tensil.compiler.frontend import FrontendOptions, load_graph
@@ -19,7 +20,7 @@ from tensil.compiler.lower import Lowered, LoweringOptions, lower
 from tensil.compiler.passes import fuse, pack_taps_into_lanes, split_depthwise
 from tensil.hazards import HazardError, check_program
 from tensil.isa import Layout, ProgramError, decode, encode_program
-from tensil.tmodel import LoadedModel, Span, TModel, model_file_name
+from tensil.tmodel import LoadedModel, Span, TModel
 
 
 @dataclass
@@ -111,7 +112,7 @@ def compile_network(graph: Graph, arch: Arch, name: str, options: CompileOptions
 
 def default_name(path: str | Path, arch: Arch) -> str:
     """`<onnx stem>_<arch>` with upstream's character rule (non-alphanumerics become `_`)."""
-    return model_file_name(Path(path).stem, arch.name)
+    return compiled_name(Path(path).stem, arch.name)
 
 
 def compile_onnx(path: str | Path, arch: Arch, name: str | None = None,

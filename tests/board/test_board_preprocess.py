@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from board.errors import BundleError
+from contracts import ContractError
 from board.preprocess import Preprocessing, Preprocessor
 
 PREP = Preprocessing(image_size=32, resize=36, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
@@ -45,6 +45,20 @@ def test_pure_colours_land_in_the_right_channel():
     np.testing.assert_allclose(x[2], (0 - 0.406) / 0.225, rtol=1e-5)
 
 
-def test_bad_preprocessing_is_refused():
-    with pytest.raises(BundleError, match="preprocessing"):
-        Preprocessing.from_dict({"image_size": 32, "mean": [0.5] * 3})
+@pytest.mark.parametrize("record", [
+    {"image_size": 32, "mean": [0.5] * 3},                                             # no std
+    {"image_size": 32, "resize": 28, "mean": [0.5] * 3, "std": [0.2] * 3},             # resize below the crop
+    {"image_size": 32, "mean": [0.5] * 2, "std": [0.2] * 3},                           # two channels
+    {"image_size": 32, "mean": [0.5] * 3, "std": [0.2] * 3, "channel_order": "GRB"},
+])
+def test_bad_preprocessing_is_refused(record):
+    with pytest.raises(ContractError, match="preprocessing"):
+        Preprocessing.from_dict(record)
+
+
+def test_the_board_reads_the_schema_train_writes():
+    """One schema: what train's checkpoint records is what the board's Preprocessor reads."""
+    from train.checkpoint import Preprocessing as TrainPreprocessing
+
+    assert TrainPreprocessing is Preprocessing
+    assert Preprocessing.from_dict({"image_size": 32, "mean": [0.5] * 3, "std": [0.2] * 3}).resize == 32
