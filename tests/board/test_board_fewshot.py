@@ -1,4 +1,5 @@
-"""NCM with ME features against a torch reference; editing and persistence of taught classes."""
+"""NCM with ME features against train/fewshot.py (the training side's NCM, an independent reference in
+torch); editing and persistence of taught classes."""
 
 import numpy as np
 import pytest
@@ -6,22 +7,12 @@ import torch
 
 from board.errors import ClassStoreError
 from board.fewshot import UNKNOWN, FewShotClassifier, NcmConfig, me_normalize
+from train.fewshot import me_process, ncm_accuracy, sample_episodes
 
 
-def torch_ncm(shots: list, query: np.ndarray, base_mean: np.ndarray, temperature: float) -> np.ndarray:
-    """EASY's inductive NCM: ME each shot, class mean, L2 distance, softmax(-T d)."""
-    base = torch.tensor(base_mean, dtype=torch.float64)
-
-    def me(x):
-        x = torch.tensor(np.asarray(x), dtype=torch.float64) - base
-        return x / x.norm(dim=-1, keepdim=True)
-
-    protos = torch.stack([me(s).mean(0) for s in shots])
-    d = torch.cdist(me(query)[None], protos)[0]
-    return torch.softmax(-temperature * d, dim=0).numpy()
-
-
-def test_ncm_matches_torch_reference():
+def test_ncm_matches_train_reference():
+    """Distances and scores against train/fewshot.py's ME (`me_process`): prototype = mean of the
+    ME'd shots, L2 distance, softmax(-T d)."""
     rng = np.random.default_rng(0)
     dim, base = 40, rng.normal(size=40).astype(np.float32)
     clf = FewShotClassifier(dim, base, NcmConfig(temperature=10.0, smoothing=0.0))
@@ -34,12 +25,37 @@ def test_ncm_matches_torch_reference():
             clf.add_shot(k, frames)
             class_shots.append(frames.mean(0))
         shots.append(np.stack(class_shots))
+    base_t = torch.as_tensor(base)
+    protos = torch.stack([me_process(torch.as_tensor(s), base_t).mean(0) for s in shots])
     for _ in range(5):
         query = rng.normal(loc=2, size=dim).astype(np.float32)
         pred = clf.predict(query)
-        ref = torch_ncm(shots, query, base, 10.0)
-        np.testing.assert_allclose(pred.scores, ref, rtol=1e-4, atol=1e-6)
-        assert pred.label == int(np.argmax(ref))
+        d = torch.cdist(me_process(torch.as_tensor(query)[None], base_t), protos)[0]
+        np.testing.assert_allclose(pred.distances, d.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(pred.scores, torch.softmax(-10.0 * d, dim=0).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_ncm_decides_as_train_fewshot_on_the_same_episodes():
+    """Per-episode accuracy of the board's classifier equals train/fewshot.py's `ncm_accuracy` on
+    `me_process`'d features of the same seeded episodes (one frame per shot)."""
+    rng = np.random.default_rng(3)
+    dim, classes, per_class, shots = 24, 10, 12, 3
+    labels = np.repeat(np.arange(classes), per_class)
+    feats = (0.45 * rng.normal(size=(classes, dim))[labels] + rng.normal(size=(len(labels), dim))).astype(np.float32)
+    base = (feats.mean(0) + 0.1 * rng.normal(size=dim)).astype(np.float32)
+    episodes = sample_episodes(torch.as_tensor(labels), 5, shots + 4, 40, torch.Generator().manual_seed(0))
+    reference = ncm_accuracy(me_process(torch.as_tensor(feats), torch.as_tensor(base)), episodes, shots).numpy()
+    ours = []
+    for episode in episodes.numpy():
+        clf = FewShotClassifier(dim, base, NcmConfig(smoothing=0.0))
+        for k, members in enumerate(episode):
+            clf.add_class()
+            for i in members[:shots]:
+                clf.add_shot(k, feats[i][None])
+        ours.append(np.mean([clf.predict(feats[i]).label == k for k, members in enumerate(episode)
+                             for i in members[shots:]]))
+    np.testing.assert_allclose(ours, reference, atol=1e-6)
+    assert 0.3 < reference.mean() < 0.95 and reference.std() > 0   # neither trivial nor hopeless: it can disagree
 
 
 def test_smoothing_is_an_exponential_moving_average():
