@@ -28,7 +28,8 @@ RULES: dict[str, tuple[set[str], tuple[str, ...]]] = {
     "tensil": ({"numpy", "onnx", "onnxruntime", "matplotlib"}, ("contracts", "safeio")),
     "fpga": (set(), ("contracts", "safeio", "tensil.arch", "tensil.resources")),
     "board": ({"numpy", "cv2", "pynq", "onnxruntime", "tqdm"}, ("contracts", "safeio", *sorted(TENSIL_ON_BOARD))),
-    "fl_bridge": ({"torch", "numpy", "flwr", "tqdm", "matplotlib"}, ("contracts", "safeio", "train")),
+    "fl_bridge": ({"torch", "numpy", "flwr", "tqdm", "matplotlib"},
+                  ("contracts", "safeio", "train", *sorted(TENSIL_ON_BOARD), "tensil.estimator", "tensil.resources")),
     "dse": ({"torch", "numpy", "matplotlib", "ray", "tqdm"},
             ("contracts", "safeio", "train", "export", "tensil", "fpga")),
 }

@@ -6,6 +6,7 @@ model predicts it.
 | module | what |
 |---|---|
 | `costs` | `Costs`, `CostModel`; `HaLoSimSurrogate` (fitted to the paper's Table II), `StructuralCrossbar` |
+| `fpga` | `FPGACost`: the Tensil accelerator on the PYNQ-Z1 (tensil's resource check and cycle estimator) |
 | `network` | conv/linear layer shapes of a model (for the structural model) |
 | `selector` | HaLo-PS: `children`, `select`, `StepRule`, `paths` |
 | `settings` | `HaloSettings` from the run's `halo_*` fields, checked |

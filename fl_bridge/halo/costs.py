@@ -14,6 +14,7 @@ latency, area)` for a precision (bw, ba, be) = bits of weights, activations and 
   one crossbar read per input bit (bit-serial inputs) for the forward pass, the error
   propagation and the weight gradient. Its dependencies are what the counts give, not Fig. 1's
   (e.g. energy grows with bw): see `fl_bridge/README.md`.
+* `fpga.FPGACost` (in `fl_bridge.halo.fpga`): the Tensil accelerator on the PYNQ-Z1.
 
 Every figure of these models is *modelled*, never measured.
 """

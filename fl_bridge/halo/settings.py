@@ -11,7 +11,7 @@ from fl_bridge.halo.costs import TABLE_II, Precision
 from fl_bridge.halo.selector import DIMENSIONS, STEP_RULES, StepRule
 from fl_bridge.precision.quantizers import SUPPORTED_BITS
 
-COST_MODELS = ("surrogate", "structural")
+COST_MODELS = ("surrogate", "structural", "fpga")
 AGGREGATIONS = ("paper", "master")
 GRID_BITS = 8  # k_G: the stored weights and the broadcast are on an 8-bit grid ("8-bit model")
 
