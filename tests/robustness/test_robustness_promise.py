@@ -96,15 +96,16 @@ def test_artifacts_are_0644_in_0755_folders(artifacts):
 STUB = r"""#!/bin/sh
 # A stand-in for the venv's python: logs the stage and creates the file(s) it would write.
 echo "$*" >> "$STUB_LOG"
-out=""; onnx=""; arch=""
+out=""; onnx=""; arch=""; ckpt=""
 while [ $# -gt 0 ]; do
-  case "$1" in --out) out="$2"; shift;; --onnx) onnx="$2"; shift;; --arch) arch="$2"; shift;; esac; shift
+  case "$1" in --out) out="$2"; shift;; --onnx) onnx="$2"; shift;; --arch) arch="$2"; shift;;
+    --checkpoint) ckpt="$2"; shift;; esac; shift
 done
 mkdir -p "$(dirname "$out")"
 case "$out" in
   *.pt|*.npz) touch "$out";;
-  build/export/) mkdir -p "$out"; touch "${out}default.onnx";;
-  build/tensil/) mkdir -p "$out"; touch "${out}default_${arch}.tmodel";;
+  build/export/) mkdir -p "$out"; touch "${out}$(basename "$ckpt" .pt).onnx";;
+  build/tensil/) mkdir -p "$out"; touch "${out}$(basename "$onnx" .onnx)_${arch}.tmodel";;
   build/bundle/*) mkdir -p "$out"; touch "${out}model.json";;
   build/demo/input/) mkdir -p "$out"; touch "${out}video.avi";;
   build/demo/) mkdir -p "$out"; touch "${out}log.json";;
@@ -112,7 +113,9 @@ esac
 """
 
 
-def test_make_all_twice_does_the_work_once_and_reruns_what_changed(tmp_path):
+def _stub_make(tmp_path: Path):
+    """A `make` in tmp_path whose venv python only logs its arguments and touches its outputs:
+    returns a function running make with the given arguments and returning the logged commands."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     venv = tmp_path / "venv"
@@ -128,8 +131,22 @@ def test_make_all_twice_does_the_work_once_and_reruns_what_changed(tmp_path):
         log.write_text("")
         subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), f"VENV={venv}", *args], cwd=tmp_path,
                        env=env, check=True, capture_output=True, timeout=60)
-        return [line.split()[1] + (" " + line.split()[2] if line.split()[1] in ("train", "board", "tensil") else "")
-                for line in log.read_text().splitlines()]
+        return log.read_text().splitlines()
+
+    return make
+
+
+def _stages(lines: list[str]) -> list[str]:
+    """`-m train fit --out ...` -> `train fit`."""
+    return [line.split()[1] + (" " + line.split()[2] if line.split()[1] in ("train", "board", "tensil") else "")
+            for line in lines]
+
+
+def test_make_all_twice_does_the_work_once_and_reruns_what_changed(tmp_path):
+    run = _stub_make(tmp_path)
+
+    def make(*args: str) -> list[str]:
+        return _stages(run(*args))
 
     first = make("all")
     assert first == ["train fit", "export", "tensil compile", "board bundle", "train sample-images", "board video",
@@ -140,6 +157,35 @@ def test_make_all_twice_does_the_work_once_and_reruns_what_changed(tmp_path):
     os.utime(tmp_path / "build/backbone/default.pt")                    # a new input file
     assert make("all", "BACKEND=onnx", "ARCH=other") == ["export", "tensil compile", "board bundle", "board demo"]
     assert make("all", "BACKEND=onnx", "ARCH=other", "TRAIN_FLAGS=--epochs 3") == [
+        "train fit", "export", "tensil compile", "board bundle", "board demo"]
+
+
+def test_make_carries_the_dataset_through_every_stage(tmp_path):
+    make = _stub_make(tmp_path)
+    make("all")
+    fm = ("DATASET=fashionmnist", "DATA_ROOT=/data/fm", "IMAGE_SIZE=40")
+    lines = make("all", *fm)
+    assert lines == [
+        "-m train fit --out build/backbone/fashionmnist.pt --dataset fashionmnist --data-root /data/fm --image-size 40"
+        " --epochs 2 --cycle-epochs 2",
+        "-m export --checkpoint build/backbone/fashionmnist.pt --out build/export/ --data-root /data/fm",
+        "-m tensil compile --onnx build/export/fashionmnist.onnx --arch custom_perf --out build/tensil/",
+        "-m board bundle --onnx build/export/fashionmnist.onnx --tensil build/tensil/ --arch custom_perf"
+        " --fpga build/fpga/custom_perf_50MHz --out build/bundle/fashionmnist/",
+        "-m train sample-images --dataset fashionmnist --data-root /data/fm --image-size 40 --split novel"
+        " --classes 5 --per-class 20 --seed 0 --out build/demo/samples.npz",
+        "-m board video --samples build/demo/samples.npz --out build/demo/input/",
+        "-m board demo --bundle build/bundle/fashionmnist/ --backend emulator --video build/demo/input/ --out build/demo/"]
+    assert make("all", *fm) == []
+    # Back to the default: its model is up to date, the demo's pictures and run are not.
+    back = make("all")
+    assert _stages(back) == ["train sample-images", "board video", "board demo"]
+    assert "--dataset synthetic --image-size 96" in back[0] and "--bundle build/bundle/default/" in back[2]
+    assert _stages(make("all", *fm[:2], "IMAGE_SIZE=48")) == [
+        "train fit", "export", "tensil compile", "board bundle", "train sample-images", "board video", "board demo"]
+    assert _stages(make("all", *fm[:2], "IMAGE_SIZE=48", "DATA_ROOT=/elsewhere")) == [
+        "train fit", "export", "tensil compile", "board bundle", "train sample-images", "board video", "board demo"]
+    assert _stages(make("all", *fm[:2], "IMAGE_SIZE=48", "DATA_ROOT=/elsewhere", "NAME=mine")) == [
         "train fit", "export", "tensil compile", "board bundle", "board demo"]
 
 
