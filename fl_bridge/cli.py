@@ -131,6 +131,24 @@ def report_run(metrics_path: Path) -> None:
     print(summary_line(metrics, run_dir, png), file=sys.stderr)
 
 
+def report_compare(path: Path) -> None:
+    """`comparison.png` next to `comparison.json` and one summary line on stderr."""
+    import json
+
+    from fl_bridge.curves import COMPARE_PNG, compare_summary_line, plot_compare
+
+    results = json.loads(Path(path).read_text())
+    out_dir = Path(path).parent
+    try:
+        runs = {"FedAvg": json.loads((out_dir / "fedavg" / "metrics.json").read_text()),
+                "FLoCoRA": json.loads((out_dir / "flocora" / "metrics.json").read_text())}
+        png = plot_compare(runs, out_dir / COMPARE_PNG, title=str(out_dir))
+    except (ImportError, OSError, ValueError, KeyError) as e:
+        print(f"fl_bridge: warning: no comparison plot ({type(e).__name__}: {e})", file=sys.stderr)
+        png = None
+    print(compare_summary_line(results, out_dir, png), file=sys.stderr)
+
+
 def _deploy(args: argparse.Namespace) -> int:
     from fl_bridge.bridge import deploy
 
@@ -164,11 +182,21 @@ def _flower(cmd: list[str]) -> int:
         return 130
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def configure_logging(command: str) -> None:
+    """fl_bridge's INFO lines on stderr; Flower's own handler without colour codes unless stderr
+    is a terminal (Flower colours its level names whatever the stream is)."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("fl_bridge").setLevel(logging.INFO)
     logging.getLogger("flwr").propagate = False  # Flower prints through its own handler
+    if command in ("run", "compare", "precision-sweep") and not sys.stderr.isatty():
+        from flwr.common.logger import update_console_handler
+
+        update_console_handler(colored=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.command)
     try:
         if args.command == "run":
             return _run(args)
@@ -178,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg = _config(args)
             if cfg.quantized_training:
                 raise FLError("compare runs FedAvg against FLoCoRA; for q-fedavg / q-fedupdate use precision-sweep")
-            print(compare(cfg))
+            path = compare(cfg)
+            print(path)
+            report_compare(path)
             return 0
         if args.command == "precision-sweep":
             import torch

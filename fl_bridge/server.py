@@ -22,6 +22,7 @@ from fl_bridge.accounting import count_message
 from fl_bridge.codec import record_nbytes
 from fl_bridge.checkpointing import write_backbone_checkpoint
 from fl_bridge.config import RunConfig
+from fl_bridge.curves import round_line
 from fl_bridge.data import dataset, model_config, partitions
 from fl_bridge.evaluate import Evaluator
 from fl_bridge.model import ModelConfig, base_hash, build_model, get_communicated, layout
@@ -110,7 +111,7 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
         run.save_state(state)
         summary.update(totals(state.rounds))
         run.write_metrics(cfg, summary, state.rounds)
-        log.info("round %d: %s", rnd, entry)
+        log.info("%s", round_line(entry, cfg.rounds))
         rounds.set_postfix(bytes_up=entry["bytes_up"], received=entry["received"])
     load_global(model, cfg, from_record(arrays), lay)
     summary.update(totals(state.rounds))
