@@ -7,6 +7,7 @@ exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import subprocess
 import sys
@@ -154,7 +155,26 @@ def _deploy(args: argparse.Namespace) -> int:
 
     report = deploy(config_from_args(DeployConfig, args))
     print(report)
+    print(deploy_verdict(json.loads(report.read_text()), report), file=sys.stderr)
     return 0
+
+
+def deploy_verdict(report: dict, path: Path) -> str:
+    """`deploy`'s closing line: where the bundle went and how closely the emulated fixed-point
+    backbone agrees with the float one (the figures of deploy.json)."""
+    from fl_bridge.bridge import MIN_COSINE
+
+    check = report["emulator_vs_torch"]
+    target = "FPGA bitstream" if report.get("bitstream") else "emulator only, no bitstream"
+    parts = [f"fl_bridge: summary: bundle {report['bundle']} ({target}); the emulated fixed-point backbone agrees "
+             f"with the float one on {check['images']} images: min cosine {check['min_cosine']:.5f} "
+             f"(at least {MIN_COSINE} required), max |diff| {check['max_abs_diff']:.4f} "
+             f"for features up to {check['feature_scale']:.3f}"]
+    int8 = check.get("int8_trained_vs_emulated")
+    if int8:
+        parts.append(f"against the INT8-trained model: min cosine {int8['min_cosine']:.5f}")
+    parts.append(f"details in {path}")
+    return "; ".join(parts)
 
 
 def _timing(args: argparse.Namespace) -> int:

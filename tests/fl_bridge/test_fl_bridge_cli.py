@@ -37,3 +37,15 @@ def test_defaults_are_the_embedded_default():
     assert (args.method, args.rank, args.alpha, args.quant_bits, args.clients, args.per_round) == (
         "flocora", 16, 256.0, 8, 20, 5)
     assert build_parser().parse_args(["deploy"]).run == "build/fl/default"
+
+
+def test_deploy_ends_with_a_verdict(tmp_path):
+    from fl_bridge.cli import deploy_verdict
+
+    report = {"bundle": "build/bundle/fl_default", "bitstream": None,
+              "emulator_vs_torch": {"images": 8, "min_cosine": 0.99981234, "max_abs_diff": 0.01234,
+                                    "mean_abs_diff": 0.002, "feature_scale": 3.14159}}
+    assert deploy_verdict(report, tmp_path / "deploy.json") == (
+        "fl_bridge: summary: bundle build/bundle/fl_default (emulator only, no bitstream); the emulated fixed-point "
+        "backbone agrees with the float one on 8 images: min cosine 0.99981 (at least 0.99 required), "
+        f"max |diff| 0.0123 for features up to 3.142; details in {tmp_path / 'deploy.json'}")
