@@ -116,6 +116,9 @@ def deploy(cfg: DeployConfig) -> Path:
     int8 = int8_check(run, emulated)
     if int8 is not None:
         check["int8_trained_vs_emulated"] = int8
+    halo = halo_check(run, ckpt_path, tmodel)
+    if halo is not None:
+        check["halo_fl"] = halo
     if check["min_cosine"] < MIN_COSINE:
         raise DeployError(f"emulated features differ from the merged torch model (cosine {check['min_cosine']:.5f} "
                           f"< {MIN_COSINE})")
@@ -136,6 +139,17 @@ def int8_check(run: RunDir, emulated: np.ndarray) -> dict | None:
         reference = extract_features(model.backbone, data.base.images[: len(emulated)], data.preprocessing).numpy()
     return {**compare_features(emulated, reference),
             "reference": "INT8 global model with INT8 activations (as trained); emulator: Tensil fixed point"}
+
+
+def halo_check(run: RunDir, ckpt_path: Path, tmodel: Path) -> dict | None:
+    """For HaLo-FL runs: per client type's final (bw, ba), the low-precision model's few-shot
+    accuracy against the emulated 16-bit deployment's (`fl_bridge.halo.deploy`)."""
+    cfg, model, rounds = global_model(run)
+    if cfg.method != "halo-fl":
+        return None
+    from fl_bridge.halo.deploy import halo_deploy_report
+
+    return halo_deploy_report(cfg, model, rounds, ckpt_path, Path(tmodel))
 
 
 def compare_features(emulated: np.ndarray, reference: np.ndarray) -> dict:

@@ -13,6 +13,7 @@ model predicts it.
 | `messages` | what a client uploads: its bw-bit forward weights |
 | `strategy` | `HaloFedAvg`: per-client precisions, tasks, decoding, per-round metrics |
 | `run` | the strategy and cost model of a run; `<run>/halo_cost_model.json` |
+| `deploy` | per client type's final (bw, ba): the low-precision model vs the emulated 16-bit Tensil deployment |
 | `plot` | `<run>/halo_paths.png`: the paths through the precision tree (paper's Fig. 5 style) |
 
 Local training reuses the low-precision core (`fl_bridge.precision`): `Int8Training` with
