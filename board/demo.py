@@ -29,7 +29,8 @@ from board.fewshot import UNKNOWN, FewShotClassifier, NcmConfig
 from board.pipeline import Pipeline
 from board.preprocess import Preprocessor
 from board.screen import HEIGHT, WIDTH, Screen, Timing
-from board.sources import CameraSource, HdmiSink, VideoFileSink, VideoFileSource, WindowSink
+from board.sources import CameraSource, HdmiSink, VideoFileSink, VideoFileSource
+from board.window import open_window
 from board.synthvideo import EVENTS_NAME, TRUTH_NAME, VIDEO_NAME, load_truth
 from contracts import bundle_dir
 from safeio import UsageError, atomic_write_text, check_int_range, check_output, check_range
@@ -152,7 +153,7 @@ def run_demo(config: DemoConfig, open_source=None, overlay=None, hardware_arch=N
     backend = open_backend(bundle, BackendConfig(config.backend, config.timeout), hardware_arch, overlay)
     try:
         sink = (HdmiSink(overlay, bundle.instances) if config.display == "hdmi"
-                else WindowSink() if config.display == "window"
+                else open_window() if config.display == "window"
                 else _web_display(config) if config.display == "web"
                 else VideoFileSink(out / "annotated.avi", _fps_of(video), (WIDTH, HEIGHT)))
         if config.display == "window":
