@@ -79,6 +79,7 @@ def plot_paths(rounds: list[dict], constraints: list[str], step: int, floors, pa
     ax.set_xlabel("HaLo-PS steps", fontsize=8)
     ax.set_yticks([])
     ax.set_xlim(-0.5, max(columns) + 0.5 if columns else 0.5)
+    ax.set_xticks(sorted(columns))
 
     entries = [r for r in rounds if "halo_mean_costs_modelled" in r]
     styles = {"energy": "-", "latency": "--", "area": ":"}
@@ -86,11 +87,11 @@ def plot_paths(rounds: list[dict], constraints: list[str], step: int, floors, pa
         first = entries[0]["halo_mean_costs_modelled"]
         for constraint in first:
             for metric in METRICS:
-                if constraint != "none" and metric != constraint:
+                if metric != constraint:  # unconstrained clients have no metric to follow
                     continue
                 ys = [r["halo_mean_costs_modelled"][constraint][metric] / first[constraint][metric] for r in entries]
                 ax2.plot([r["round"] for r in entries], ys, styles[metric], color=COLOURS[constraint],
-                         label=f"{constraint} clients: {metric}")
+                         drawstyle="steps-post", label=f"{constraint} clients: {metric}")
     ax2.set_title("modelled cost of the constrained metric (/ round 1)", fontsize=9)
     ax2.set_xlabel("round", fontsize=8)
     ax2.grid(alpha=0.3)

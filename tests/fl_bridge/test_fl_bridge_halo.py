@@ -161,3 +161,93 @@ def test_bad_halo_settings_are_one_line_and_exit_2(tmp_path, capsys, flags, says
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("fl_bridge: error: ") and says in err[0]
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- the federation (in-process grid)
+
+def _small(tmp_path, name: str = "run", **kw):
+    from fl_bridge.config import RunConfig
+
+    base = dict(out=str(tmp_path / name), image_size=16, feature_maps=4, clients=3, per_round=3, rounds=3,
+                samples_per_client=24, batch_size=8, eval_every=3, episodes=4, shots=(1,), queries=5,
+                method="halo-fl", halo_energy=1, halo_latency=1, halo_area=1, halo_step_rule="every-round")
+    return RunConfig(**{**base, **kw})
+
+
+class _Recording:
+    """An InlineGrid that keeps every reply (to look at what clients upload)."""
+
+    def __new__(cls, stop_after: int | None = None):
+        from fl_bridge.inline import InlineGrid
+
+        class Grid(InlineGrid):
+            def __init__(self):
+                super().__init__(3)
+                self.replies, self.calls = [], 0
+
+            def send_and_receive(self, messages, *, timeout=None):
+                self.calls += 1
+                if stop_after is not None and self.calls > stop_after:
+                    raise KeyboardInterrupt("server killed")
+                out = list(super().send_and_receive(messages, timeout=timeout))
+                self.replies.append(out)
+                return out
+
+        return Grid()
+
+
+def test_a_halo_run_steps_uploads_at_bw_resumes_and_plots(tmp_path):
+    import torch
+
+    from fl_bridge.codec import CodecConfig, decode
+    from fl_bridge.halo.messages import upload_codec
+    from fl_bridge.inline import task_identity
+    from fl_bridge.model import layout
+    from fl_bridge.precision.accounting import message_bits
+    from fl_bridge.precision.quantizers import Pow2Quantizer
+    from fl_bridge.server import run_federation
+
+    cfg = _small(tmp_path)
+    grid = _Recording()
+    with task_identity():
+        run = run_federation(grid, cfg)
+    rounds = json.loads(run.metrics_path.read_text())["rounds"]
+    assert [r["halo_precisions"] for r in rounds[1:]] == [
+        [[8, 8, 8]] * 3, [[8, 8, 6], [8, 6, 8], [6, 8, 8]], [[8, 8, 4], [8, 4, 8], [4, 8, 8]]]
+    from fl_bridge.data import dataset, model_config
+
+    lay = layout(build_model(model_config(cfg, dataset(cfg.dataset, cfg.data_root, cfg.image_size))))
+    bits = {bw: message_bits(lay, CodecConfig(bw, scale="pow2")).total for bw in (4, 6, 8)}
+    assert rounds[2]["bits_up"] == 2 * bits[8] + bits[6] and rounds[3]["bits_up"] == 2 * bits[8] + bits[4]
+    # round 2: the area client (partition 2) uploads its 6-bit forward weights in 8-bit slots
+    reply = next(m for m in grid.replies[1] if m.content["metrics"]["partition-id"] == 2)
+    tensors = decode(reply.content["arrays"], lay, upload_codec(6))
+    for name, shape in lay:
+        if len(shape) > 1:
+            x = torch.from_numpy(tensors[name].astype(np.float64))
+            assert torch.equal(Pow2Quantizer(6).fake(x), x), name
+    assert (run.path / "halo_paths.png").stat().st_size > 0 and (run.path / "halo_cost_model.json").is_file()
+
+
+
+def test_a_resumed_strategy_continues_the_paths(tmp_path):
+    """The precisions after the last saved round come back from metrics (a killed run resumes its paths)."""
+    from fl_bridge.halo.settings import settings
+    from fl_bridge.halo.strategy import HaloFedAvg
+
+    halo = settings(_small(tmp_path, rounds=6))
+    def strategy():
+        return HaloFedAvg(None, None, None, None, [], "", 1, halo=halo, cost_model=HaLoSimSurrogate.fit("cifar10"))
+    straight, resumed = strategy(), strategy()
+    saved = []
+    for rnd in range(1, 4):
+        straight.step(rnd)
+        saved.append({"round": rnd, "halo_precisions": [list(p) for p in straight.precisions]})
+    resumed.resume(saved)
+    for rnd in range(4, 7):
+        straight.step(rnd)
+        resumed.step(rnd)
+        assert resumed.precisions == straight.precisions
+    expected = paths(halo.start, halo.constraints(), straight.cost_model, halo.rule, 2, halo.floors, TIE, 6)
+    assert straight.precisions == [p[-1] for p in expected] and straight.precisions[2] == (2, 8, 4)
+
