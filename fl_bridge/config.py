@@ -90,6 +90,7 @@ class RunConfig:
     halo_cost_model: str = "surrogate"
     halo_calibration: str = "cifar10"
     halo_aggregation: str = "paper"
+    halo_upload: str = "bw"  # bw: the bw-bit forward weights (the paper's comm. cost); grid: the 8-bit stored weights
     halo_fpga_arch: str = "custom_perf"
     halo_fpga_mhz: float = 50.0
 

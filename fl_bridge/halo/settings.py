@@ -13,6 +13,7 @@ from fl_bridge.precision.quantizers import SUPPORTED_BITS
 
 COST_MODELS = ("surrogate", "structural", "fpga")
 AGGREGATIONS = ("paper", "master")
+UPLOADS = ("bw", "grid")
 GRID_BITS = 8  # k_G: the stored weights and the broadcast are on an 8-bit grid ("8-bit model")
 
 
@@ -39,6 +40,7 @@ class HaloSettings:
     cost_model: str
     calibration: str
     aggregation: str
+    upload: str
     fpga_arch: str
     fpga_mhz: float
 
@@ -72,10 +74,13 @@ def settings(cfg) -> HaloSettings:
         raise ValueError(f"--halo-calibration {cfg.halo_calibration!r}: must be one of {', '.join(TABLE_II)}")
     if cfg.halo_aggregation not in AGGREGATIONS:
         raise ValueError(f"--halo-aggregation {cfg.halo_aggregation!r}: must be one of {', '.join(AGGREGATIONS)}")
+    if cfg.halo_upload not in UPLOADS:
+        raise ValueError(f"--halo-upload {cfg.halo_upload!r}: must be one of {', '.join(UPLOADS)}")
     if not cfg.halo_fpga_mhz > 0 or cfg.halo_fpga_mhz != cfg.halo_fpga_mhz or cfg.halo_fpga_mhz == float("inf"):
         raise ValueError(f"--halo-fpga-mhz {cfg.halo_fpga_mhz}: must be a positive number of MHz")
     if cfg.lora:
         raise ValueError("halo-fl trains every parameter (its cost models count every layer): drop --lora")
     return HaloSettings(mix, start, floors, cfg.halo_step, StepRule(cfg.halo_step_rule, cfg.halo_step_every, cfg.rounds),
-                        tie, cfg.halo_cost_model, cfg.halo_calibration, cfg.halo_aggregation, cfg.halo_fpga_arch,
+                        tie, cfg.halo_cost_model, cfg.halo_calibration, cfg.halo_aggregation, cfg.halo_upload,
+                        cfg.halo_fpga_arch,
                         float(cfg.halo_fpga_mhz))

@@ -5,7 +5,8 @@ under its constraint and the cost model (whether sampled this round or not: the 
 property of the client's hardware, as in the paper's Alg. 1, which loops over all clients). The
 server broadcasts the 8-bit model (the run's power-of-two INT8 codec); each sampled client trains
 with its (bw, ba, be) on the 8-bit weight grid (`Int8Training` with `weight_bits`, `act_bits`,
-`error_bits`) and uploads the bw-bit weights of its forward pass. Aggregation is the paper's
+`error_bits`) and uploads the bw-bit weights of its forward pass (or, `--halo-upload grid`, its
+8-bit stored weights). Aggregation is the paper's
 (`paper`: the sample-weighted average of the uploads, re-quantized to the 8-bit grid by the next
 broadcast) or, as an extension the paper does not have, Q-FedUpdate's FP32 master with error
 feedback (`master`); the base class does both (`error_feedback`).
@@ -54,7 +55,11 @@ class HaloFedAvg(CompressedFedAvg):
         bw, ba, be = self.precisions[partition]
         base = super().task(server_round, partition)
         return replace(base, int8=replace(base.int8, weight_bits=bw, act_bits=ba, error_bits=be),
-                       upload_codec=upload_codec(bw))
+                       upload_codec=upload_codec(bw) if self.halo.upload == "bw" else None)
+
+    def upload_bits(self, partition: int) -> int:
+        """Bits per weight of the partition's upload: its bw, or the 8-bit grid (`--halo-upload grid`)."""
+        return self.precisions[partition][0] if self.halo.upload == "bw" else self.codec.bits
 
     def configure_train(self, server_round, arrays, config, grid):
         self.step(server_round)
@@ -65,7 +70,9 @@ class HaloFedAvg(CompressedFedAvg):
         partition = msg.content["metrics"].get("partition-id") if "metrics" in msg.content else None
         if not isinstance(partition, int) or not 0 <= partition < len(self.precisions):
             raise MalformedUpdate(f"partition-id {partition!r} is not a client of this run")
-        codec, self.codec = self.codec, upload_codec(self.precisions[partition][0])
+        codec = self.codec
+        if self.halo.upload == "bw":
+            self.codec = upload_codec(self.precisions[partition][0])
         try:  # the reply is decoded with the client's upload codec; everything else as the base class does
             tensors, n, loss = super()._usable(msg)
         finally:
@@ -81,7 +88,7 @@ class HaloFedAvg(CompressedFedAvg):
         for constraint in sorted(set(self.constraints)):
             members = [c for c, k in zip(costs, self.constraints) if k == constraint]
             by_type[constraint] = {m: float(np.mean([c[m] for c in members])) for m in METRICS}
-        bits_up = sum(message_bits(self.layout, CodecConfig(self.precisions[p][0], scale="pow2")).total
+        bits_up = sum(message_bits(self.layout, CodecConfig(self.upload_bits(p), scale="pow2")).total
                       for p in self._arrived)
         return {"halo_precisions": [list(p) for p in self.precisions],
                 "halo_costs_modelled": [c.to_dict() for c in costs],
