@@ -158,6 +158,18 @@ fl-deploy: $(STAMP)
 fl-precision: $(STAMP)
 	$(PY) -m fl_bridge precision-sweep --eta 1 --out build/fl/precision
 
+# HaLo-FL: energy/latency/area clients (surrogate and FPGA cost models) vs fixed 8-8-8 and 2-4-4 (fl_bridge/README.md).
+HALO_FLAGS := --method halo-fl --image-size 16 --clients 10 --per-round 3 --samples-per-client 64 --rounds 9 \
+              --eval-every 9 --halo-energy 4 --halo-latency 3 --halo-area 3
+HALO_FIXED := --halo-energy 0 --halo-latency 0 --halo-area 0 --halo-unconstrained 10
+.PHONY: fl-halo
+fl-halo: $(STAMP)
+	$(PY) -m fl_bridge run $(HALO_FLAGS) --out build/fl/halo/surrogate
+	$(PY) -m fl_bridge run $(HALO_FLAGS) --halo-cost-model fpga --out build/fl/halo/fpga
+	$(PY) -m fl_bridge run $(HALO_FLAGS) $(HALO_FIXED) --halo-start 8-8-8 --out build/fl/halo/fixed_888
+	$(PY) -m fl_bridge run $(HALO_FLAGS) $(HALO_FIXED) --halo-start 2-4-4 --out build/fl/halo/fixed_244
+	$(PY) -m fl_bridge.halo.report build/fl/halo/fixed_888 build/fl/halo/fixed_244 build/fl/halo/surrogate build/fl/halo/fpga
+
 # Design-space exploration: the sweep of dse/sweeps/default.toml (accuracy vs FPGA latency).
 DSE_SWEEP   ?= dse/sweeps/default.toml
 DSE_WORKERS ?= 2
