@@ -51,6 +51,8 @@ HELP = {
               "Ray simulation engine, clients in parallel (Ray listens on every interface: trusted hosts only)",
     "supernodes": "virtual SuperNodes of the simulation (0 = per-round)",
     "client_cpus": "CPUs per simulated client (Ray resources)",
+    "node_data": "with --superlink: each SuperNode trains on its own data (partition-id, num-partitions and "
+                 "data-folder of its node config) instead of the server-assigned partitions of --data-root",
 }
 
 
@@ -92,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     node = sub.add_parser("supernode", help="start a Flower SuperNode connected to a SuperLink")
     node.add_argument("--superlink", default="127.0.0.1:8000", help="SuperLink address (default: 127.0.0.1:8000)")
     node.add_argument("--port", type=int, default=9094, help="local port of its ClientApp API (default: 9094)")
+    node.add_argument("--data-folder", default=None,
+                      help="this node's own dataset folder, for runs with --node-data (default: the run's --data-root)")
+    node.add_argument("--partition-id", type=int, default=0,
+                      help="with --node-data: the share of the data folder this node trains on (default: 0)")
+    node.add_argument("--num-partitions", type=int, default=1,
+                      help="with --node-data: shares the data folder is cut into (default: 1, all of it)")
     return parser
 
 
@@ -242,11 +250,14 @@ def main(argv: list[str] | None = None) -> int:
             return _timing(args)
         if args.command == "deploy":
             return _deploy(args)
-        from fl_bridge.deployment import superlink_command, supernode_command
+        from fl_bridge.deployment import node_config_arg, superlink_command, supernode_command
 
         if args.command == "superlink":
             return _flower(superlink_command(args.host, args.port, args.database))
-        return _flower(supernode_command(args.superlink, args.port))
+        if not 0 <= args.partition_id < args.num_partitions:
+            raise FLError(f"--partition-id {args.partition_id} must be in 0..{args.num_partitions - 1}")
+        node_config = node_config_arg(args.partition_id, args.num_partitions, args.data_folder)
+        return _flower(supernode_command(args.superlink, args.port, node_config=node_config))
     except (FLError, DeployError) as e:
         print(f"fl_bridge: error: {e}", file=sys.stderr)
         return 2

@@ -2,24 +2,26 @@
 
 A client rebuilds the model from the task (frozen base from the shared seed, refused if its
 SHA-256 differs from the server's), decodes and validates the global payload, trains on its
-partition and answers with its encoded trained tensors and `num-examples`. Any exception
-becomes an error reply that the server logs and drops.
+partition (the server-assigned one, or with `--node-data` its own data from its node config:
+`fl_bridge.data.node_share`) and answers with its encoded trained tensors and `num-examples`.
+Any exception becomes an error reply that the server logs and drops.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fl_bridge.codec import decode, encode
-from fl_bridge.data import client_data, dataset
+from fl_bridge.data import client_data, dataset, node_share
 from fl_bridge.errors import FLError
 from fl_bridge.local import train_local
 from fl_bridge.precision.engine import snap_frozen
 from fl_bridge.model import base_hash, build_model, get_communicated, layout, set_communicated
-from fl_bridge.task import TASK_KEY, TrainTask
+from fl_bridge.task import NODE_PARTITION, TrainTask
 
 log = logging.getLogger("fl_bridge.client")
 
@@ -54,5 +56,8 @@ app = ClientApp()
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    task = TrainTask.from_json(str(msg.content["config"][TASK_KEY]))
+    task = TrainTask.from_config(msg.content["config"])
+    if task.partition == NODE_PARTITION:  # --node-data: this SuperNode's own data, from its node config
+        data, partition = node_share(task.data, context.node_config)
+        task = replace(task, data=data, partition=partition)
     return Message(run_train_task(task, msg.content["arrays"]), reply_to=msg)

@@ -75,6 +75,9 @@ class RunConfig:
     engine: str = "inline"  # "inline": clients in this process, no sockets; "ray": Flower's Ray simulation
     supernodes: int = 0  # 0 = one virtual SuperNode per client sampled in a round
     client_cpus: float = 1.0
+    # deployment: each SuperNode trains on its own data (its node config's partition-id,
+    # num-partitions and data-folder) instead of the server-assigned partitions of `data_root`
+    node_data: bool = False
     seed: int = 0
     # HaLo-FL (--method halo-fl; fl_bridge/halo): per-client (bw, ba, be) chosen by HaLo-PS
     halo_energy: int = 7  # clients 0.. are energy-constrained, then latency, area, unconstrained

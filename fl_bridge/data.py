@@ -7,6 +7,8 @@ a simulation worker that trains several clients builds them once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -45,6 +47,20 @@ def client_data(task: DataTask, partition: int) -> tuple[np.ndarray, np.ndarray]
     base = dataset(task.dataset, task.data_root, task.image_size).base
     idx = partitions(task)[partition]
     return np.asarray(base.images[idx]), np.asarray(base.labels[idx])
+
+
+def node_share(task: DataTask, node_config: Mapping[str, object]) -> tuple[DataTask, int]:
+    """A SuperNode's own data (`--node-data`): share `partition-id` of `num-partitions` (LDA with
+    the run's alpha and seed; default 0 of 1, all of it) of the dataset in its `data-folder`
+    (default: the run's data root); as the DataTask and partition the client trains on."""
+    try:
+        pid, num = int(node_config.get("partition-id", 0)), int(node_config.get("num-partitions", 1))
+    except (TypeError, ValueError):
+        raise FLError(f"node config partition-id / num-partitions {dict(node_config)} are not integers") from None
+    if not 0 <= pid < num:
+        raise FLError(f"node config: partition-id {pid} is outside 0..{num - 1} (num-partitions {num})")
+    folder = str(node_config.get("data-folder", task.data_root))
+    return replace(task, data_root=folder, clients=num), pid
 
 
 def model_config(cfg: RunConfig, data: FewShotData) -> ModelConfig:

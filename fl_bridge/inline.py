@@ -13,7 +13,7 @@ from flwr.serverapp import Grid
 from flwr.supercore.task_identity import TaskIdentity
 
 from fl_bridge.client_app import run_train_task
-from fl_bridge.task import TASK_KEY, TrainTask
+from fl_bridge.task import TrainTask
 
 
 @contextlib.contextmanager
@@ -57,7 +57,7 @@ class InlineGrid(Grid):
         replies = []
         for msg in messages:
             try:
-                task = TrainTask.from_json(str(msg.content["config"][TASK_KEY]))
+                task = TrainTask.from_config(msg.content["config"])
                 replies.append(Message(run_train_task(task, msg.content["arrays"]), reply_to=msg))
             except Exception as e:  # noqa: BLE001 - a client failure becomes an error reply, as in Flower
                 replies.append(Message(Error(code=0, reason=f"{type(e).__name__}: {e}"), reply_to=msg))

@@ -6,6 +6,11 @@ the round), aggregate the usable replies, evaluate the global model every `eval_
 then save the server state and `metrics.json`. A killed server restarted on the same `--out`
 continues after the last saved round. At the end the adapters are merged and the backbone
 checkpoint of contract 1 is written.
+
+Why this loop and not Flower's `Strategy.start`: `start` keeps its state in memory and returns
+at the end, while this loop saves the server state after every round (resume after a kill) and
+measures the serialised bytes of every message sent and received (`bytes_up`, `bytes_down`);
+it uses only the strategy's public `configure_train` / `aggregate_train` and the `Grid`.
 """
 
 from __future__ import annotations
@@ -74,7 +79,8 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
     num_classes = model_cfg.num_classes
     model = build_model(model_cfg)
     lay, dtask, frozen_hash = layout(model), data_task(cfg), base_hash(model)
-    write_json(run.partitions_path, {
+    write_json(run.partitions_path, {"assignment": "node-config", "note": "each SuperNode trains on its own data"}
+               if cfg.node_data else {
         "lda_alpha": cfg.lda_alpha, "seed": cfg.seed, "classes": num_classes,
         "histograms": histograms(data.base.labels, list(partitions(dtask)), num_classes).tolist()})
     if cfg.method == "halo-fl":  # HaLo-FL: one precision per client (fl_bridge/halo)
@@ -84,7 +90,7 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
     else:
         strategy = CompressedFedAvg(model_cfg, cfg.codec, cfg.local, dtask, lay, frozen_hash, cfg.per_round,
                                     round_timeout_s=cfg.round_timeout, int8=cfg.int8,
-                                    error_feedback=cfg.method == "q-fedupdate")
+                                    error_feedback=cfg.method == "q-fedupdate", node_data=cfg.node_data)
     evaluator = Evaluator(data, cfg)
     summary = analytic(cfg, model_cfg)
     state = run.load_state(lay)

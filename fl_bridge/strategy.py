@@ -3,10 +3,12 @@
 `configure_train` samples the round's clients (partition ids) from the run seed, encodes the
 global model once with the run's codec (quantised and pruned as configured: both directions)
 and addresses one message per sampled partition to the connected SuperNodes, round-robin over
-their sorted ids. `aggregate_train` drops error replies and validates every payload before use
-(`codec.decode`): a malformed one is logged and dropped (also a `num-examples` above the largest
-partition sent in the round), the rest are averaged weighted by
-`num-examples`. A round with no usable reply keeps the previous global model.
+their sorted ids. With `node_data` (real deployments) it samples connected SuperNodes instead
+(seeded), each training on its own data (`task.NODE_PARTITION`); the replies say which share.
+`aggregate_train` drops error replies (`split_replies`: Flower's public `Message.has_error`) and
+validates every payload before use (`codec.decode`): a malformed one is logged and dropped (also
+a `num-examples` above the largest partition sent in the round), the rest are averaged weighted
+by `num-examples`. A round with no usable reply keeps the previous global model.
 
 With `error_feedback` (Q-FedUpdate) the global arrays are an FP32 master model: the new master is
 the average plus the broadcast's quantization residual (`precision.server.apply_update`). With a
@@ -33,9 +35,22 @@ from fl_bridge.model import ModelConfig
 from fl_bridge.partition import sample_clients
 from fl_bridge.precision.engine import Int8Training
 from fl_bridge.precision.server import apply_update, broadcast_values, update_statistics
-from fl_bridge.task import TASK_KEY, DataTask, TrainTask
+from fl_bridge.task import NODE_PARTITION, DataTask, TrainTask
 
 log = logging.getLogger("fl_bridge.server")
+
+
+def split_replies(replies: Iterable[Message], server_round: int) -> tuple[list[Message], list[Message]]:
+    """(replies with content, error replies), each error logged with its node and reason."""
+    valid, errors = [], []
+    for msg in replies:
+        if msg.has_error():
+            errors.append(msg)
+            log.warning("round %d: node %d answered with an error: %s", server_round, msg.metadata.src_node_id,
+                        msg.error.reason)
+        else:
+            valid.append(msg)
+    return valid, errors
 
 
 def to_record(tensors: dict[str, np.ndarray]) -> ArrayRecord:
@@ -51,12 +66,13 @@ class CompressedFedAvg(FedAvg):
 
     def __init__(self, model: ModelConfig, codec: CodecConfig, local: LocalConfig, data: DataTask,
                  layout: Layout, base_hash: str, per_round: int, round_timeout_s: float = 600.0,
-                 int8: Int8Training | None = None, error_feedback: bool = False):
+                 int8: Int8Training | None = None, error_feedback: bool = False, node_data: bool = False):
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=1, min_available_nodes=1)
         self.model, self.codec, self.local, self.data = model, codec, local, data
         self.layout, self.base_hash, self.per_round = layout, base_hash, per_round
         self.round_timeout_s = round_timeout_s
-        self.int8, self.error_feedback = int8, error_feedback
+        self.int8, self.error_feedback, self.node_data = int8, error_feedback, node_data
+        self._reports: list[tuple[int, int]] = []  # (partition-id, num-examples) of this round's usable replies
         self._sent: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None  # (master, broadcast)
         self._most_examples = 0  # the largest partition sent this round: the bound of a reply's num-examples
 
@@ -64,8 +80,12 @@ class CompressedFedAvg(FedAvg):
         """Restore state a subclass keeps in the saved rounds' metrics (HaLo-FL's precisions); none here."""
 
     def round_metrics(self, server_round: int) -> dict:
-        """Entries a subclass adds to the round's metrics (HaLo-FL's precisions and costs); none here."""
-        return {}
+        """Entries a subclass adds to the round's metrics (HaLo-FL's precisions and costs); with
+        `node_data`, the shares the SuperNodes reported (the server did not assign them)."""
+        if not self.node_data:
+            return {}
+        reports = sorted(self._reports)
+        return {"partitions": [p for p, _ in reports], "node_examples": [n for _, n in reports]}
 
     def _nodes(self, grid: Grid) -> list[int]:
         deadline = time.monotonic() + self.round_timeout_s
@@ -76,24 +96,30 @@ class CompressedFedAvg(FedAvg):
         return nodes
 
     def task(self, server_round: int, partition: int) -> TrainTask:
-        seed = int(np.random.default_rng([self.data.seed, server_round, partition]).integers(2**31))
+        entropy = [self.data.seed, server_round, partition % 2**32]  # NODE_PARTITION (-1) too
+        seed = int(np.random.default_rng(entropy).integers(2**31))
         local = replace(self.local, seed=seed)
         return TrainTask(self.model, self.codec, local, self.data, partition, self.base_hash, self.int8)
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         nodes = self._nodes(grid)
-        partitions = sample_clients(self.data.clients, self.per_round, self.data.seed, server_round)
         master = from_record(arrays)
         payload = encode(master, self.layout, self.codec)
         self._sent = (master, decode(payload, self.layout, self.codec))
-        sizes = [len(part) for part in data_partitions(self.data)]
-        self._most_examples = max(sizes[p] for p in partitions)
+        if self.node_data:  # each sampled SuperNode trains on its own data: no bound known here
+            rng = np.random.default_rng([self.data.seed, server_round])
+            nodes = sorted(int(n) for n in rng.choice(nodes, min(self.per_round, len(nodes)), replace=False))
+            partitions, self._most_examples = [NODE_PARTITION] * len(nodes), 0
+        else:
+            partitions = sample_clients(self.data.clients, self.per_round, self.data.seed, server_round)
+            sizes = [len(part) for part in data_partitions(self.data)]
+            self._most_examples = max(sizes[p] for p in partitions)
         log.info("round %d: partitions %s on %d SuperNode(s)", server_round, partitions, len(nodes))
         return [
             Message(
-                RecordDict({"arrays": payload, "config": ConfigRecord({
-                    TASK_KEY: self.task(server_round, p).to_json(), "server-round": server_round})}),
+                RecordDict({"arrays": payload,
+                            "config": ConfigRecord(self.task(server_round, p).to_config(server_round))}),
                 dst_node_id=nodes[i % len(nodes)], message_type=MessageType.TRAIN, group_id=str(server_round),
                 ttl=self.round_timeout_s,  # a late reply expires with its round
             )
@@ -117,9 +143,10 @@ class CompressedFedAvg(FedAvg):
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        valid, errors = self._check_and_log_replies(list(replies), is_train=True, validate=False)
+        valid, errors = split_replies(replies, server_round)
         sums: dict[str, np.ndarray] = {}  # running sums of n_k * update_k: one update in memory at a time
         examples, loss_sum, received, dropped, bytes_up = 0, 0.0, 0, 0, 0
+        self._reports = []
         for msg in valid:
             bytes_up += record_nbytes(msg.content["arrays"]) if "arrays" in msg.content else 0
             try:
@@ -135,6 +162,8 @@ class CompressedFedAvg(FedAvg):
                     sums[name] = n * value.astype(np.float64)
             examples += n
             received += 1
+            partition = msg.content["metrics"].get("partition-id", -1)
+            self._reports.append((partition if isinstance(partition, int) else -1, n))
             loss_sum += n * loss
         metrics = MetricRecord({"bytes-up": bytes_up, "received": received, "dropped": dropped,
                                 "failed": len(errors), "num-examples": examples})

@@ -19,7 +19,7 @@ from fl_bridge.precision.optim import grid_exponent
 from fl_bridge.precision.server import broadcast_values
 from fl_bridge.precision.timing import StageTimes, timing_table, vgg16_cifar_macs
 from fl_bridge.server import run_federation
-from fl_bridge.task import TASK_KEY, TrainTask
+from fl_bridge.task import TrainTask
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +42,7 @@ class ShrinkGrid(InlineGrid):
     def send_and_receive(self, messages, *, timeout=None):
         replies = []
         for msg in messages:
-            task = TrainTask.from_json(str(msg.content["config"][TASK_KEY]))
+            task = TrainTask.from_config(msg.content["config"])
             lay = layout(build_model(task.model))
             tensors = decode(msg.content["arrays"], lay, task.codec)
             if task.partition < 3:

@@ -11,13 +11,13 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, Error, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.supercore.task_identity import TaskIdentity
 
 from fl_bridge.client_app import run_train_task
 from fl_bridge.config import RunConfig
 from fl_bridge.errors import FLError
+from fl_bridge.inline import task_identity
 from fl_bridge.server import run_federation
-from fl_bridge.task import TASK_KEY, TrainTask
+from fl_bridge.task import TrainTask
 from train.checkpoint import build_model as build_feature_model
 from train.checkpoint import load_checkpoint
 
@@ -60,7 +60,7 @@ class LocalGrid(Grid):
             raise KeyboardInterrupt("server killed")
         replies = []
         for msg in messages:
-            task = TrainTask.from_json(str(msg.content["config"][TASK_KEY]))
+            task = TrainTask.from_config(msg.content["config"])
             reply = self.behaviour(int(msg.content["config"]["server-round"]), task.partition)(msg, task)
             if reply is not None:
                 replies.append(reply)
@@ -68,10 +68,10 @@ class LocalGrid(Grid):
 
 
 @pytest.fixture(autouse=True)
-def task_identity(monkeypatch):
-    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
-    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
-    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
+def identity():
+    """The process-wide task identity Flower's processes set (messages need it), as the inline engine sets it."""
+    with task_identity():
+        yield
 
 
 def small(tmp_path, **kw) -> RunConfig:
