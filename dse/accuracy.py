@@ -38,20 +38,21 @@ def float_features(checkpoint_path: Path, settings: EvalSettings) -> tuple[torch
 
 
 def fixed_features(checkpoint_path: Path, tmodel: Path, settings: EvalSettings) -> tuple[torch.Tensor, dict]:
-    """Features of the same images from the compiled program on the emulator, and its saturations."""
-    from tensil.emulator import ModelRunner
+    """Features of the same images from the compiled program on the emulator (a batch at a
+    time, bit-identical to one at a time), and its saturations."""
+    from tensil.batch import BatchRunner
     from tensil.tmodel import read_model
     from train.augment import to_input
 
     ckpt, split = novel_images(checkpoint_path, settings)
-    runner = ModelRunner(read_model(tmodel))
+    runner = BatchRunner(read_model(tmodel))
     (inp,), (out,) = runner.loaded.manifest.input_names, runner.loaded.manifest.output_names
     x = to_input(split.images, ckpt.preprocessing).numpy().astype(np.float32)
     start = time.perf_counter()
     dim = ckpt.feature_dim
-    feats = np.stack([runner.run({inp: xi[None]}, {out: (1, dim)})[out][0] for xi in x])
+    feats = runner.run({inp: x[:, None]}, {out: (1, dim)})[out][:, 0]
     seconds = time.perf_counter() - start
-    return torch.from_numpy(feats), {"saturations": runner.machine.counters.saturations,
+    return torch.from_numpy(feats), {"saturations": runner.counters.saturations,
                                      "input_overflows": runner.input_overflows,
                                      "emulated_images": len(x), "emulator_seconds_per_image": seconds / max(1, len(x))}
 

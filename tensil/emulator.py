@@ -373,8 +373,13 @@ class _ArrayRun:
         if self.none_accum:
             m.acc[t] = y
             return
-        summed = m.sat(m.acc[t] + y, "accumulate_saturations")
-        m.acc[t] = summed if self.all_accum else np.where(self.accum[sel][:, None], summed, y)
+        if self.all_accum:
+            m.acc[t] = m.sat(m.acc[t] + y, "accumulate_saturations")
+            return
+        add = self.accum[sel]  # only accumulating vectors add (and count their saturations)
+        y = y.copy()
+        y[add] = m.sat(m.acc[t[add]] + y[add], "accumulate_saturations")
+        m.acc[t] = y
 
 
 class _DataMoves:

@@ -25,7 +25,7 @@ RULES: dict[str, tuple[set[str], tuple[str, ...]]] = {
     "train": ({"torch", "numpy", "tqdm", "cv2", "matplotlib"}, ("contracts", "safeio")),
     "export": ({"torch", "numpy", "onnx", "onnxsim", "onnxruntime", "tqdm"},
                ("contracts", "safeio", "train", "tensil.compiler.frontend", "tensil.compiler.errors")),
-    "tensil": ({"numpy", "onnx", "onnxruntime", "matplotlib"}, ("contracts", "safeio")),
+    "tensil": ({"numpy", "onnx", "onnxruntime", "matplotlib", "numba"}, ("contracts", "safeio")),
     "fpga": (set(), ("contracts", "safeio", "tensil.arch", "tensil.resources")),
     "board": ({"numpy", "cv2", "pynq", "onnxruntime", "tqdm"}, ("contracts", "safeio", *sorted(TENSIL_ON_BOARD))),
     "fl_bridge": ({"torch", "numpy", "flwr", "tqdm", "matplotlib"},
@@ -42,6 +42,7 @@ ONLY_IN = {  # package -> the only modules of its room that may import it
     ("tensil", "onnx"): ("tensil.compiler.", "tensil.cli", "tensil.report"),
     ("tensil", "onnxruntime"): ("tensil.report",),
     ("tensil", "matplotlib"): ("tensil.plots",),
+    ("tensil", "numba"): ("tensil.batch",),
     ("train", "matplotlib"): ("train.plots",),
     ("board", "pynq"): ("board.backends", "board.sources"),
 }

@@ -1,0 +1,435 @@
+"""Batch emulation: one program run on many images at once, bit-identical to one at a time.
+
+`BatchRunner.run` gives, for every image, exactly what `tensil.emulator.ModelRunner.run` gives
+on a freshly loaded model (and so what a reused runner gives for any program that reads only
+memory it wrote, as every compiled network does), and the same saturation counts summed over
+the images. It executes the same `Plan` (`tensil.emulator.build_plan`, hazards checked once
+per load) on a machine whose memories carry a batch axis: local memory, accumulators, array
+weights and SIMD registers are `(depth, B, A)`, so every step moves B times more data per
+numpy call. DRAM1 stays one shared copy when the program never writes it (the constants).
+
+The arithmetic of MatMul goes through `_array_chain`, a numba kernel. The array computes, per
+output lane, `y = bias; y = sat(RNE(y + x[k]*w[k] / 2^bp))` for k = 0..A-1 (rounding and
+saturation at every step, ties to even of the sum; `tensil.fixed.mac`). With the partial sum
+held as `M + y` where M = 1.5 * 2^52, float64 addition rounds to an integer with ties to even
+of the whole sum, i.e. it performs that RNE itself, and `x*w/2^bp` is exact in float64 for
+data types up to 26 bits: one multiply and one add per MAC. This holds only while no step
+saturates, so the kernel bounds every partial sum of a row first (|bias| + sum |x[k]| max|w[k]|
++ A/2); rows that could reach the range, and data types over 26 bits, take the exact integer
+chain (the emulator's formula, step by step, counting saturations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numba
+import numpy as np
+
+from tensil import fixed
+from tensil import layout as host_layout
+from tensil.arch import Arch
+from tensil.emulator import (
+    Counters,
+    EmulatorError,
+    Plan,
+    _alu,
+    _ArrayRun,
+    _DataMoves,
+    _SimdBlock,
+    _Single,
+    build_plan,
+)
+from tensil.hazards import check_program
+from tensil.isa import Configure, DataFlow
+from tensil.tmodel import LoadedModel, ModelError
+
+DEFAULT_BATCH = 64  # images per machine (local memory alone is local_depth x B x A int64: 50 MB for custom_perf)
+FAST_MAX_BITS = 26  # float64 holds x*w/2^bp and the magic-offset sums exactly up to this width
+_LANES = 16  # the kernel's accumulators per pass (A is padded to a multiple)
+_MAGIC = 1.5 * 2.0**52  # float64 spacing is exactly 1 in [2^52, 2^53)
+
+
+@numba.njit(cache=True, nogil=True)
+def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias, rowmax, biasmax,
+                 bits, bp, fast):  # pragma: no cover (compiled; tests compare it with the emulator)
+    """The MatMuls of one `_ArrayRun` on every image, in program order: vector n of image b
+    reads `local[x_idx[n], b]` (zeros when `zero[n]`), goes through weight state `group[n]`
+    and writes or accumulates into `acc[t_idx[n], b]`. states (G, Bw, A+1, A) int64 (row 0
+    the bias; Bw = 1 when every image has the same weights, else B) and their float forms
+    wf (G, Bw, A, Ap) = w / 2^bp, bias (G, Bw, Ap) = bias + M, rowmax (G, Bw, A) =
+    max |w| / 2^bp, biasmax (G, Bw). Returns (saturated MAC steps, saturated accumulations)."""
+    N = x_idx.shape[0]
+    B, A = local.shape[1], local.shape[2]
+    Ap = wf.shape[3]
+    per_image = states.shape[1] > 1
+    lo = -(1 << (bits - 1))
+    hi = (1 << (bits - 1)) - 1
+    half = (1 << (bp - 1)) - 1 if bp > 0 else 0
+    limit = float(hi) - 1.0  # margin for the bound's own float rounding
+    xr = np.zeros(A, dtype=np.int64)
+    y = np.zeros(Ap, dtype=np.int64)
+    mac_sat = 0
+    acc_sat = 0
+    for n in range(N):
+        g = group[n]
+        li = x_idx[n]
+        ti = t_idx[n]
+        for b in range(B):
+            bw = b if per_image else 0
+            if zero[n]:
+                xr[:] = 0
+            else:
+                xr[:] = local[li, b]
+            use_fast = fast
+            if fast:
+                bound = biasmax[g, bw] + 0.5 * A
+                for k in range(A):
+                    bound += abs(xr[k]) * rowmax[g, bw, k]
+                use_fast = bound < limit
+            if use_fast:
+                for ob in range(0, Ap, 16):
+                    a0, a1, a2, a3 = bias[g, bw, ob], bias[g, bw, ob + 1], bias[g, bw, ob + 2], bias[g, bw, ob + 3]
+                    a4, a5, a6, a7 = bias[g, bw, ob + 4], bias[g, bw, ob + 5], bias[g, bw, ob + 6], bias[g, bw, ob + 7]
+                    a8, a9, a10, a11 = bias[g, bw, ob + 8], bias[g, bw, ob + 9], bias[g, bw, ob + 10], bias[g, bw, ob + 11]
+                    a12, a13 = bias[g, bw, ob + 12], bias[g, bw, ob + 13]
+                    a14, a15 = bias[g, bw, ob + 14], bias[g, bw, ob + 15]
+                    for k in range(A):
+                        xk = float(xr[k])
+                        if xk == 0.0:
+                            continue  # mac(0, w, y) = y
+                        a0 += xk * wf[g, bw, k, ob + 0]
+                        a1 += xk * wf[g, bw, k, ob + 1]
+                        a2 += xk * wf[g, bw, k, ob + 2]
+                        a3 += xk * wf[g, bw, k, ob + 3]
+                        a4 += xk * wf[g, bw, k, ob + 4]
+                        a5 += xk * wf[g, bw, k, ob + 5]
+                        a6 += xk * wf[g, bw, k, ob + 6]
+                        a7 += xk * wf[g, bw, k, ob + 7]
+                        a8 += xk * wf[g, bw, k, ob + 8]
+                        a9 += xk * wf[g, bw, k, ob + 9]
+                        a10 += xk * wf[g, bw, k, ob + 10]
+                        a11 += xk * wf[g, bw, k, ob + 11]
+                        a12 += xk * wf[g, bw, k, ob + 12]
+                        a13 += xk * wf[g, bw, k, ob + 13]
+                        a14 += xk * wf[g, bw, k, ob + 14]
+                        a15 += xk * wf[g, bw, k, ob + 15]
+                    out = y[ob:ob + 16]
+                    out[0], out[1], out[2], out[3] = int(a0 - _MAGIC), int(a1 - _MAGIC), int(a2 - _MAGIC), int(a3 - _MAGIC)
+                    out[4], out[5], out[6], out[7] = int(a4 - _MAGIC), int(a5 - _MAGIC), int(a6 - _MAGIC), int(a7 - _MAGIC)
+                    out[8], out[9], out[10], out[11] = int(a8 - _MAGIC), int(a9 - _MAGIC), int(a10 - _MAGIC), int(a11 - _MAGIC)
+                    out[12], out[13], out[14], out[15] = (int(a12 - _MAGIC), int(a13 - _MAGIC), int(a14 - _MAGIC),
+                                                          int(a15 - _MAGIC))
+            else:  # the exact integer chain (tensil.fixed.mac step by step)
+                for o in range(A):
+                    v = states[g, bw, 0, o]
+                    for k in range(A):
+                        m = xr[k] * states[g, bw, k + 1, o] + (v << bp)
+                        if bp > 0:
+                            m = (m + half + ((m >> bp) & 1)) >> bp
+                        if m > hi:
+                            m = hi
+                            mac_sat += 1
+                        elif m < lo:
+                            m = lo
+                            mac_sat += 1
+                        v = m
+                    y[o] = v
+            if accum[n]:
+                for o in range(A):
+                    s = acc[ti, b, o] + y[o]
+                    if s > hi:
+                        s = hi
+                        acc_sat += 1
+                    elif s < lo:
+                        s = lo
+                        acc_sat += 1
+                    acc[ti, b, o] = s
+            else:
+                for o in range(A):
+                    acc[ti, b, o] = y[o]
+    return mac_sat, acc_sat
+
+
+class BatchDram:
+    """A DRAM of B images as raw int64 values: `(vectors, B, A)`, or one shared `(vectors, A)`
+    copy for a DRAM the program only reads. Only the vectors the program and the model's
+    spans can touch are allocated; addresses past the architecture's depth raise like `Dram`."""
+
+    def __init__(self, arch: Arch, depth: int, vectors: int, batch: int, shared: bool):
+        self.depth = depth
+        self.batch = batch
+        self.shared = shared
+        shape = (vectors, arch.array_size) if shared else (vectors, batch, arch.array_size)
+        self.data = np.zeros(shape, dtype=np.int64)
+
+    def check(self, max_index: int, what: str) -> None:
+        if max_index >= self.depth:
+            raise EmulatorError(f"{what}: DRAM vector {max_index} is past the end of the memory ({self.depth} vectors)")
+
+    def read(self, idx: np.ndarray) -> np.ndarray:
+        v = self.data[idx]
+        return np.broadcast_to(v[:, None, :], (v.shape[0], self.batch, v.shape[1])) if self.shared else v
+
+    def write(self, idx: np.ndarray, raw: np.ndarray) -> None:
+        if self.shared:
+            raise EmulatorError("internal: write to a DRAM planned as read-only")
+        self.data[idx] = raw
+
+
+@dataclass
+class DramNeeds:
+    """How many vectors of each DRAM a plan (and a model's spans) can touch, and whether it writes DRAM1."""
+
+    dram0: int = 0
+    dram1: int = 0
+    writes_dram1: bool = False
+
+    @classmethod
+    def of(cls, plan: Plan) -> "DramNeeds":
+        needs = cls()
+        for step in plan.steps:
+            if isinstance(step, _DataMoves) and step.flow.is_dram:
+                top = step.max_other + 1
+                if step.flow in (DataFlow.DRAM0_TO_LOCAL, DataFlow.LOCAL_TO_DRAM0):
+                    needs.dram0 = max(needs.dram0, top)
+                else:
+                    needs.dram1 = max(needs.dram1, top)
+                    needs.writes_dram1 |= step.flow == DataFlow.LOCAL_TO_DRAM1
+        return needs
+
+
+class BatchMachine:
+    """The TCU state of B images: the memories of `tensil.emulator.Machine` with a batch axis."""
+
+    def __init__(self, arch: Arch, batch: int, needs: DramNeeds):
+        self.arch = arch
+        self.dtype = arch.dtype
+        self.batch = batch
+        A = arch.array_size
+        self.local = np.zeros((arch.local_depth, batch, A), dtype=np.int64)
+        self.acc = np.zeros((arch.accumulator_depth, batch, A), dtype=np.int64)
+        self.weights = np.zeros((A + 1, batch, A), dtype=np.int64)  # row 0 bias, row k+1 input lane k
+        self.registers = np.zeros((max(arch.simd_registers_depth, 1), batch, A), dtype=np.int64)
+        self.dram0 = BatchDram(arch, arch.dram0_depth, min(needs.dram0, arch.dram0_depth), batch, shared=False)
+        self.dram1 = BatchDram(arch, arch.dram1_depth, min(needs.dram1, arch.dram1_depth), batch,
+                               shared=not needs.writes_dram1)
+        self.config: Dict[int, int] = {}
+        self.counters = Counters()
+
+    def sat(self, wide: np.ndarray, counter: str) -> np.ndarray:
+        """`Machine.sat` (clip and count) for the SIMD and accumulate paths shared with the emulator."""
+        out = np.clip(wide, self.dtype.min_raw, self.dtype.max_raw)
+        n = int(np.count_nonzero(out != wide))
+        if n:
+            setattr(self.counters, counter, getattr(self.counters, counter) + n)
+        return out
+
+    def execute(self, plan: Plan) -> None:
+        if not plan.arch.same_hardware(self.arch):
+            raise EmulatorError("plan was built for another architecture")
+        for step in plan.steps:
+            if isinstance(step, _ArrayRun):
+                _run_array(step, self)
+            elif isinstance(step, _DataMoves):
+                _run_moves(step, self)
+            elif isinstance(step, _SimdBlock):
+                _run_simd(step, self)
+            elif isinstance(step, _Single):
+                if isinstance(step.instr, Configure):
+                    self.config[step.instr.register] = step.instr.value
+                self.counters.count(step.kind)
+            else:
+                raise EmulatorError(f"internal: no batch form of plan step {step.kind}")
+
+
+# ------------------------------------------------------------------------------ steps
+
+
+def _states(m: BatchMachine, source: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Weight states (..., A+1, B, A) from row sources (0 old row, 1 zero, 2 local row)."""
+    out = np.zeros(source.shape + (m.batch, m.arch.array_size), dtype=np.int64)
+    old, local = source == 0, source == 2
+    out[old] = m.weights[index[old]]
+    out[local] = m.local[index[local]]
+    return out
+
+
+def _run_array(step: _ArrayRun, m: BatchMachine) -> None:
+    if step.n_load:
+        m.counters.count("LoadWeight", step.n_load)
+    if step.n_matmul:
+        _matmul(step, m)
+    m.weights = _states(m, step.final_source, step.final_index)
+
+
+def _matmul(step: _ArrayRun, m: BatchMachine) -> None:
+    dt, A = m.dtype, m.arch.array_size
+    states = _states(m, step.group_source, step.group_index).transpose(0, 2, 1, 3)  # (G, B, A+1, A)
+    if (states == states[:, :1]).all():
+        states = states[:, :1]  # the same weights for every image (constants): one copy, cache-friendly
+    states = np.ascontiguousarray(states)
+    group = np.repeat(np.arange(len(step.group_counts), dtype=np.int64), step.group_counts)
+    Ap = -(-A // _LANES) * _LANES
+    scale = float(1 << dt.frac_bits)
+    wf = np.zeros(states.shape[:2] + (A, Ap), dtype=np.float64)
+    wf[..., :A] = states[:, :, 1:] / scale
+    bias = np.full(states.shape[:2] + (Ap,), _MAGIC)
+    bias[..., :A] += states[:, :, 0]
+    rowmax = np.abs(states[:, :, 1:]).max(axis=3) / scale
+    biasmax = np.abs(states[:, :, 0]).max(axis=2).astype(np.float64)
+    mac_sat, acc_sat = _array_chain(m.local, step.x_idx, step.zero, m.acc, step.t_idx, step.accum, group, states,
+                                    wf, bias, rowmax, biasmax, dt.bits, dt.frac_bits, dt.bits <= FAST_MAX_BITS)
+    m.counters.mac_saturations += int(mac_sat)
+    m.counters.accumulate_saturations += int(acc_sat)
+    m.counters.count("MatMul", step.n_matmul)
+
+
+def _run_moves(step: _DataMoves, m: BatchMachine) -> None:
+    f = step.flow
+    m.counters.count(f"DataMove({f.name})", step.n)
+    dram = m.dram0 if f in (DataFlow.DRAM0_TO_LOCAL, DataFlow.LOCAL_TO_DRAM0) else m.dram1
+    if f.is_dram:
+        dram.check(step.max_other, f"DataMove {f.name}")
+    for sel in [slice(None)] if step.generations is None else step.generations:
+        li, oi = step.local_idx[sel], step.other_idx[sel]
+        if f in (DataFlow.DRAM0_TO_LOCAL, DataFlow.DRAM1_TO_LOCAL):
+            m.local[li] = dram.read(oi)
+        elif f in (DataFlow.LOCAL_TO_DRAM0, DataFlow.LOCAL_TO_DRAM1):
+            dram.write(oi, m.local[li])
+        elif f == DataFlow.ACC_TO_LOCAL:
+            m.local[li] = m.acc[oi]
+        elif f == DataFlow.LOCAL_TO_ACC:
+            m.acc[oi] = m.local[li]
+        else:  # LOCAL_TO_ACC_ACCUMULATE
+            m.acc[oi] = m.sat(m.acc[oi] + m.local[li], "accumulate_saturations")
+
+
+def _run_simd(step: _SimdBlock, m: BatchMachine) -> None:
+    shape = (step.q, m.batch, m.arch.array_size)
+    regs: Dict[int, np.ndarray] = {}
+
+    def reg(r: int) -> np.ndarray:
+        if r not in regs:
+            regs[r] = np.broadcast_to(m.registers[r - 1], shape)
+        return regs[r]
+
+    for op, left, right, dest, read, write, accumulate, ridx, widx in step.slots:
+        inp = m.acc[ridx] if read else None
+        L = inp if left == 0 else reg(left)
+        R = inp if right == 0 else reg(right)
+        res = np.broadcast_to(_alu(op, L, R, m), shape)
+        if dest:
+            regs[dest] = res
+        if write:
+            m.acc[widx] = m.sat(m.acc[widx] + res, "accumulate_saturations") if accumulate else res
+    for r, v in regs.items():
+        m.registers[r - 1] = v[-1]
+    m.counters.count("SIMD", step.n)
+
+
+# ------------------------------------------------------------------------------ whole models
+
+
+def add_counters(total: Counters, part: Counters, images: int) -> None:
+    """Add a batch machine's counters (instructions counted once per batch) for `images` images."""
+    for kind, n in part.instructions.items():
+        total.count(kind, n * images)
+    total.mac_saturations += part.mac_saturations
+    total.accumulate_saturations += part.accumulate_saturations
+    total.simd_saturations += part.simd_saturations
+
+
+@dataclass
+class BatchRunner:
+    """`ModelRunner` for many images: `run({name: x})` where `x[i]` is image i's input, exactly
+    as `ModelRunner.run` takes it; returns `{name: y}` with `y[i]` image i's output. Each batch
+    of `batch_size` images runs on a freshly loaded machine. `counters` and `input_overflows`
+    add up over every image run."""
+
+    loaded: LoadedModel
+    check_hazards: bool = True
+    batch_size: int = DEFAULT_BATCH
+    counters: Counters = field(default_factory=Counters)
+    input_overflows: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        self.arch = self.loaded.arch
+        instrs = self.loaded.instructions()
+        if self.check_hazards:  # once per load, as ModelRunner does
+            check_program(instrs, self.arch)
+        self.plan = build_plan(instrs, self.arch, refuse_timing_hazards=False)
+        man = self.loaded.manifest
+        self.needs = DramNeeds.of(self.plan)
+        ends = [s.base + s.size for s in (*man.inputs, *man.outputs)]
+        self.needs.dram0 = max([self.needs.dram0, *ends])
+        if man.consts:
+            self.needs.dram1 = max(self.needs.dram1, man.consts[0].base + man.consts[0].size)
+        self._consts = None
+        if man.consts:
+            raw = fixed.from_bytes(self.loaded.consts, self.arch.dtype).reshape(-1, self.arch.array_size)
+            self._consts = (man.consts[0].base, raw)
+            if man.load_consts_to_local and man.consts[0].base + raw.shape[0] > self.arch.local_depth:
+                raise ModelError(f"{man.name}: {raw.shape[0]} constant vectors do not fit in local memory")
+
+    def _machine(self, batch: int) -> BatchMachine:
+        m = BatchMachine(self.arch, batch, self.needs)
+        if self._consts is not None:
+            base, raw = self._consts
+            n = raw.shape[0]
+            m.dram1.check(base + n - 1, "load")
+            if m.dram1.shared:
+                m.dram1.data[base:base + n] = raw
+            else:
+                m.dram1.data[base:base + n] = raw[:, None, :]
+            if self.loaded.manifest.load_consts_to_local:
+                m.local[base:base + n] = raw[:, None, :]
+        return m
+
+    def _vector_index(self, name: str, outputs: bool) -> np.ndarray:
+        spans = self.loaded.manifest.spans(name, outputs=outputs)
+        return np.concatenate([np.arange(s.base, s.base + s.size) for s in spans])
+
+    def run(self, inputs: Mapping[str, np.ndarray],
+            output_shapes: Optional[Mapping[str, Sequence[int]]] = None) -> Dict[str, np.ndarray]:
+        man = self.loaded.manifest
+        missing = [n for n in man.input_names if n not in inputs]
+        if missing:
+            raise ModelError(f"missing input(s) {', '.join(missing)}")
+        counts = {len(inputs[n]) for n in man.input_names}
+        if len(counts) != 1:
+            raise ModelError(f"inputs hold different numbers of images: {sorted(counts)}")
+        total = counts.pop()
+        parts: Dict[str, List[np.ndarray]] = {n: [] for n in man.output_names}
+        for start in range(0, total, self.batch_size):
+            chunk = {n: inputs[n][start:start + self.batch_size] for n in man.input_names}
+            for name, out in self._run_batch(chunk, output_shapes or {}).items():
+                parts[name].append(out)
+        return {n: np.concatenate(p) if p else np.zeros((0,)) for n, p in parts.items()}
+
+    def _run_batch(self, inputs: Mapping[str, np.ndarray], shapes: Mapping[str, Sequence[int]]) -> Dict[str, np.ndarray]:
+        batch = len(next(iter(inputs.values())))
+        m = self._machine(batch)
+        for name, xs in inputs.items():
+            idx = self._vector_index(name, outputs=False)
+            for b, x in enumerate(xs):
+                raw, n_over = host_layout.pack_input(x, self.arch)
+                if raw.shape[0] != idx.size:
+                    raise ModelError(f"input {name!r} of shape {tuple(np.shape(x))} packs into {raw.shape[0]} vectors, "
+                                     f"the model expects {idx.size}")
+                self.input_overflows += n_over
+                m.dram0.data[idx, b] = raw
+        m.execute(self.plan)
+        add_counters(self.counters, m.counters, batch)
+        out = {}
+        for name in self.loaded.manifest.output_names:
+            raw = m.dram0.data[self._vector_index(name, outputs=True)]  # (vectors, B, A)
+            shape = shapes.get(name)
+            if shape is None:
+                out[name] = fixed.dequantize(raw.transpose(1, 0, 2), self.arch.dtype).astype(np.float32).reshape(batch, -1)
+            else:
+                out[name] = np.stack([host_layout.unpack_output(raw[:, b], shape, self.arch) for b in range(batch)])
+        return out
