@@ -1,6 +1,7 @@
 """Tensil compiler bench on the embedded default backbone (ResNet-9 strided, 16 fm, 32x32,
 custom_perf): compile time, program size, estimated cycles in Tensil's model and the
-hardware-aware model, MAC efficiency, emulator time per inference, the per-layer table, and
+hardware-aware model, MAC efficiency, emulator time per inference (one image at a time and in
+batches, side by side, also at 84x84), the per-layer table, and
 the few-shot accuracy of the fixed-point program against the float model.
 
 The accuracy part uses the project's trained backbone (`build/backbone/default.pt`, written by
@@ -31,6 +32,7 @@ EPISODES = 1000
 WAYS, SHOTS, QUERIES = 5, 1, 10
 NOVEL_PER_CLASS = 15
 TRAIN_EPOCHS = 3
+BATCH_IMAGES = 64
 MEAN, STD = 0.5, 0.25
 DEFAULT_CHECKPOINT = Path(backbone_path())
 
@@ -116,7 +118,32 @@ def bench_default(work: Path) -> None:
         print(f"hardware-aware: {est.hardware_cycles[mhz] / 1e3:.1f} KCycles = "
               f"{est.latency_ms[mhz]:.2f} ms at {mhz:g} MHz (instruction streaming included; target <= 10 ms at 125 MHz; PEFSL measured ~30 ms on the board)")
     print(f"emulator: {1e3 * emu:.0f} ms per inference  [{_load()}]")
+    bench_batch(compiled.loaded(), 32)
     print(est.table(125.0))
+
+
+def bench_batch(loaded, size: int, images: int = BATCH_IMAGES, singles: int = 8) -> None:
+    """One image at a time (`ModelRunner`) against a batch (`tensil.batch.BatchRunner`), side by
+    side on the same images, wall and CPU time (the CPU time is less disturbed by other jobs)."""
+    from tensil.batch import BatchRunner
+    from tensil.emulator import ModelRunner
+
+    x = np.random.default_rng(1).standard_normal((images, 1, 3, size, size)).astype(np.float32)
+    batch = BatchRunner(loaded, batch_size=images)
+    batch.run({"input": x[:1]})  # numba compiles (or loads its cache) once per process
+    runner = ModelRunner(loaded)
+    runner.run({"input": x[0]})
+    wall, cpu = time.perf_counter(), time.process_time()
+    one = np.stack([runner.run({"input": xi})["Output"] for xi in x[:singles]])
+    one_wall, one_cpu = (time.perf_counter() - wall) / singles, (time.process_time() - cpu) / singles
+    wall, cpu = time.perf_counter(), time.process_time()
+    many = batch.run({"input": x})["Output"]
+    many_wall, many_cpu = (time.perf_counter() - wall) / images, (time.process_time() - cpu) / images
+    same = np.array_equal(one, many[:singles])
+    print(f"batch emulation ({images} images at {size}x{size}) vs one at a time: {1e3 * many_wall:.1f} vs "
+          f"{1e3 * one_wall:.0f} ms per image wall ({one_wall / many_wall:.1f}x), {1e3 * many_cpu:.1f} vs "
+          f"{1e3 * one_cpu:.0f} ms CPU ({one_cpu / many_cpu:.1f}x; target >= 20x); bit-identical on "
+          f"{singles} images: {'yes' if same else 'NO'}  [{_load()}]")
 
 
 def bench_variants(work: Path) -> None:
@@ -142,6 +169,8 @@ def bench_variants(work: Path) -> None:
               f"{spec.image_size}: compile {seconds:.1f} s, {est.n_instructions} instructions, "
               f"{est.tensil_cycles / 1e3:.0f} KCycles, MAC eff {100 * est.mac_efficiency:.1f}%, "
               f"{est.latency_ms[125.0]:.2f} ms at 125 MHz, spilled to DRAM0: {len(c.lowered.spilled)} tensors")
+        if spec == BackboneSpec("resnet9", 16, True, 3, 84):
+            bench_batch(c.loaded(), 84, images=16, singles=2)
 
 
 def _backbone_for_accuracy():
@@ -165,8 +194,8 @@ def bench_accuracy(work: Path) -> None:
     import onnxruntime as ort
     import torch
 
+    from tensil.batch import BatchRunner
     from tensil.compiler.pipeline import compile_onnx
-    from tensil.emulator import ModelRunner
     from train.augment import to_input
     from train.fewshot import evaluate_fewshot
     from train.synthetic import SyntheticConfig, render_split
@@ -177,11 +206,10 @@ def bench_accuracy(work: Path) -> None:
     images, labels, _ = render_split(SyntheticConfig(novel_images=NOVEL_PER_CLASS), "novel", pre.image_size)
     x = to_input(images, pre).numpy().astype(np.float32)
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    runner = ModelRunner(compiled.loaded())
+    runner = BatchRunner(compiled.loaded())
     t = time.perf_counter()
     ref = np.stack([sess.run(None, {"input": xi[None]})[0].ravel() for xi in x])
-    fixed = np.stack([runner.run({"input": xi[None]})["Output"][: ref.shape[1]]
-                      for xi in tqdm(x, desc="emulator features", file=sys.stderr, leave=False)])
+    fixed = runner.run({"input": x[:, None]})["Output"][:, : ref.shape[1]]
     feat_s = time.perf_counter() - t
     cos = ((ref * fixed).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(fixed, axis=1))).min()
     runs = [evaluate_fewshot(torch.from_numpy(f), labels, base_mean, ways=WAYS, shots=SHOTS, queries=QUERIES,

@@ -29,7 +29,8 @@ from fl_bridge.checkpointing import write_backbone_checkpoint
 from fl_bridge.config import RunConfig
 from fl_bridge.data import dataset, model_config
 from fl_bridge.errors import DeployError, FLError
-from fl_bridge.model import FLModel, build_model, layout
+from fl_bridge.fedmpq.methods import FEDMPQ_METHODS
+from fl_bridge.model import FLModel, build_model, layout, set_communicated
 from fl_bridge.qfed import inference, load_global
 from fl_bridge.rundir import RunDir, write_json
 from train.augment import to_input
@@ -78,6 +79,11 @@ def global_model(run: RunDir) -> tuple[RunConfig, FLModel, list[dict]]:
     state = run.load_state(layout(model))
     if state is None:
         raise FLError(f"{run.path} has no state.pt: nothing to deploy")
+    if cfg.method in FEDMPQ_METHODS:  # FedMPQ: the largest budget's fixed-point model (fl_bridge/fedmpq)
+        from fl_bridge.fedmpq.server import deployed_tensors
+
+        set_communicated(model, deployed_tensors(cfg, state.tensors, state.rounds, layout(model)))
+        return cfg, model, state.rounds
     return cfg, load_global(model, cfg, state.tensors, layout(model)), state.rounds
 
 
@@ -119,6 +125,12 @@ def deploy(cfg: DeployConfig) -> Path:
     halo = halo_check(run, ckpt_path, tmodel)
     if halo is not None:
         check["halo_fl"] = halo
+    if RunConfig.load(run.path).method in FEDMPQ_METHODS:  # FedMPQ: emulated vs as-trained accuracy
+        from fl_bridge.fedmpq.deploy import fedmpq_deploy_report
+
+        mpq_cfg, mpq_model, mpq_rounds = global_model(run)
+        check["fedmpq"] = fedmpq_deploy_report(mpq_cfg, mpq_model, run.load_state(layout(mpq_model)).tensors,
+                                               mpq_rounds, ckpt_path, Path(tmodel))
     if check["min_cosine"] < MIN_COSINE:
         raise DeployError(f"emulated features differ from the merged torch model (cosine {check['min_cosine']:.5f} "
                           f"< {MIN_COSINE})")

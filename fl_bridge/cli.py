@@ -17,6 +17,7 @@ from contracts import fl_run_dir
 from fl_bridge.bridge import DeployConfig
 from fl_bridge.config import RunConfig
 from fl_bridge.errors import DeployError, FLError
+from fl_bridge.fedmpq import cli as fedmpq_cli
 from safeio import OneLineParser, add_dataclass_flags, config_from_args
 
 HELP = {
@@ -30,6 +31,18 @@ HELP = {
     "lora": "q-fedavg / q-fedupdate: train FLoCoRA's adapters (--rank, --alpha) in INT8 instead of every parameter",
     "grid_update": "q-*: integer weight update, niti (Eq. 2, --eta) | sgd (--lr, --momentum, then stochastic rounding)",
     "eta": "q-* with --grid-update niti: bits of the integer weight update (at most 2^eta weight LSBs per step)",
+    # FedMPQ (--method fedmpq | aqfl | fpq8)
+    "mpq_budgets": "fedmpq/aqfl/fpq8: average weight-bit budgets, one per client (2,2,4,...), or budget levels "
+                   "shared out by --mpq-budget-shares",
+    "mpq_budget_shares": "percent of the clients at each budget level, in client order (used when --mpq-budgets "
+                         "lists fewer values than --clients)",
+    "mpq_act_bits": "fedmpq/aqfl: activation bits (fpq8 uses 8)",
+    "mpq_lambda": "fedmpq: weight of the bit-plane group lasso",
+    "mpq_eps": "fedmpq: a top bit-plane with at most this density of ones is pruned",
+    "mpq_representation": "fedmpq/aqfl/fpq8: sign-magnitude (the top plane is sparse) | literal (the paper's offset "
+                          "binary: the top plane is the sign)",
+    "mpq_allocation": "fedmpq: the server's pruning-growing, literal (Alg. 2 as published, may overshoot a budget "
+                      "slightly) | strict (never over budget)",
     "rank": "LoRA rank r (flocora)",
     "alpha": "LoRA alpha; the update is scaled by alpha / r",
     "adapt_stem": "put an adapter on the stem conv too (FLoCoRA mode 2) instead of training it fully",
@@ -87,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run": "federated run folder", "name": "artifact name (none: fl_<run folder name>)",
         "arch": "Tensil architecture", "mhz": "accelerator clock of the bitstream (built when vivado is on PATH)",
         "build": "root of the export/tensil/fpga/bundle outputs", "check_images": "images compared emulator vs torch"})
+    fedmpq_cli.add_parsers(sub, _add_config_flags)  # FedMPQ: fedmpq-compare, allocate
     link = sub.add_parser("superlink", help="start a Flower SuperLink (insecure; for trusted networks and tests)")
     link.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     link.add_argument("--port", type=int, default=8000, help="port of the Fleet/Control/Runtime API (default: 8000)")
@@ -246,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(1)  # one thread: reproducible figures, fair to the other jobs
             print(sweep(_config(args), args.per_round_list))
             return 0
+        if args.command in fedmpq_cli.COMMANDS:  # FedMPQ
+            return fedmpq_cli.main(args, _config)
         if args.command == "timing":
             return _timing(args)
         if args.command == "deploy":

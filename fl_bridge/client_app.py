@@ -28,6 +28,10 @@ log = logging.getLogger("fl_bridge.client")
 
 def run_train_task(task: TrainTask, arrays: ArrayRecord) -> RecordDict:
     """Do one round of local training; the reply's content."""
+    if task.fedmpq is not None:  # FedMPQ, AQFL, FPQ8: bit-plane messages (fl_bridge/fedmpq)
+        from fl_bridge.fedmpq.client import train_fedmpq
+
+        return train_fedmpq(task, arrays)
     model = build_model(task.model)
     if base_hash(model) != task.base_hash:
         raise FLError("the frozen base built from the shared seed does not match the server's hash")

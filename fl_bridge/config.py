@@ -47,6 +47,14 @@ class RunConfig:
     lora: bool = False  # train FLoCoRA's adapters (rank, alpha, adapt-stem) instead of every parameter
     grid_update: str = "niti"
     eta: int = 3
+    # FedMPQ (--method fedmpq, and its baselines aqfl, fpq8; fl_bridge/fedmpq): per-client weight-bit budgets
+    mpq_budgets: str = "2,4,6,8"  # one budget per client, or budget levels shared out by mpq_budget_shares
+    mpq_budget_shares: str = "20,30,30,20"  # percent of the clients at each budget level (in client order)
+    mpq_act_bits: int = 4
+    mpq_lambda: float = 0.01  # weight of the bit-plane group lasso
+    mpq_eps: float = 0.03  # MSB pruning threshold on the top plane's density
+    mpq_representation: str = "sign-magnitude"  # or "literal": the paper's offset binary
+    mpq_allocation: str = "literal"  # Alg. 2 as published, or "strict": never over budget
     # messages
     quant_bits: int = 8
     prune_rate: float = 0.0
@@ -128,13 +136,19 @@ class RunConfig:
 
     def check(self) -> "RunConfig":
         """Raise FLError with one clear line for any inconsistent setting."""
+        from fl_bridge.fedmpq.methods import FEDMPQ_METHODS, method_spec  # FedMPQ
+
         try:
             check_spec(self.spec())
             self.codec.check()
+            if self.method in FEDMPQ_METHODS:  # FedMPQ and its baselines
+                method_spec(self.method, self.mpq_budgets, self.mpq_budget_shares, self.clients, self.mpq_act_bits,
+                            self.mpq_lambda, self.mpq_eps, self.mpq_representation, self.mpq_allocation)
         except (BackboneError, ValueError) as e:
             raise FLError(str(e)) from None
+        methods = RUN_METHODS + FEDMPQ_METHODS
         problems = [
-            (self.method not in RUN_METHODS, f"method must be one of {', '.join(RUN_METHODS)}"),
+            (self.method not in methods, f"method must be one of {', '.join(methods)}"),
             (self.quantized_training and self.quant_bits != 8,
              f"{self.method} trains and sends INT8: --quant-bits must be 8"),
             (self.lora and not self.quantized_training, "--lora is for q-fedavg / q-fedupdate (use --method flocora)"),

@@ -30,6 +30,7 @@ from fl_bridge.config import RunConfig
 from fl_bridge.curves import round_line
 from fl_bridge.data import dataset, model_config, partitions
 from fl_bridge.evaluate import Evaluator
+from fl_bridge.fedmpq.methods import FEDMPQ_METHODS
 from fl_bridge.model import ModelConfig, base_hash, build_model, get_communicated, layout
 from fl_bridge.partition import histograms, sample_clients
 from fl_bridge.precision.accounting import message_bits, round_bits
@@ -72,6 +73,10 @@ def analytic(cfg: RunConfig, model_cfg: ModelConfig) -> dict:
 
 def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
     cfg.check()
+    if cfg.method in FEDMPQ_METHODS:  # FedMPQ and its baselines: a model per client (fl_bridge/fedmpq)
+        from fl_bridge.fedmpq.server import run_fedmpq
+
+        return run_fedmpq(grid, cfg)
     run = RunDir(cfg.out)
     run.start(cfg)
     data = dataset(cfg.dataset, cfg.data_root, cfg.image_size)

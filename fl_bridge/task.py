@@ -10,6 +10,7 @@ from typing import Any
 
 from fl_bridge.codec import CodecConfig
 from fl_bridge.errors import FLError
+from fl_bridge.fedmpq.methods import FedMPQTask
 from fl_bridge.local import LocalConfig
 from fl_bridge.model import ModelConfig
 from fl_bridge.flat import flatten, unflatten
@@ -42,6 +43,7 @@ class TrainTask:
     base_hash: str
     int8: Int8Training | None = None  # INT8 local training (q-fedavg, q-fedupdate)
     upload_codec: CodecConfig | None = None  # HaLo-FL: the reply carries the bw-bit weights (None = `codec`)
+    fedmpq: FedMPQTask | None = None  # FedMPQ / AQFL / FPQ8 clients (fl_bridge.fedmpq)
 
     def to_config(self, server_round: int) -> dict:
         """The message's ConfigRecord content: the task flattened under `task.` (`task.local.lr`,

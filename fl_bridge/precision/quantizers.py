@@ -7,6 +7,10 @@ so the grid is symmetric), and `exponent = ceil(log2(max|x| / qmax))` per tensor
 power-of-two step that holds max|x| without saturating. Values beyond qmax * 2^exponent (an
 exponent fixed earlier, e.g. a weight's during local training) saturate to +-qmax.
 
+Symmetric with a real step (FedMPQ's sign-magnitude bit-planes): codes in [-qmax, qmax], i.e. a
+sign bit and bits-1 magnitude bits, times `step = max|x| / qmax` per tensor; values beyond
+qmax * step (a step fixed earlier) saturate.
+
 Affine: `codes = clamp(round(x / scale) + zero, qmin, qmax)`, `x_hat = scale * (codes - zero)`,
 scale and integer zero point from a clipping range [lo, hi] widened to hold 0 (per tensor, or per
 channel when lo/hi have a shape that broadcasts against x); inputs outside the range saturate.
@@ -81,6 +85,35 @@ class Pow2Quantizer:
              generator: torch.Generator | None = None) -> torch.Tensor:
         codes, e = self.quantize(x, exponent, generator)
         return self.dequantize(codes, e)
+
+
+@dataclass(frozen=True)
+class SymmetricQuantizer:
+    """Symmetric per-tensor quantizer with a real step: `x ~ codes * step`, codes in [-qmax, qmax]."""
+
+    bits: int = 8
+    rounding: Rounding = Rounding.NEAREST
+
+    def __post_init__(self) -> None:
+        _check_bits(self.bits)
+
+    @property
+    def qmax(self) -> int:
+        return pow2_qmax(self.bits)
+
+    def step(self, max_abs: float) -> float:
+        """The step that puts max_abs on the largest code (1.0 for an all-zero tensor, whose codes are 0)."""
+        if not math.isfinite(max_abs):
+            raise ValueError(f"cannot choose a step for max |x| = {max_abs}")
+        return max_abs / self.qmax if max_abs > 0 else 1.0
+
+    def quantize(self, x: torch.Tensor, step: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Integer-valued codes in x's float dtype; saturates at +-qmax."""
+        return round_with(x.detach() / step, self.rounding, generator).clamp_(-self.qmax, self.qmax)
+
+    @staticmethod
+    def dequantize(codes: torch.Tensor, step: float) -> torch.Tensor:
+        return codes * step
 
 
 @dataclass(frozen=True)
