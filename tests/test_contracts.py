@@ -85,7 +85,8 @@ def _strings(tree: ast.AST) -> list[tuple[int, str]]:
 
 
 # a path or name that only contracts/ may spell out (help texts may name them in prose: "(default: build/...)")
-FACTS = re.compile(r"^(build/(backbone|export|tensil|fpga|bundle|fl)\b|.*\{\}_\{\}MHz$|axi_dma_0$|btns_gpio$|video/hdmi_out$)")
+FACTS = re.compile(r"^(build/(backbone|export|tensil|fpga|bundle|fl)\b|.*\{\}_\{\}MHz$"
+                   r"|axi_dma_0$|btns_gpio$|video/hdmi_out$)")
 
 
 def written_facts(roots: tuple[str, ...]) -> list[str]:
