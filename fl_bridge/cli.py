@@ -89,9 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(cmp, out=fl_run_dir("compare"))
     swp = sub.add_parser("precision-sweep", help="FedAvg (FP32) vs Q-FedAvg vs Q-FedUpdate for several clients per "
                          "round, in-process; --method and --per-round are set by the sweep")
-    _add_config_flags(swp, out=fl_run_dir("precision"), image_size=16, samples_per_client=64, rounds=15, eval_every=15)
-    swp.add_argument("--per-round-list", type=int, nargs="+", default=[2, 5, 10, 20],
-                     help="clients per round K of the sweep (default: 2 5 10 20)")
+    _add_config_flags(swp, out=fl_run_dir("precision"), image_size=16, clients=16, samples_per_client=32, rounds=20,
+                      eval_every=20, eta=1)
+    swp.add_argument("--per-round-list", type=int, nargs="+", default=[1, 4, 16],
+                     help="clients per round K of the sweep (default: 1 4 16)")
+    swp.add_argument("--seeds", type=int, nargs="+", default=None,
+                     help="run the sweep for each seed (in <out>/seed<S>/) and report mean +- std over seeds "
+                          "(default: --seed only)")
     tim = sub.add_parser("timing", help="modelled CPU/accelerator pipelining of INT8 batch quantization (Q-FedUpdate)")
     _add_config_flags(tim, method="q-fedupdate", out=fl_run_dir("timing"))
     tim.add_argument("--json", action="store_true", help="print the full report as JSON instead of a table")
@@ -258,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             from fl_bridge.sweep import sweep
 
             torch.set_num_threads(1)  # one thread: reproducible figures, fair to the other jobs
-            print(sweep(_config(args), args.per_round_list))
+            print(sweep(_config(args), args.per_round_list, args.seeds))
             return 0
         if args.command in fedmpq_cli.COMMANDS:  # FedMPQ
             return fedmpq_cli.main(args, _config)

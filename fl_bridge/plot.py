@@ -1,5 +1,5 @@
 """Line plots of a federated sweep with matplotlib: panels side by side, one line with markers
-per series, a legend."""
+per series (error bars where a point carries a third value), a legend."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from safeio import save_figure
 class Panel:
     title: str
     xlabel: str
-    series: dict[str, list[tuple[float, float]]]
+    series: dict[str, list[tuple[float, ...]]]  # (x, y) or (x, y, +- error) points
+    log_y: bool = False
+    log_x: bool = False  # base 2, ticks at the points' x values
 
 
 def line_plot(panels: list[Panel], colours: dict[str, str], path: Path) -> Path:
@@ -27,8 +29,16 @@ def line_plot(panels: list[Panel], colours: dict[str, str], path: Path) -> Path:
     for ax, panel in zip(axes[0], panels):
         for name, points in panel.series.items():
             if points:
-                xs, ys = zip(*sorted(points))
-                ax.plot(xs, ys, marker="o", color=colours.get(name), label=name)
+                columns = list(zip(*sorted(points)))
+                errors = columns[2] if len(columns) > 2 else None
+                ax.errorbar(columns[0], columns[1], yerr=errors, marker="o", capsize=3 if errors else 0,
+                            color=colours.get(name), label=name)
+        if panel.log_y:
+            ax.set_yscale("log")
+        if panel.log_x:
+            ax.set_xscale("log", base=2)
+            ticks = sorted({p[0] for points in panel.series.values() for p in points})
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set_title(panel.title, fontsize=8)
         ax.set_xlabel(panel.xlabel, fontsize=8)
         ax.grid(alpha=0.3)

@@ -71,7 +71,10 @@ def analytic(cfg: RunConfig, model_cfg: ModelConfig) -> dict:
     return out
 
 
-def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
+def run_federation(grid: Grid, cfg: RunConfig, initial_metrics: dict | None = None) -> RunDir:
+    """Run (or resume) the federation of `cfg`. `initial_metrics`: the round-0 evaluation when the
+    caller already has it (the same initial global model, evaluated the same way: the precision
+    sweep's runs that differ only in K), recorded instead of evaluating again."""
     cfg.check()
     if cfg.method in FEDMPQ_METHODS:  # FedMPQ and its baselines: a model per client (fl_bridge/fedmpq)
         from fl_bridge.fedmpq.server import run_fedmpq
@@ -102,8 +105,8 @@ def run_federation(grid: Grid, cfg: RunConfig) -> RunDir:
     if state is None:
         initial = get_communicated(model)
         load_global(model, cfg, initial, lay)
-        state = ServerState(0, initial, [{"round": 0, "bytes_up": 0, "bytes_down": 0,
-                                          **evaluate_global(evaluator, model, cfg)}])
+        metrics = evaluate_global(evaluator, model, cfg) if initial_metrics is None else dict(initial_metrics)
+        state = ServerState(0, initial, [{"round": 0, "bytes_up": 0, "bytes_down": 0, **metrics}])
         run.save_state(state)
     else:
         log.info("resuming %s after round %d", run.path, state.round)

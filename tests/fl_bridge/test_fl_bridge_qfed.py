@@ -13,6 +13,7 @@ from flwr.app import Message, MetricRecord, RecordDict
 
 from fl_bridge.codec import decode, encode
 from fl_bridge.config import RunConfig
+from fl_bridge.errors import FLError
 from fl_bridge.inline import InlineGrid, task_identity
 from fl_bridge.model import build_model, get_communicated, layout
 from fl_bridge.precision.optim import grid_exponent
@@ -122,12 +123,21 @@ def test_killed_quantized_server_resumes_to_the_same_master(tmp_path):
     assert any("lora_B" in k for k in a["tensors"]) and not any(k.endswith("base.weight") for k in a["tensors"])
 
 
-def test_sweep_writes_table_plot_and_run_folders(tmp_path):
+def test_sweep_writes_table_plot_and_run_folders(tmp_path, monkeypatch):
     import cv2
 
+    from fl_bridge import server
     from fl_bridge.sweep import sweep
 
+    evaluations = []
+    evaluate = server.evaluate_global
+    monkeypatch.setattr(server, "evaluate_global", lambda *a: evaluations.append(a[2].method) or evaluate(*a))
     path = sweep(small(tmp_path, rounds=1, eval_every=1, out=str(tmp_path / "sweep")), [2])
+    # round 0 evaluated once per kind of initial model: Q-FedUpdate starts from Q-FedAvg's INT8 broadcast
+    assert evaluations == ["fedavg", "fedavg", "q-fedavg", "q-fedavg", "q-fedupdate"]
+    first = {m: json.loads((tmp_path / "sweep" / f"{m}_k2" / "metrics.json").read_text())["rounds"][0]
+             for m in ("fedavg", "q-fedavg", "q-fedupdate")}
+    assert first["q-fedupdate"] == first["q-fedavg"] != first["fedavg"] and "fewshot_1shot" in first["fedavg"]
     rows = json.loads(path.read_text())["runs"]
     assert [(r["method"], r["per_round"]) for r in rows] == [(m, 2) for m in ("fedavg", "q-fedavg", "q-fedupdate")]
     fed = [r for r in rows if r["method"] == "fedavg"]
@@ -136,6 +146,25 @@ def test_sweep_writes_table_plot_and_run_folders(tmp_path):
     assert all(r["total_bits"] < f["total_bits"] for r, f in zip(rows[1::3], fed))  # INT8 vs FP32 messages
     image = cv2.imread(str(path.parent / "sweep.png"))
     assert image is not None and image.shape[1] > image.shape[0]
+
+
+def test_sweep_over_seeds_reports_mean_and_spread(tmp_path):
+    from fl_bridge.sweep import sweep
+
+    path = sweep(small(tmp_path, rounds=1, eval_every=1, out=str(tmp_path / "sweep")), [1], seeds=[0, 1])
+    result = json.loads(path.read_text())
+    assert result["seeds"] == [0, 1] and [r["seed"] for r in result["runs"]] == [0, 0, 0, 1, 1, 1]
+    assert all((tmp_path / "sweep" / f"seed{s}" / f"{m}_k1" / "metrics.json").is_file()
+               for s in (0, 1) for m in ("fedavg", "q-fedavg", "q-fedupdate"))
+    table = result["mean_over_seeds"]
+    assert [(r["method"], r["seeds"]) for r in table] == [(m, 2) for m in ("fedavg", "q-fedavg", "q-fedupdate")]
+    for row in table:
+        runs = [r["fewshot_1shot"] for r in result["runs"] if r["method"] == row["method"]]
+        assert row["fewshot_1shot"] == pytest.approx(np.mean(runs)) and row["fewshot_1shot_std"] == pytest.approx(np.std(runs))
+    assert runs[0] != runs[1]  # the seeds are different federations
+    assert "standard deviation over 2 seeds" in (tmp_path / "sweep" / "sweep.md").read_text()
+    with pytest.raises(FLError, match="seeds"):
+        sweep(small(tmp_path, out=str(tmp_path / "other")), [1], seeds=[1, 1])
 
 
 def test_modelled_timing_formulas_and_labels():
