@@ -3,7 +3,11 @@ of each tensor fixed for the whole local training (NITI), codes saturating at +-
 
 * `NITIUpdate` (Q-FedUpdate's Eq. 2): the gradient is shifted so that its largest magnitude has
   `eta` bits, `g_eta = round_s(g / 2^(ceil(log2 max|g|) - eta))`, then `codes -= g_eta`. `eta` is
-  an integer "learning rate" in weight LSBs (at most 2^eta LSBs per step); no momentum, no decay.
+  an integer "learning rate" in weight LSBs (at most 2^eta LSBs per step). Optional, both off by
+  default as in the paper's Eq. 2: integer weight decay `decay_shift` = d > 0 adds
+  `round_s(codes / 2^d)` to the step (a decay factor of 2^-d per step, in expectation, without a
+  multiply), and NITI's integer momentum `momentum` = M in sixteenths:
+  `m = clip(floor(m * M / 16) + step)`, `codes -= m` (m saturates at +-qmax like the codes).
 * `GridSGD`: an ordinary SGD step (lr, momentum, weight decay) on the float value, then the new
   weight is rounded back onto its grid (stochastic rounding keeps sub-LSB steps in expectation).
 
@@ -62,14 +66,19 @@ class _GridOptimizer(torch.optim.Optimizer):
 
 
 class NITIUpdate(_GridOptimizer):
-    """`codes -= round_s(g >> (ceil(log2 max|g|) - eta))`, saturating (Q-FedUpdate Eq. 2)."""
+    """`codes -= round_s(g >> (ceil(log2 max|g|) - eta))`, saturating (Q-FedUpdate Eq. 2); optional
+    integer weight decay (`decay_shift`) and NITI's integer momentum (`momentum`, in sixteenths)."""
 
     def __init__(self, params: Iterable[torch.nn.Parameter], eta: int, generator: torch.Generator, bits: int = 8,
-                 rounding: Rounding = Rounding.STOCHASTIC):
+                 rounding: Rounding = Rounding.STOCHASTIC, momentum: int = 0, decay_shift: int = 0):
         if eta < 0:
             raise ValueError(f"eta must be >= 0 (got {eta})")
+        if not 0 <= momentum < 16:
+            raise ValueError(f"integer momentum is in sixteenths, 0..15 (got {momentum})")
+        if decay_shift < 0:
+            raise ValueError(f"decay shift must be >= 0, 0 = no weight decay (got {decay_shift})")
         super().__init__(params, {"eta": eta}, bits, generator)
-        self.rounding = rounding
+        self.rounding, self.momentum, self.decay_shift = rounding, momentum, decay_shift
 
     @staticmethod
     def shift_of(grad: torch.Tensor, eta: int) -> int | None:
@@ -79,12 +88,24 @@ class NITIUpdate(_GridOptimizer):
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: D102 - torch's signature
+        q = self.quantizer.qmax
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None or (shift := self.shift_of(p.grad, group["eta"])) is None:
+                if p.grad is None:
                     continue
-                step = round_with(p.grad.to(torch.float64) * 2.0 ** (-shift), self.rounding, self.generator)
-                self._store(p, self.codes(p) - step.to(p.dtype))
+                shift = self.shift_of(p.grad, group["eta"])
+                if shift is None and not self.decay_shift:
+                    continue
+                codes = self.codes(p).to(torch.float64)
+                step = torch.zeros_like(codes) if shift is None else \
+                    round_with(p.grad.to(torch.float64) * 2.0 ** (-shift), self.rounding, self.generator)
+                if self.decay_shift:
+                    step += round_with(codes * 2.0 ** (-self.decay_shift), self.rounding, self.generator)
+                if self.momentum:
+                    buf = self.state[p].get("momentum")
+                    carried = torch.zeros_like(codes) if buf is None else torch.floor(buf * self.momentum / 16)
+                    step = self.state[p]["momentum"] = (carried + step).clamp_(-q, q)
+                self._store(p, (codes - step).to(p.dtype))
 
 
 class GridSGD(_GridOptimizer):

@@ -131,6 +131,33 @@ def test_grid_optimisers_keep_weights_on_their_integer_grid(make):
     assert not torch.equal(start, layer.weight.detach()) and zero.abs().sum() > 0
 
 
+def _grid_param(codes: list[int]) -> nn.Parameter:
+    return nn.Parameter(torch.tensor([codes], dtype=torch.float32) * 2.0**-7)  # exponent -7: codes kept
+
+
+def test_niti_update_integer_momentum_and_weight_decay():
+    """NITI's integer momentum m = clip(floor(m * M / 16) + step) and the decay step
+    round(codes / 2^d), worked by hand; both off by default (the paper's Eq. 2)."""
+    gen = torch.Generator().manual_seed(0)
+    p = _grid_param([100, 10, -50, 20])
+    opt = NITIUpdate([p], 2, gen, rounding=Rounding.NEAREST, momentum=8)
+    assert opt.exponents[p] == -7
+    for _ in range(3):  # max |g| = 4 -> shift 0 at eta 2: the step is g; m = 4, 6, 7 / -2, -3, -4 / 1, 1, 1
+        p.grad = torch.tensor([[4.0, -2.0, 1.0, 0.0]])
+        opt.step()
+    assert torch.equal(p.detach() * 2.0**7, torch.tensor([[100.0 - 17, 10 + 9, -50 - 3, 20]]))
+    assert torch.equal(opt.state[p]["momentum"], torch.tensor([[7.0, -4, 1, 0]], dtype=torch.float64))
+    decayed, plain = _grid_param([100, 10, -50, 20]), _grid_param([100, 10, -50, 20])
+    opts = [NITIUpdate([decayed], 2, gen, rounding=Rounding.NEAREST, decay_shift=3), NITIUpdate([plain], 2, gen)]
+    for param, o in zip((decayed, plain), opts):
+        param.grad = torch.zeros_like(param)
+        o.step()
+    assert torch.equal(decayed.detach() * 2.0**7, torch.tensor([[100.0 - 13, 10 - 1, -50 + 6, 20 - 3]]))
+    assert torch.equal(plain.detach() * 2.0**7, torch.tensor([[100.0, 10, -50, 20]]))
+    with pytest.raises(ValueError, match="sixteenths"):
+        NITIUpdate([plain], 2, gen, momentum=16)
+
+
 def _conv_ref(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
     """Cross-correlation by its definition, one output position at a time, in numpy int64."""
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
