@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from contracts import fl_run_dir
+from contracts import DEFAULT_ARCH, DEFAULT_MHZ, fl_run_dir
 from fl_bridge.codec import CodecConfig
 from fl_bridge.errors import FLError
 from fl_bridge.local import LocalConfig
@@ -102,8 +102,8 @@ class RunConfig:
     halo_calibration: str = "cifar10"
     halo_aggregation: str = "paper"
     halo_upload: str = "bw"  # bw: the bw-bit forward weights (the paper's comm. cost); grid: the 8-bit stored weights
-    halo_fpga_arch: str = "custom_perf"
-    halo_fpga_mhz: float = 50.0
+    halo_fpga_arch: str = DEFAULT_ARCH
+    halo_fpga_mhz: float = DEFAULT_MHZ
 
     @property
     def quantized_training(self) -> bool:

@@ -27,6 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts import DEFAULT_MHZ
 from fl_bridge.errors import FLError
 from fl_bridge.halo.costs import Costs, Precision
 from tensil.arch import DATA_TYPES, Arch, ArchError, DataType, load_arch
@@ -69,7 +70,7 @@ class FPGACost:
 
     instructions: tuple
     arch: Arch
-    mhz: float = 50.0
+    mhz: float = DEFAULT_MHZ
     device: Device = XC7Z020
     name: str = "fpga"
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
