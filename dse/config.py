@@ -31,7 +31,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from contracts import fpga_dir_name
+from contracts import DEFAULT_ARCH, fpga_dir_name
 from dse.errors import DseError
 from fpga.clocking import ClockError, plan_clock
 from tensil.arch import ArchError, load_arch
@@ -53,7 +53,7 @@ class Point:
     train_size: int = 32
     test_size: int = 32
     epochs: int = 12
-    arch: str = "custom_perf"  # a shipped architecture name or a .tarch path
+    arch: str = DEFAULT_ARCH  # a shipped architecture name or a .tarch path
     mhz: float = 125.0
 
     def label(self) -> str:
