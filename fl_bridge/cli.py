@@ -31,6 +31,10 @@ HELP = {
     "lora": "q-fedavg / q-fedupdate: train FLoCoRA's adapters (--rank, --alpha) in INT8 instead of every parameter",
     "grid_update": "q-*: integer weight update, niti (Eq. 2, --eta) | sgd (--lr, --momentum, then stochastic rounding)",
     "eta": "q-* with --grid-update niti: bits of the integer weight update (at most 2^eta weight LSBs per step)",
+    "eta_schedule": "q-* with niti: ROUND:ETA,... eta from that round on, e.g. 1:5,11:4,16:3 (NITI's decay); "
+                    "--eta before the first item",
+    "int8_momentum": "q-* with niti: NITI's integer momentum m = floor(m * M / 16) + step, M in 0..15 (0 = none)",
+    "int8_decay_shift": "q-* with niti: integer weight decay, round(codes / 2^d) more per step (0 = none)",
     # FedMPQ (--method fedmpq | aqfl | fpq8)
     "mpq_budgets": "fedmpq/aqfl/fpq8: average weight-bit budgets, one per client (2,2,4,...), or budget levels "
                    "shared out by --mpq-budget-shares",

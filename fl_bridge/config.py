@@ -17,7 +17,7 @@ from fl_bridge.codec import CodecConfig
 from fl_bridge.errors import FLError
 from fl_bridge.local import LocalConfig
 from fl_bridge.model import ModelConfig
-from fl_bridge.precision.engine import UPDATES, Int8Training
+from fl_bridge.precision.engine import UPDATES, Int8Training, parse_eta_schedule
 from train.backbones import BackboneError, BackboneSpec, check_spec
 
 
@@ -47,6 +47,9 @@ class RunConfig:
     lora: bool = False  # train FLoCoRA's adapters (rank, alpha, adapt-stem) instead of every parameter
     grid_update: str = "niti"
     eta: int = 3
+    eta_schedule: str = ""  # "ROUND:ETA,...": eta from that round on (NITI's 5 -> 4 -> 3); "" = eta throughout
+    int8_momentum: int = 0  # NITI's integer momentum in sixteenths (0 = none, the paper's Eq. 2)
+    int8_decay_shift: int = 0  # integer weight decay: round(codes / 2^d) per step (0 = none)
     # FedMPQ (--method fedmpq, and its baselines aqfl, fpq8; fl_bridge/fedmpq): per-client weight-bit budgets
     mpq_budgets: str = "2,4,6,8"  # one budget per client, or budget levels shared out by mpq_budget_shares
     mpq_budget_shares: str = "20,30,30,20"  # percent of the clients at each budget level (in client order)
@@ -116,7 +119,10 @@ class RunConfig:
 
     @property
     def int8(self) -> Int8Training | None:
-        return Int8Training(self.quant_bits, self.grid_update, self.eta) if self.quantized_training else None
+        if not self.quantized_training:
+            return None
+        return Int8Training(self.quant_bits, self.grid_update, self.eta, momentum=self.int8_momentum,
+                            decay_shift=self.int8_decay_shift)
 
     def spec(self, in_channels: int = 3) -> BackboneSpec:
         return BackboneSpec(self.backbone, self.feature_maps, self.strided, in_channels, self.image_size, self.norm)
@@ -141,6 +147,9 @@ class RunConfig:
         try:
             check_spec(self.spec())
             self.codec.check()
+            parse_eta_schedule(self.eta_schedule)
+            if self.int8 is not None:
+                self.int8.check()
             if self.method in FEDMPQ_METHODS:  # FedMPQ and its baselines
                 method_spec(self.method, self.mpq_budgets, self.mpq_budget_shares, self.clients, self.mpq_act_bits,
                             self.mpq_lambda, self.mpq_eps, self.mpq_representation, self.mpq_allocation)

@@ -98,7 +98,8 @@ def run_federation(grid: Grid, cfg: RunConfig, initial_metrics: dict | None = No
     else:
         strategy = CompressedFedAvg(model_cfg, cfg.codec, cfg.local, dtask, lay, frozen_hash, cfg.per_round,
                                     round_timeout_s=cfg.round_timeout, int8=cfg.int8,
-                                    error_feedback=cfg.method == "q-fedupdate", node_data=cfg.node_data)
+                                    error_feedback=cfg.method == "q-fedupdate", node_data=cfg.node_data,
+                                    eta_schedule=cfg.eta_schedule)
     evaluator = Evaluator(data, cfg)
     summary = analytic(cfg, model_cfg)
     state = run.load_state(lay)

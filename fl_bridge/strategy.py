@@ -33,7 +33,7 @@ from fl_bridge.errors import FLError, MalformedUpdate
 from fl_bridge.local import LocalConfig
 from fl_bridge.model import ModelConfig
 from fl_bridge.partition import sample_clients
-from fl_bridge.precision.engine import Int8Training
+from fl_bridge.precision.engine import Int8Training, eta_for_round
 from fl_bridge.precision.server import apply_update, broadcast_values, update_statistics
 from fl_bridge.task import NODE_PARTITION, DataTask, TrainTask
 
@@ -66,12 +66,14 @@ class CompressedFedAvg(FedAvg):
 
     def __init__(self, model: ModelConfig, codec: CodecConfig, local: LocalConfig, data: DataTask,
                  layout: Layout, base_hash: str, per_round: int, round_timeout_s: float = 600.0,
-                 int8: Int8Training | None = None, error_feedback: bool = False, node_data: bool = False):
+                 int8: Int8Training | None = None, error_feedback: bool = False, node_data: bool = False,
+                 eta_schedule: str = ""):
         super().__init__(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=1, min_available_nodes=1)
         self.model, self.codec, self.local, self.data = model, codec, local, data
         self.layout, self.base_hash, self.per_round = layout, base_hash, per_round
         self.round_timeout_s = round_timeout_s
         self.int8, self.error_feedback, self.node_data = int8, error_feedback, node_data
+        self.eta_schedule = eta_schedule  # "ROUND:ETA,...": the INT8 clients' eta per round (engine.parse_eta_schedule)
         self._reports: list[tuple[int, int]] = []  # (partition-id, num-examples) of this round's usable replies
         self._sent: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None  # (master, broadcast)
         self._most_examples = 0  # the largest partition sent this round: the bound of a reply's num-examples
@@ -99,7 +101,10 @@ class CompressedFedAvg(FedAvg):
         entropy = [self.data.seed, server_round, partition % 2**32]  # NODE_PARTITION (-1) too
         seed = int(np.random.default_rng(entropy).integers(2**31))
         local = replace(self.local, seed=seed)
-        return TrainTask(self.model, self.codec, local, self.data, partition, self.base_hash, self.int8)
+        int8 = self.int8
+        if int8 is not None and self.eta_schedule:
+            int8 = replace(int8, eta=eta_for_round(self.eta_schedule, int8.eta, server_round))
+        return TrainTask(self.model, self.codec, local, self.data, partition, self.base_hash, int8)
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:

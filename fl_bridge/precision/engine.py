@@ -39,6 +39,9 @@ class Int8Training:
     weight_bits: int | None = None
     act_bits: int | None = None
     error_bits: int | None = None
+    # niti only, both off by default as in the paper's Eq. 2 (`optim.NITIUpdate`)
+    momentum: int = 0  # NITI's integer momentum, in sixteenths
+    decay_shift: int = 0  # integer weight decay: round(codes / 2^d) more per step
 
     def check(self) -> "Int8Training":
         if self.update not in UPDATES:
@@ -50,6 +53,9 @@ class Int8Training:
                 Pow2Quantizer(bits)  # raises for unsupported bits
         for mode in (self.act_rounding, self.error_rounding):
             Rounding(mode)  # raises for an unknown rounding
+        if not 0 <= self.momentum <= 15 or self.decay_shift < 0:
+            raise ValueError(f"integer momentum must be in 0..15 sixteenths and the decay shift >= 0 "
+                             f"(got {self.momentum}, {self.decay_shift})")
         return self
 
     def layers(self) -> LayerPrecision:
@@ -57,6 +63,32 @@ class Int8Training:
         their grid, or fake-quantized to `weight_bits` (round to nearest, STE) in the forward pass."""
         return LayerPrecision(self.weight_bits, self.act_bits or self.bits, self.error_bits or self.bits,
                               Rounding(self.act_rounding), Rounding(self.error_rounding))
+
+
+def parse_eta_schedule(text: str) -> list[tuple[int, int]]:
+    """`"ROUND:ETA,..."` (e.g. `"1:5,11:4,16:3"`, NITI's decay 5 -> 4 -> 3) as sorted (round, eta)
+    pairs; "" = no schedule. ValueError for a malformed one."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        try:
+            rnd, eta = (int(v) for v in item.split(":"))
+        except ValueError:
+            raise ValueError(f"eta schedule {text!r}: each item is ROUND:ETA with integers (got {item!r})") from None
+        if rnd < 1 or not 0 <= eta <= 7:
+            raise ValueError(f"eta schedule {text!r}: rounds start at 1 and eta is in 0..7 (got {item!r})")
+        pairs.append((rnd, eta))
+    if len({r for r, _ in pairs}) != len(pairs):
+        raise ValueError(f"eta schedule {text!r}: a round appears twice")
+    return sorted(pairs)
+
+
+def eta_for_round(schedule: str, default: int, server_round: int) -> int:
+    """The eta of `server_round`: that of the last schedule item at or before it, else `default`."""
+    eta = default
+    for rnd, value in parse_eta_schedule(schedule):
+        if rnd <= server_round:
+            eta = value
+    return eta
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -70,7 +102,8 @@ def make_optimizer(model: nn.Module, cfg: Int8Training, lr: float, momentum: flo
     """Grid optimiser for the weight tensors + float SGD (Nesterov) for the 1-D parameters."""
     grid, flat = split_parameters(model)
     if cfg.update == "niti":
-        grid_opt: torch.optim.Optimizer = NITIUpdate(grid, cfg.eta, generator, cfg.bits)
+        grid_opt: torch.optim.Optimizer = NITIUpdate(grid, cfg.eta, generator, cfg.bits, momentum=cfg.momentum,
+                                                     decay_shift=cfg.decay_shift)
     else:
         grid_opt = GridSGD(grid, lr, generator, momentum, weight_decay, cfg.bits)
     opts: list[torch.optim.Optimizer] = [grid_opt]

@@ -15,6 +15,7 @@ from fl_bridge.precision import niti
 from fl_bridge.precision.accounting import message_bits
 from fl_bridge.precision.fakequant import (LayerPrecision, fake_quant_a, fake_quant_e, fake_quant_w,
                                            fake_quantized)
+from fl_bridge.precision.engine import eta_for_round, parse_eta_schedule
 from fl_bridge.precision.optim import GridSGD, NITIUpdate, grid_exponent
 from fl_bridge.precision.quantizers import AffineQuantizer, Pow2Quantizer, pow2_exponent
 from fl_bridge.precision.rounding import Rounding, shift_round, stochastic_round
@@ -129,6 +130,14 @@ def test_grid_optimisers_keep_weights_on_their_integer_grid(make):
             opt.step()
         assert on_grid(layer.weight.detach(), exponent) and on_grid(zero.detach(), opt.exponents[zero])
     assert not torch.equal(start, layer.weight.detach()) and zero.abs().sum() > 0
+
+
+def test_eta_schedule_parsing():
+    assert parse_eta_schedule("") == [] and parse_eta_schedule(" 11:4, 1:5,16:3 ") == [(1, 5), (11, 4), (16, 3)]
+    assert [eta_for_round("3:5,6:4", 2, r) for r in range(1, 8)] == [2, 2, 5, 5, 5, 4, 4]
+    for bad in ("0:5", "3:8", "3", "a:b", "3:5,3:4"):
+        with pytest.raises(ValueError, match="eta schedule"):
+            parse_eta_schedule(bad)
 
 
 def _grid_param(codes: list[int]) -> nn.Parameter:

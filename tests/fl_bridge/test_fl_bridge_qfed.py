@@ -108,6 +108,32 @@ class KilledGrid(InlineGrid):
         return super().send_and_receive(messages, timeout=timeout)
 
 
+class EtaGrid(InlineGrid):
+    """The real clients, recording the INT8 training settings each round's tasks carry."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[int, int, int, int]] = []
+
+    def send_and_receive(self, messages, *, timeout=None):
+        for msg in messages:
+            int8 = TrainTask.from_config(msg.content["config"]).int8
+            self.seen.append((int(msg.content["config"]["server-round"]), int8.eta, int8.momentum, int8.decay_shift))
+        return super().send_and_receive(messages, timeout=timeout)
+
+
+def test_eta_schedule_momentum_and_decay_reach_the_clients(tmp_path):
+    grid = EtaGrid()
+    cfg = small(tmp_path, rounds=3, per_round=1, eval_every=3, eta=2, eta_schedule="2:5,3:4", int8_momentum=8,
+                int8_decay_shift=6)
+    run_federation(grid, cfg)
+    assert grid.seen == [(1, 2, 8, 6), (2, 5, 8, 6), (3, 4, 8, 6)]
+    for bad in (dict(eta_schedule="0:5"), dict(eta_schedule="2:9"), dict(eta_schedule="2-5"),
+                dict(eta_schedule="2:5,2:4"), dict(int8_momentum=16), dict(int8_decay_shift=-1)):
+        with pytest.raises(FLError):
+            small(tmp_path, **bad).check()
+
+
 def test_killed_quantized_server_resumes_to_the_same_master(tmp_path):
     """FLoCoRA adapters trained in INT8 with an FP32 master; seeded stochastic rounding per client."""
     extra = {"lora": True, "rank": 2, "alpha": 32}
