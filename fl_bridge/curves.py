@@ -140,7 +140,7 @@ def round_line(entry: dict, rounds: int) -> str:
     if lost:
         parts[0] += f" ({', '.join(lost)})"
     parts.append(f"{entry.get('bytes_up', 0) / 1e6:.2f} MB up, {entry.get('bytes_down', 0) / 1e6:.2f} MB down")
-    if "train_loss" in entry:
+    if entry.get("train_loss") is not None:   # None: no usable update this round
         parts.append(f"train loss {entry['train_loss']:.3f}")
     shots = [f"{label} {100 * entry[key]:.2f}% +- {100 * entry.get(f'{key}_ci95', 0):.2f}"
              for key, label, _ in _SHOTS if key in entry]
