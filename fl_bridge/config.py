@@ -148,8 +148,6 @@ class RunConfig:
             check_spec(self.spec())
             self.codec.check()
             parse_eta_schedule(self.eta_schedule)
-            if self.int8 is not None:
-                self.int8.check()
             if self.method in FEDMPQ_METHODS:  # FedMPQ and its baselines
                 method_spec(self.method, self.mpq_budgets, self.mpq_budget_shares, self.clients, self.mpq_act_bits,
                             self.mpq_lambda, self.mpq_eps, self.mpq_representation, self.mpq_allocation)
@@ -164,6 +162,8 @@ class RunConfig:
             (self.grid_update not in UPDATES, f"grid-update must be one of {', '.join(UPDATES)}"),
             (self.engine not in ENGINES, f"engine must be one of {', '.join(ENGINES)}"),
             (not 0 <= self.eta <= 7, "eta (bits of the integer weight update) must be in 0..7"),
+            (not 0 <= self.int8_momentum <= 15, "int8-momentum (sixteenths) must be in 0..15"),
+            (self.int8_decay_shift < 0, "int8-decay-shift must be >= 0 (0 = no weight decay)"),
             (self.rank < 1 or self.alpha <= 0, "LoRA rank must be >= 1 and alpha > 0"),
             (not 1 <= self.per_round <= self.clients, "per-round must be between 1 and the number of clients"),
             (self.rounds < 1 or self.epochs < 1 or self.batch_size < 1, "rounds, epochs and batch size must be >= 1"),
