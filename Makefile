@@ -170,6 +170,14 @@ fl-halo: $(STAMP)
 	$(PY) -m fl_bridge run $(HALO_FLAGS) $(HALO_FIXED) --halo-start 2-4-4 --out build/fl/halo/fixed_244
 	$(PY) -m fl_bridge.halo.report build/fl/halo/fixed_888 build/fl/halo/fixed_244 build/fl/halo/surrogate build/fl/halo/fpga
 
+# FedMPQ: per-layer weight bits under per-client budgets vs fixed precision per client (AQFL) and FPQ8
+# (fl_bridge/README.md).
+FEDMPQ_FLAGS := --image-size 16 --clients 8 --per-round 4 --samples-per-client 48 --rounds 8 --epochs 2 \
+                --eval-every 8 --episodes 300
+.PHONY: fl-fedmpq
+fl-fedmpq: $(STAMP)
+	$(PY) -m fl_bridge fedmpq-compare $(FEDMPQ_FLAGS) --variants fedmpq fedmpq-strict aqfl fpq8 --out build/fl/fedmpq
+
 # Design-space exploration: the sweep of dse/sweeps/default.toml (accuracy vs FPGA latency).
 DSE_SWEEP   ?= dse/sweeps/default.toml
 DSE_WORKERS ?= 2

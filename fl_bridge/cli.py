@@ -31,6 +31,18 @@ HELP = {
     "lora": "q-fedavg / q-fedupdate: train FLoCoRA's adapters (--rank, --alpha) in INT8 instead of every parameter",
     "grid_update": "q-*: integer weight update, niti (Eq. 2, --eta) | sgd (--lr, --momentum, then stochastic rounding)",
     "eta": "q-* with --grid-update niti: bits of the integer weight update (at most 2^eta weight LSBs per step)",
+    # FedMPQ (--method fedmpq | aqfl | fpq8)
+    "mpq_budgets": "fedmpq/aqfl/fpq8: average weight-bit budgets, one per client (2,2,4,...), or budget levels "
+                   "shared out by --mpq-budget-shares",
+    "mpq_budget_shares": "percent of the clients at each budget level, in client order (used when --mpq-budgets "
+                         "lists fewer values than --clients)",
+    "mpq_act_bits": "fedmpq/aqfl: activation bits (fpq8 uses 8)",
+    "mpq_lambda": "fedmpq: weight of the bit-plane group lasso",
+    "mpq_eps": "fedmpq: a top bit-plane with at most this density of ones is pruned",
+    "mpq_representation": "fedmpq/aqfl/fpq8: sign-magnitude (the top plane is sparse) | literal (the paper's offset "
+                          "binary: the top plane is the sign)",
+    "mpq_allocation": "fedmpq: the server's pruning-growing, literal (Alg. 2 as published, may overshoot a budget "
+                      "slightly) | strict (never over budget)",
     "eta_schedule": "q-* with niti: ROUND:ETA,... eta from that round on, e.g. 1:5,11:4,16:3 (NITI's decay); "
                     "--eta before the first item",
     "int8_momentum": "q-* with niti: NITI's integer momentum m = floor(m * M / 16) + step, M in 0..15 (0 = none)",

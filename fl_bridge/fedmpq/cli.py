@@ -21,7 +21,8 @@ def add_parsers(sub: argparse._SubParsersAction, add_config_flags: Callable[...,
                          "accuracy against average weight bits")
     add_config_flags(cmp, **COMPARE_DEFAULTS)
     cmp.add_argument("--variants", nargs="+", default=["fedmpq", "aqfl", "fpq8"],
-                     help="runs: fedmpq | fedmpq-strict | aqfl | fpq8 (default: fedmpq aqfl fpq8)")
+                     help="runs: fedmpq | fedmpq-strict (Alg. 2 never over budget) | fedmpq-offset (the paper's offset-binary "
+                     "planes) | aqfl | fpq8 (default: fedmpq aqfl fpq8)")
     alloc = sub.add_parser("allocate", help="per-layer weight bits of a trained backbone checkpoint under an average "
                            "bit budget (FedMPQ's pruning-growing), with the fake-quantized model's accuracy")
     alloc.add_argument("--checkpoint", required=True, help="backbone checkpoint (contract 1), e.g. build/backbone.pt")

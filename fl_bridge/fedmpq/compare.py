@@ -24,14 +24,18 @@ from fl_bridge.rundir import write_json
 from fl_bridge.server import run_federation
 from train.files import atomic_write_text
 
-COLOURS = {"fedmpq": "tab:blue", "fedmpq-strict": "tab:cyan", "aqfl": "tab:red", "fpq8": "tab:gray"}
-VARIANTS = {"fedmpq": ("fedmpq", "literal"), "fedmpq-strict": ("fedmpq", "strict"), "aqfl": ("aqfl", "literal"),
-            "fpq8": ("fpq8", "literal")}
+COLOURS = {"fedmpq": "tab:blue", "fedmpq-strict": "tab:cyan", "fedmpq-offset": "tab:purple", "aqfl": "tab:red",
+           "fpq8": "tab:gray"}
+# variant -> (method, Alg. 2 mode, representation); the other settings are the comparison's
+VARIANTS = {"fedmpq": ("fedmpq", "literal", "sign-magnitude"), "fedmpq-strict": ("fedmpq", "strict", "sign-magnitude"),
+            "fedmpq-offset": ("fedmpq", "literal", "literal"), "aqfl": ("aqfl", "literal", "sign-magnitude"),
+            "fpq8": ("fpq8", "literal", "sign-magnitude")}
 
 
 def run_config(base: RunConfig, variant: str) -> RunConfig:
-    method, allocation = VARIANTS[variant]
-    return replace(base, method=method, mpq_allocation=allocation, out=str(Path(base.out) / variant))
+    method, allocation, representation = VARIANTS[variant]
+    return replace(base, method=method, mpq_allocation=allocation, mpq_representation=representation,
+                   out=str(Path(base.out) / variant))
 
 
 def summarise(run_dir: Path, variant: str) -> list[dict]:

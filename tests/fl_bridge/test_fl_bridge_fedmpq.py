@@ -186,3 +186,34 @@ def test_bad_fedmpq_input_is_one_line_and_status_2(argv, message, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("fl_bridge: error:") and message in err[-1]
     assert not any("Traceback" in line for line in err)
+
+
+def test_a_fedmpq_federation_meets_budgets_and_measures_its_bits(tmp_path):
+    """Two clients (budgets 2 and 8, strict), one round through the real messages and client handler:
+    every allocation sent meets its budget, the aggregation weights are v_n |D_n|, and the measured
+    bytes are the formula's bits / 8 plus byte padding and the container."""
+    import json
+
+    from fl_bridge.config import RunConfig
+    from fl_bridge.inline import InlineGrid, task_identity
+    from fl_bridge.server import run_federation
+
+    cfg = RunConfig(out=str(tmp_path / "run"), method="fedmpq", mpq_budgets="2,8", mpq_allocation="strict",
+                    clients=2, per_round=2, rounds=2, samples_per_client=16, image_size=16, eval_every=2,
+                    episodes=5, shots=(1,))
+    with task_identity():
+        run_federation(InlineGrid(), cfg)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    rounds = metrics["rounds"][1:]
+    assert [r["received"] for r in rounds] == [2, 2]
+    for r in rounds:
+        assert r["sent_avg_bits"]["0"] <= 2 and r["sent_avg_bits"]["1"] <= 8 and all(r["budget_met"].values())
+        assert r["aggregation_weights"]["0"] == pytest.approx(2 / 10)  # equal |D_n|: v_n / sum v
+        for direction in ("down", "up"):
+            padding = r[f"bytes_{direction}"] - r[f"bits_{direction}"] / 8
+            assert 0 < padding < 2 * (300 + 13)  # per message: .npy header and key, < 1 byte per layer
+    assert rounds[0]["sent_avg_bits"] == {"0": 2.0, "1": 8.0}  # round 1: every layer at the budget
+    allocation = rounds[-1]["fedmpq"]["allocation"]
+    assert max(allocation[1]) == 8 and min(allocation[0]) == 2
+    assert {"b2_fewshot_1shot", "b8_fewshot_1shot", "fewshot_1shot"} <= set(metrics["rounds"][-1])
+    assert (tmp_path / "run" / "backbone.pt").is_file()
