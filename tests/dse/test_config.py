@@ -93,9 +93,10 @@ def test_cli_bad_toml(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name, count, trainings", [("default", 8, 4), ("pefsl", 96, 48)])
+@pytest.mark.parametrize("name, count, trainings", [("default", 9, 5), ("pefsl", 96, 48)])
 def test_shipped_sweeps_are_valid(name, count, trainings):
     sweep = load_sweep(Path(__file__).resolve().parents[2] / "dse" / "sweeps" / f"{name}.toml")
     layout = SweepLayout(Path("/r") / name)
     assert len(sweep.points) == count
     assert len({layout.paths(sweep, p).train_checkpoint for p in sweep.points}) == trainings
+    assert any(p.train_size == p.test_size == 84 for p in sweep.points)  # a network trained at 84x84
