@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 from flwr.app import Message
 
-from fl_bridge.codec import CodecConfig, decode
+from fl_bridge.codec import CodecConfig
 from fl_bridge.errors import MalformedUpdate
 from fl_bridge.halo.costs import METRICS, CostModel, Precision
 from fl_bridge.halo.messages import upload_codec

@@ -40,8 +40,8 @@ def test_the_surrogate_reproduces_table_ii_ratios_within_2_percent(dataset):
 
 
 def test_the_paper_rows_of_one_type_hold_only_one_dimension_lower():
-    """What the surrogate's forms say about Table II's client-type rows (reported): latency
-    clients keep energy-free... each type's row changes exactly the metrics its dimension drives."""
+    """Table II's client-type rows (reported) leave unchanged the metrics the surrogate's forms say
+    their dimension does not drive (the forms the surrogate is built on)."""
     for rows in TABLE_II.values():
         assert rows["halo-L"][3] == rows["8-8-8"][3]  # latency clients lower ba: no area change
         assert rows["halo-E"][2] == rows["8-8-8"][2]  # energy clients lower be: no latency change
