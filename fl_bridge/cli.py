@@ -80,6 +80,24 @@ HELP = {
               "Ray simulation engine, clients in parallel (Ray listens on every interface: trusted hosts only)",
     "supernodes": "virtual SuperNodes of the simulation (0 = per-round)",
     "client_cpus": "CPUs per simulated client (Ray resources)",
+    # HaLo-FL (--method halo-fl)
+    "halo_energy": "halo-fl: energy-constrained clients (clients 0.., then latency, area, unconstrained)",
+    "halo_latency": "halo-fl: latency-constrained clients",
+    "halo_area": "halo-fl: area-constrained clients",
+    "halo_unconstrained": "halo-fl: clients that keep --halo-start (the four counts add up to --clients)",
+    "halo_start": "halo-fl: start precision bw-ba-be (weights, activations, errors)",
+    "halo_floors": "halo-fl: lowest bits per dimension, bw-ba-be",
+    "halo_step": "halo-fl: bits removed by one HaLo-PS step",
+    "halo_step_rule": "halo-fl: every-k (before rounds K+1, 2K+1, ...) | every-round (Alg. 1 read literally)",
+    "halo_step_every": "halo-fl: K of every-k (0 = ceil(rounds / 3))",
+    "halo_tie_break": "halo-fl: order of the dimensions lowered when costs tie",
+    "halo_cost_model": "halo-fl: surrogate (HaLoSim fitted to the paper's Table II) | structural (crossbars of our "
+                       "network) | fpga (Tensil on the PYNQ-Z1: tensil's resources and cycle estimator)",
+    "halo_calibration": "halo-fl surrogate: the Table II dataset its constants come from (cifar10, emnist, tinyimagenet)",
+    "halo_aggregation": "halo-fl: paper (average re-quantized to 8 bits) | master (extension: Q-FedUpdate's FP32 master)",
+    "halo_upload": "halo-fl: bw (the bw-bit forward weights) | grid (the 8-bit stored weights)",
+    "halo_fpga_arch": "halo-fl fpga cost model: Tensil architecture (size and memories)",
+    "halo_fpga_mhz": "halo-fl fpga cost model: board clock in MHz",
     "node_data": "with --superlink: each SuperNode trains on its own data (partition-id, num-partitions and "
                  "data-folder of its node config) instead of the server-assigned partitions of --data-root",
 }
