@@ -176,7 +176,8 @@ FEDMPQ_FLAGS := --image-size 16 --clients 8 --per-round 4 --samples-per-client 4
                 --eval-every 8 --episodes 300
 .PHONY: fl-fedmpq
 fl-fedmpq: $(STAMP)
-	$(PY) -m fl_bridge fedmpq-compare $(FEDMPQ_FLAGS) --variants fedmpq fedmpq-strict aqfl fpq8 --out build/fl/fedmpq
+	$(PY) -m fl_bridge fedmpq-compare $(FEDMPQ_FLAGS) --variants fedmpq fedmpq-strict fedmpq-offset aqfl fpq8 \
+		--out build/fl/fedmpq
 
 # Design-space exploration: the sweep of dse/sweeps/default.toml (accuracy vs FPGA latency).
 DSE_SWEEP   ?= dse/sweeps/default.toml

@@ -57,8 +57,8 @@ def summarise(run_dir: Path, variant: str) -> list[dict]:
             "level_model_avg_bits": last[f"b{v}_avg_bits"],
             **{k[len(f"b{v}_"):]: val for k, val in last.items() if k.startswith(f"b{v}_") and k != f"b{v}_avg_bits"},
             "total_bytes": summary["total_bytes"], "total_bits": summary["total_bits"]})
-    if variant == "fpq8":  # one model for every client: one row, under the largest budget
-        rows = rows[-1:]
+    if variant == "fpq8":  # one model for every client: one row, under the largest budget, every client
+        rows = [{**rows[-1], "clients": list(range(len(budgets)))}]
     return rows
 
 
