@@ -78,16 +78,12 @@ def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias,
         ti = t_idx[n]
         for b in range(B):
             bw = b if per_image else 0
-            if zero[n]:
-                xr[:] = 0
-            else:
-                xr[:] = local[li, b]
-            use_fast = fast
-            if fast:
-                bound = biasmax[g, bw] + 0.5 * A
-                for k in range(A):
-                    bound += abs(xr[k]) * rowmax[g, bw, k]
-                use_fast = bound < limit
+            bound = biasmax[g, bw] + 0.5 * A
+            for k in range(A):
+                v = 0 if zero[n] else local[li, b, k]
+                xr[k] = v
+                bound += abs(v) * rowmax[g, bw, k]
+            use_fast = fast and bound < limit
             if use_fast:
                 for ob in range(0, Ap, 16):
                     a0, a1, a2, a3 = bias[g, bw, ob], bias[g, bw, ob + 1], bias[g, bw, ob + 2], bias[g, bw, ob + 3]
