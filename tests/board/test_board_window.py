@@ -88,10 +88,14 @@ def test_the_window_shows_the_screen_pixel_for_pixel(xserver, tmp_path):
     window = TkWindow()
     canvas = _canvas()
     try:
-        for _ in range(5):
+        deadline = time.monotonic() + 10                # the X server draws asynchronously
+        while True:
             window.write(canvas)
-        x, y = window.root.winfo_rootx(), window.root.winfo_rooty()
-        shot = xserver.screenshot()
+            x, y = window.root.winfo_rootx(), window.root.winfo_rooty()
+            shot = xserver.screenshot()
+            if np.array_equal(shot[y:y + HEIGHT, x:x + WIDTH], canvas) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     finally:
         window.close()
     cv2.imwrite(str(tmp_path / "screenshot.png"), shot)
