@@ -10,5 +10,8 @@ baselines AQFL and FPQ8, on the shared low-precision core (`fl_bridge.precision`
 | `train` | the client's mixed-precision QAT with the bit-plane group lasso |
 | `methods` | fedmpq / aqfl / fpq8 settings and per-client budgets |
 | `client`, `server` | a client's round; the federated loop |
+| `compare` | `python -m fl_bridge fedmpq-compare`: the variants side by side, table and plot |
 | `checkpoint` | the standalone allocator for a trained backbone checkpoint (`python -m fl_bridge allocate`) |
+| `deploy` | what `python -m fl_bridge deploy` of these runs reports (emulated vs as-trained accuracy) |
+| `cli` | the subcommands' flags |
 """

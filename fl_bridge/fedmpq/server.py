@@ -136,8 +136,12 @@ class FedMPQStrategy(CompressedFedAvg):
             except MalformedUpdate as e:
                 log.warning("round %d: dropped the update of node %d: %s", server_round, msg.metadata.src_node_id, e)
                 dropped += 1
+        densities = [m["metrics"].get("top-plane-density") for m in (msg.content for msg in valid)
+                     if "metrics" in m]
+        densities = [d for d in densities if isinstance(d, float)]
         self.report = {"bytes_up": bytes_up, "received": len(got), "dropped": dropped, "failed": len(errors),
-                       "bits_up": sum(self.bits_of(bits) for _, _, bits, _, _ in got)}
+                       "bits_up": sum(self.bits_of(bits) for _, _, bits, _, _ in got),
+                       "top_plane_density": sum(densities) / len(densities) if densities else None}
         if not got:
             log.warning("round %d: no usable update; the global model is unchanged", server_round)
             return tensors

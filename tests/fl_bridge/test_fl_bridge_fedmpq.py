@@ -178,6 +178,10 @@ def test_budgets_per_client_or_shared_out():
     (["run", "--method", "fedmpq", "--mpq-act-bits", "1"], "--mpq-act-bits"),
     (["run", "--method", "fedmpq", "--mpq-eps", "1.5"], "--mpq-eps"),
     (["run", "--method", "fedmpq", "--mpq-lambda", "nan"], "--mpq-lambda"),
+    (["allocate", "--checkpoint", "/nonexistent/backbone.pt", "--budget", "4"], "does not exist"),
+    (["allocate", "--checkpoint", "/nonexistent/backbone.pt", "--budget", "9"], "--budget must be in 2..8"),
+    (["allocate", "--checkpoint", "/nonexistent/backbone.pt", "--budget", "4", "--mode", "greedy"], "--mode"),
+    (["fedmpq-compare", "--variants", "fedmpq", "int4"], "--variants"),
 ])
 def test_bad_fedmpq_input_is_one_line_and_status_2(argv, message, capsys):
     from fl_bridge.cli import main
@@ -209,6 +213,7 @@ def test_a_fedmpq_federation_meets_budgets_and_measures_its_bits(tmp_path):
     for r in rounds:
         assert r["sent_avg_bits"]["0"] <= 2 and r["sent_avg_bits"]["1"] <= 8 and all(r["budget_met"].values())
         assert r["aggregation_weights"]["0"] == pytest.approx(2 / 10)  # equal |D_n|: v_n / sum v
+        assert 0 < r["top_plane_density"] < 1
         for direction in ("down", "up"):
             padding = r[f"bytes_{direction}"] - r[f"bits_{direction}"] / 8
             assert 0 < padding < 2 * (300 + 13)  # per message: .npy header and key, < 1 byte per layer
