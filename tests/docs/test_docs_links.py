@@ -17,7 +17,7 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 UPSTREAM = ("https://github.com/tensil-ai/", "https://www.tensil.ai", "https://github.com/brain-bzh/",
             "https://github.com/Xilinx/", "https://www.pynq.io", "https://flower.ai", "https://github.com/adap/")
 MD_NAME = re.compile(r"[\w./-]*?([\w-]+\.md)\b")  # a Markdown file a text names
-WRITTEN = {"sweep.md"}  # Markdown the project writes into build/ (fl_bridge precision-sweep)
+WRITTEN = {"sweep.md", "fedmpq.md"}  # Markdown the project writes into build/ (fl_bridge precision-sweep, fedmpq-compare)
 ESCAPE = re.compile(r"(?<![\w.])\.\./[\w./-]+")  # a relative path, checked not to leave the repository
 CONTRACT = re.compile(r"contract[- ](\d)")
 
