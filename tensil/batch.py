@@ -148,8 +148,14 @@ def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias,
     return mac_sat, acc_sat
 
 
+def storage_dtype(arch: Arch) -> np.dtype:
+    """int32 for data types up to 16 bits (every sum and SIMD product of two values fits), else
+    int64: half the memory traffic of the batch machine's DRAMs, local memory and accumulators."""
+    return np.dtype(np.int32) if arch.dtype.bits <= 16 else np.dtype(np.int64)
+
+
 class BatchDram:
-    """A DRAM of B images as raw int64 values: `(vectors, B, A)`, or one shared `(vectors, A)`
+    """A DRAM of B images as raw values (`storage_dtype`): `(vectors, B, A)`, or one shared `(vectors, A)`
     copy for a DRAM the program only reads. Only the vectors the program and the model's
     spans can touch are allocated; addresses past the architecture's depth raise like `Dram`."""
 
@@ -158,7 +164,7 @@ class BatchDram:
         self.batch = batch
         self.shared = shared
         shape = (vectors, arch.array_size) if shared else (vectors, batch, arch.array_size)
-        self.data = np.zeros(shape, dtype=np.int64)
+        self.data = np.zeros(shape, dtype=storage_dtype(arch))
 
     def check(self, max_index: int, what: str) -> None:
         if max_index >= self.depth:
@@ -204,8 +210,8 @@ class BatchMachine:
         self.dtype = arch.dtype
         self.batch = batch
         A = arch.array_size
-        self.local = np.zeros((arch.local_depth, batch, A), dtype=np.int64)
-        self.acc = np.zeros((arch.accumulator_depth, batch, A), dtype=np.int64)
+        self.local = np.zeros((arch.local_depth, batch, A), dtype=storage_dtype(arch))
+        self.acc = np.zeros((arch.accumulator_depth, batch, A), dtype=storage_dtype(arch))
         self.weights = np.zeros((A + 1, batch, A), dtype=np.int64)  # row 0 bias, row k+1 input lane k
         self.registers = np.zeros((max(arch.simd_registers_depth, 1), batch, A), dtype=np.int64)
         self.dram0 = BatchDram(arch, arch.dram0_depth, min(needs.dram0, arch.dram0_depth), batch, shared=False)
