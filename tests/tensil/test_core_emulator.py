@@ -371,3 +371,16 @@ def test_upstream_global_average_pool_sequence_is_batched_and_exact():
         b.execute([ins])
     assert np.array_equal(a.acc, b.acc) and np.array_equal(a.registers, b.registers)
     assert a.counters.simd_saturations > 0  # sums of 64 values of up to ~8 saturate at 128
+
+
+def test_only_accumulating_matmul_vectors_count_accumulate_saturations():
+    """A run mixing plain writes and accumulations: a plain write over a full accumulator
+    clips nothing, so only the accumulating vectors' clipped lanes count."""
+    m = Machine(ARCH)
+    m.local[0] = 1000  # the bias: 1000 in every lane
+    m.acc[0:8] = 32000
+    m.execute([LoadWeight(0, 0, 0), MatMul(100, 0, 0, 0, 3, zeroes=True),
+               MatMul(100, 0, 4, 0, 3, zeroes=True, accumulate=True)])  # fmt: skip
+    assert np.array_equal(m.acc[0:4], np.full((4, A), 1000))
+    assert np.array_equal(m.acc[4:8], np.full((4, A), 32767))
+    assert m.counters.accumulate_saturations == 4 * A
