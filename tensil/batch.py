@@ -45,7 +45,7 @@ from tensil.hazards import check_program
 from tensil.isa import Configure, DataFlow
 from tensil.tmodel import LoadedModel, ModelError
 
-DEFAULT_BATCH = 64  # images per machine (local memory alone is local_depth x B x A int64: 50 MB for custom_perf)
+DEFAULT_BATCH = 64  # images per machine: 25 MB of local memory on custom_perf, about 200 MB of DRAM0 for ResNet-9 16 fm at 84x84
 FAST_MAX_BITS = 26  # float64 holds x*w/2^bp and the magic-offset sums exactly up to this width
 _LANES = 16  # the kernel's accumulators per pass (A is padded to a multiple)
 _MAGIC = 1.5 * 2.0**52  # float64 spacing is exactly 1 in [2^52, 2^53)
