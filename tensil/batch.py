@@ -2,7 +2,7 @@
 
 `BatchRunner.run` gives, for every image, exactly what `tensil.emulator.ModelRunner.run` gives
 on a freshly loaded model (and so what a reused runner gives for any program that reads only
-memory it wrote, as every compiled network does), and the same saturation counts summed over
+memory it wrote, as the compiled backbones in the tests do), and the same counters summed over
 the images. It executes the same `Plan` (`tensil.emulator.build_plan`, hazards checked once
 per load) on a machine whose memories carry a batch axis: local memory, accumulators, array
 weights and SIMD registers are `(depth, B, A)`, so every step moves B times more data per
