@@ -61,6 +61,13 @@ def from_record(record: ArrayRecord) -> dict[str, np.ndarray]:
     return {n: a.numpy() for n, a in record.items()}
 
 
+def sample_nodes(nodes: list[int], per_round: int, seed: int, server_round: int) -> list[int]:
+    """The SuperNodes of a `--node-data` round, drawn from (seed, round). Flower's node ids are
+    uint64: draw indices, since numpy would hold ids above 2^63 as float64 and round them."""
+    picked = np.random.default_rng([seed, server_round]).choice(len(nodes), min(per_round, len(nodes)), replace=False)
+    return sorted(nodes[int(i)] for i in picked)
+
+
 class CompressedFedAvg(FedAvg):
     """FedAvg with seeded partition sampling and encoded, validated payloads."""
 
@@ -113,8 +120,7 @@ class CompressedFedAvg(FedAvg):
         payload = encode(master, self.layout, self.codec)
         self._sent = (master, decode(payload, self.layout, self.codec))
         if self.node_data:  # each sampled SuperNode trains on its own data: no bound known here
-            rng = np.random.default_rng([self.data.seed, server_round])
-            nodes = sorted(int(n) for n in rng.choice(nodes, min(self.per_round, len(nodes)), replace=False))
+            nodes = sample_nodes(nodes, self.per_round, self.data.seed, server_round)
             partitions, self._most_examples = [NODE_PARTITION] * len(nodes), 0
         else:
             partitions = sample_clients(self.data.clients, self.per_round, self.data.seed, server_round)

@@ -13,6 +13,7 @@ from fl_bridge.lora import LoRAConv2d, inject_lora, merge_lora
 from fl_bridge.model import ModelConfig, build_model, get_communicated, layout
 from fl_bridge.prune import global_threshold, prune, sparsity
 from fl_bridge.quant import dequantize, pack_bits, quantize, unpack_bits
+from fl_bridge.strategy import sample_nodes
 from train.backbones import BackboneSpec
 
 SMALL = BackboneSpec("resnet9", 8, True, 3, 16, "batch")
@@ -168,3 +169,14 @@ def test_lora_update_is_alpha_over_rank_times_b_of_a(rank, alpha):
     with torch.no_grad():
         assert torch.allclose(lora(x), F.conv2d(x, base.weight, stride=2, padding=1) + alpha / rank * update,
                               atol=1e-4, rtol=1e-4)
+
+
+def test_node_sampling_keeps_uint64_node_ids_exact():
+    """Flower's node ids fill 64 unsigned bits; a drawn id must be one of the connected ids
+    (ids above 2^63 went through float64 once and the SuperLink refused the rounded id)."""
+    nodes = [9209582696318995659, 17101359196524201983, 4801335408223349565]
+    for server_round in range(1, 6):
+        picked = sample_nodes(nodes, 2, 0, server_round)
+        assert len(set(picked)) == 2 and set(picked) <= set(nodes)
+    assert sample_nodes(nodes, 5, 0, 1) == sorted(nodes)
+    assert sample_nodes(nodes, 2, 0, 3) == sample_nodes(nodes, 2, 0, 3)
