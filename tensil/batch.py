@@ -16,7 +16,10 @@ of the whole sum, i.e. it performs that RNE itself, and `x*w/2^bp` is exact in f
 data types up to 26 bits: one multiply and one add per MAC. This holds only while no step
 saturates, so the kernel bounds every partial sum of a row first (|bias| + sum |x[k]| max|w[k]|
 + A/2); rows that could reach the range, and data types over 26 bits, take the exact integer
-chain (the emulator's formula, step by step, counting saturations).
+chain (the emulator's formula, step by step, counting saturations). The kernel runs every
+image of a vector at once, images innermost (`(A, B)` blocks of inputs and partial sums), so
+the compiler turns each step into packed float64 multiplies and adds over the batch; the order
+of the additions of each lane stays k = 0..A-1, so the rounding is the same.
 """
 
 from __future__ import annotations
@@ -47,94 +50,121 @@ from tensil.tmodel import LoadedModel, ModelError
 
 DEFAULT_BATCH = 64  # images per machine: 25 MB of local memory on custom_perf, about 200 MB of DRAM0 for ResNet-9 16 fm at 84x84
 FAST_MAX_BITS = 26  # float64 holds x*w/2^bp and the magic-offset sums exactly up to this width
-_LANES = 16  # the kernel's accumulators per pass (A is padded to a multiple)
 _MAGIC = 1.5 * 2.0**52  # float64 spacing is exactly 1 in [2^52, 2^53)
+_MAGIC_BITS = 0x4338000000000000  # the bits of _MAGIC as an int64: those of M + y are _MAGIC_BITS + y
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias, rowmax, biasmax,
                  bits, bp, fast):  # pragma: no cover (compiled; tests compare it with the emulator)
     """The MatMuls of one `_ArrayRun` on every image, in program order: vector n of image b
     reads `local[x_idx[n], b]` (zeros when `zero[n]`), goes through weight state `group[n]`
     and writes or accumulates into `acc[t_idx[n], b]`. states (G, Bw, A+1, A) int64 (row 0
-    the bias; Bw = 1 when every image has the same weights, else B) and their float forms
-    wf (G, Bw, A, Ap) = w / 2^bp, bias (G, Bw, Ap) = bias + M, rowmax (G, Bw, A) =
-    max |w| / 2^bp, biasmax (G, Bw). Returns (saturated MAC steps, saturated accumulations)."""
+    the bias; Bw = 1 when every image has the same weights, else B) and their float forms,
+    with the images last so that the inner loop runs over the batch: wf (G, A, A, Bw) =
+    w[k, o] / 2^bp, bias (G, A, Bw) = bias + M, rowmax (G, A, Bw) = max_o |w[k, o]| / 2^bp,
+    biasmax (G, Bw). Returns (saturated MAC steps, saturated accumulations)."""
     N = x_idx.shape[0]
     B, A = local.shape[1], local.shape[2]
-    Ap = wf.shape[3]
     per_image = states.shape[1] > 1
     lo = -(1 << (bits - 1))
     hi = (1 << (bits - 1)) - 1
     half = (1 << (bp - 1)) - 1 if bp > 0 else 0
     limit = float(hi) - 1.0  # margin for the bound's own float rounding
-    xr = np.zeros(A, dtype=np.int64)
-    y = np.zeros(Ap, dtype=np.int64)
+    xt = np.zeros((A, B), dtype=np.float64)  # the input vectors of all images, lane-major
+    ys = np.zeros((A, B), dtype=np.float64)  # the magic-offset partial sums, lane-major
+    yi = ys.view(np.int64)  # the same memory as the results y (the fast path's, then the exact chain's)
+    bound = np.zeros(B, dtype=np.float64)
     mac_sat = 0
     acc_sat = 0
     for n in range(N):
         g = group[n]
         li = x_idx[n]
         ti = t_idx[n]
+        if zero[n]:
+            xt[:, :] = 0.0
+        else:
+            for b in range(B):
+                for k in range(A):
+                    xt[k, b] = local[li, b, k]
         for b in range(B):
+            bound[b] = biasmax[g, b if per_image else 0] + 0.5 * A
+        for k in range(A):
+            xk = xt[k]
+            rk = rowmax[g, k]
+            if per_image:
+                for b in range(B):
+                    bound[b] += abs(xk[b]) * rk[b]
+            else:
+                r = rk[0]
+                for b in range(B):
+                    bound[b] += abs(xk[b]) * r
+        if fast:
+            # every lane of every image, step by step in k: ys[o, b] = M + y, rounded at each add
+            for o in range(A):
+                yo = ys[o]
+                bo = bias[g, o]
+                if per_image:
+                    for b in range(B):
+                        yo[b] = bo[b]
+                else:
+                    c = bo[0]
+                    for b in range(B):
+                        yo[b] = c
+            k = 0
+            while k + 4 <= A:  # four steps per pass over the partial sums, still added in order
+                x0, x1, x2, x3 = xt[k], xt[k + 1], xt[k + 2], xt[k + 3]
+                for o in range(A):
+                    yo = ys[o]
+                    w0, w1, w2, w3 = wf[g, k, o], wf[g, k + 1, o], wf[g, k + 2, o], wf[g, k + 3, o]
+                    if per_image:
+                        for b in range(B):
+                            yo[b] = (((yo[b] + x0[b] * w0[b]) + x1[b] * w1[b]) + x2[b] * w2[b]) + x3[b] * w3[b]
+                    else:
+                        c0, c1, c2, c3 = w0[0], w1[0], w2[0], w3[0]
+                        for b in range(B):
+                            yo[b] = (((yo[b] + x0[b] * c0) + x1[b] * c1) + x2[b] * c2) + x3[b] * c3
+                k += 4
+            while k < A:
+                xk = xt[k]
+                for o in range(A):
+                    yo = ys[o]
+                    w = wf[g, k, o]
+                    if per_image:
+                        for b in range(B):
+                            yo[b] += xk[b] * w[b]
+                    else:
+                        c = w[0]
+                        for b in range(B):
+                            yo[b] += xk[b] * c
+                k += 1
+            for o in range(A):  # M + y in [2^52, 2^53): its bits minus M's are y
+                yo = yi[o]
+                for b in range(B):
+                    yo[b] -= _MAGIC_BITS
+        for b in range(B):
+            if fast and bound[b] < limit:
+                continue
             bw = b if per_image else 0
-            bound = biasmax[g, bw] + 0.5 * A
-            for k in range(A):
-                v = 0 if zero[n] else local[li, b, k]
-                xr[k] = v
-                bound += abs(v) * rowmax[g, bw, k]
-            use_fast = fast and bound < limit
-            if use_fast:
-                for ob in range(0, Ap, 16):
-                    a0, a1, a2, a3 = bias[g, bw, ob], bias[g, bw, ob + 1], bias[g, bw, ob + 2], bias[g, bw, ob + 3]
-                    a4, a5, a6, a7 = bias[g, bw, ob + 4], bias[g, bw, ob + 5], bias[g, bw, ob + 6], bias[g, bw, ob + 7]
-                    a8, a9, a10, a11 = bias[g, bw, ob + 8], bias[g, bw, ob + 9], bias[g, bw, ob + 10], bias[g, bw, ob + 11]
-                    a12, a13 = bias[g, bw, ob + 12], bias[g, bw, ob + 13]
-                    a14, a15 = bias[g, bw, ob + 14], bias[g, bw, ob + 15]
-                    for k in range(A):
-                        xk = float(xr[k])
-                        if xk == 0.0:
-                            continue  # mac(0, w, y) = y
-                        a0 += xk * wf[g, bw, k, ob + 0]
-                        a1 += xk * wf[g, bw, k, ob + 1]
-                        a2 += xk * wf[g, bw, k, ob + 2]
-                        a3 += xk * wf[g, bw, k, ob + 3]
-                        a4 += xk * wf[g, bw, k, ob + 4]
-                        a5 += xk * wf[g, bw, k, ob + 5]
-                        a6 += xk * wf[g, bw, k, ob + 6]
-                        a7 += xk * wf[g, bw, k, ob + 7]
-                        a8 += xk * wf[g, bw, k, ob + 8]
-                        a9 += xk * wf[g, bw, k, ob + 9]
-                        a10 += xk * wf[g, bw, k, ob + 10]
-                        a11 += xk * wf[g, bw, k, ob + 11]
-                        a12 += xk * wf[g, bw, k, ob + 12]
-                        a13 += xk * wf[g, bw, k, ob + 13]
-                        a14 += xk * wf[g, bw, k, ob + 14]
-                        a15 += xk * wf[g, bw, k, ob + 15]
-                    out = y[ob:ob + 16]
-                    out[0], out[1], out[2], out[3] = int(a0 - _MAGIC), int(a1 - _MAGIC), int(a2 - _MAGIC), int(a3 - _MAGIC)
-                    out[4], out[5], out[6], out[7] = int(a4 - _MAGIC), int(a5 - _MAGIC), int(a6 - _MAGIC), int(a7 - _MAGIC)
-                    out[8], out[9], out[10], out[11] = int(a8 - _MAGIC), int(a9 - _MAGIC), int(a10 - _MAGIC), int(a11 - _MAGIC)
-                    out[12], out[13], out[14], out[15] = (int(a12 - _MAGIC), int(a13 - _MAGIC), int(a14 - _MAGIC),
-                                                          int(a15 - _MAGIC))
-            else:  # the exact integer chain (tensil.fixed.mac step by step)
+            for o in range(A):  # the exact integer chain (tensil.fixed.mac step by step)
+                v = states[g, bw, 0, o]
+                for k in range(A):
+                    xin = 0 if zero[n] else local[li, b, k]
+                    m = xin * states[g, bw, k + 1, o] + (v << bp)
+                    if bp > 0:
+                        m = (m + half + ((m >> bp) & 1)) >> bp
+                    if m > hi:
+                        m = hi
+                        mac_sat += 1
+                    elif m < lo:
+                        m = lo
+                        mac_sat += 1
+                    v = m
+                yi[o, b] = v
+        if accum[n]:
+            for b in range(B):
                 for o in range(A):
-                    v = states[g, bw, 0, o]
-                    for k in range(A):
-                        m = xr[k] * states[g, bw, k + 1, o] + (v << bp)
-                        if bp > 0:
-                            m = (m + half + ((m >> bp) & 1)) >> bp
-                        if m > hi:
-                            m = hi
-                            mac_sat += 1
-                        elif m < lo:
-                            m = lo
-                            mac_sat += 1
-                        v = m
-                    y[o] = v
-            if accum[n]:
-                for o in range(A):
-                    s = acc[ti, b, o] + y[o]
+                    s = acc[ti, b, o] + yi[o, b]
                     if s > hi:
                         s = hi
                         acc_sat += 1
@@ -142,9 +172,10 @@ def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias,
                         s = lo
                         acc_sat += 1
                     acc[ti, b, o] = s
-            else:
+        else:
+            for b in range(B):
                 for o in range(A):
-                    acc[ti, b, o] = y[o]
+                    acc[ti, b, o] = yi[o, b]
     return mac_sat, acc_sat
 
 
@@ -273,13 +304,11 @@ def _matmul(step: _ArrayRun, m: BatchMachine) -> None:
         states = states[:, :1]  # the same weights for every image (constants): one copy, cache-friendly
     states = np.ascontiguousarray(states)
     group = np.repeat(np.arange(len(step.group_counts), dtype=np.int64), step.group_counts)
-    Ap = -(-A // _LANES) * _LANES
     scale = float(1 << dt.frac_bits)
-    wf = np.zeros(states.shape[:2] + (A, Ap), dtype=np.float64)
-    wf[..., :A] = states[:, :, 1:] / scale
-    bias = np.full(states.shape[:2] + (Ap,), _MAGIC)
-    bias[..., :A] += states[:, :, 0]
-    rowmax = np.abs(states[:, :, 1:]).max(axis=3) / scale
+    lanes = states.transpose(0, 2, 3, 1)  # (G, A+1, A, Bw): the images last, for the kernel's inner loop
+    wf = np.ascontiguousarray(lanes[:, 1:] / scale)
+    bias = np.ascontiguousarray(lanes[:, 0] + _MAGIC)
+    rowmax = np.ascontiguousarray(np.abs(lanes[:, 1:]).max(axis=2) / scale)
     biasmax = np.abs(states[:, :, 0]).max(axis=2).astype(np.float64)
     mac_sat, acc_sat = _array_chain(m.local, step.x_idx, step.zero, m.acc, step.t_idx, step.accum, group, states,
                                     wf, bias, rowmax, biasmax, dt.bits, dt.frac_bits, dt.bits <= FAST_MAX_BITS)
