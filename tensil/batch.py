@@ -73,7 +73,9 @@ def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias,
     limit = float(hi) - 1.0  # margin for the bound's own float rounding
     xt = np.zeros((A, B), dtype=np.float64)  # the input vectors of all images, lane-major
     ys = np.zeros((A, B), dtype=np.float64)  # the magic-offset partial sums, lane-major
-    yi = ys.view(np.int64)  # the same memory as the results y (the fast path's, then the exact chain's)
+    yi = ys.view(np.int64)  # the bits of the partial sums
+    yt = np.zeros((B, A), dtype=np.int64)  # the results y, image-major (the fast path's, then the exact chain's)
+    yf = yt.reshape(B * A)
     bound = np.zeros(B, dtype=np.float64)
     mac_sat = 0
     acc_sat = 0
@@ -138,10 +140,9 @@ def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias,
                         for b in range(B):
                             yo[b] += xk[b] * c
                 k += 1
-            for o in range(A):  # M + y in [2^52, 2^53): its bits minus M's are y
-                yo = yi[o]
-                for b in range(B):
-                    yo[b] -= _MAGIC_BITS
+            for b in range(B):  # M + y in [2^52, 2^53): its bits minus M's are y
+                for o in range(A):
+                    yt[b, o] = yi[o, b] - _MAGIC_BITS
         for b in range(B):
             if fast and bound[b] < limit:
                 continue
@@ -160,22 +161,16 @@ def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias,
                         m = lo
                         mac_sat += 1
                     v = m
-                yi[o, b] = v
+                yt[b, o] = v
+        out = acc[ti].reshape(B * A)
         if accum[n]:
-            for b in range(B):
-                for o in range(A):
-                    s = acc[ti, b, o] + yi[o, b]
-                    if s > hi:
-                        s = hi
-                        acc_sat += 1
-                    elif s < lo:
-                        s = lo
-                        acc_sat += 1
-                    acc[ti, b, o] = s
+            for i in range(B * A):
+                s = out[i] + yf[i]
+                acc_sat += (s > hi) + (s < lo)
+                out[i] = min(max(s, lo), hi)
         else:
-            for b in range(B):
-                for o in range(A):
-                    acc[ti, b, o] = yi[o, b]
+            for i in range(B * A):
+                out[i] = yf[i]
     return mac_sat, acc_sat
 
 
