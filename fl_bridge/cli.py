@@ -47,18 +47,6 @@ HELP = {
                     "--eta before the first item",
     "int8_momentum": "q-* with niti: NITI's integer momentum m = floor(m * M / 16) + step, M in 0..15 (0 = none)",
     "int8_decay_shift": "q-* with niti: integer weight decay, round(codes / 2^d) more per step (0 = none)",
-    # FedMPQ (--method fedmpq | aqfl | fpq8)
-    "mpq_budgets": "fedmpq/aqfl/fpq8: average weight-bit budgets, one per client (2,2,4,...), or budget levels "
-                   "shared out by --mpq-budget-shares",
-    "mpq_budget_shares": "percent of the clients at each budget level, in client order (used when --mpq-budgets "
-                         "lists fewer values than --clients)",
-    "mpq_act_bits": "fedmpq/aqfl: activation bits (fpq8 uses 8)",
-    "mpq_lambda": "fedmpq: weight of the bit-plane group lasso",
-    "mpq_eps": "fedmpq: a top bit-plane with at most this density of ones is pruned",
-    "mpq_representation": "fedmpq/aqfl/fpq8: sign-magnitude (the top plane is sparse) | literal (the paper's offset "
-                          "binary: the top plane is the sign)",
-    "mpq_allocation": "fedmpq: the server's pruning-growing, literal (Alg. 2 as published, may overshoot a budget "
-                      "slightly) | strict (never over budget)",
     "rank": "LoRA rank r (flocora)",
     "alpha": "LoRA alpha; the update is scaled by alpha / r",
     "adapt_stem": "put an adapter on the stem conv too (FLoCoRA mode 2) instead of training it fully",

@@ -261,7 +261,7 @@ class BatchMachine:
             if isinstance(step, _ArrayRun):
                 _run_array(step, self)
             elif isinstance(step, _DataMoves):
-                _run_moves(step, self)
+                step.run(self)  # the emulator's own DataMoves: this machine has Machine's memories, sat and counters
             elif isinstance(step, _SimdBlock):
                 _run_simd(step, self)
             elif isinstance(step, _Single):
@@ -310,26 +310,6 @@ def _matmul(step: _ArrayRun, m: BatchMachine) -> None:
     m.counters.mac_saturations += int(mac_sat)
     m.counters.accumulate_saturations += int(acc_sat)
     m.counters.count("MatMul", step.n_matmul)
-
-
-def _run_moves(step: _DataMoves, m: BatchMachine) -> None:
-    f = step.flow
-    m.counters.count(f"DataMove({f.name})", step.n)
-    dram = m.dram0 if f in (DataFlow.DRAM0_TO_LOCAL, DataFlow.LOCAL_TO_DRAM0) else m.dram1
-    if f.is_dram:
-        dram.check(step.max_other, f"DataMove {f.name}")
-    for sel in [slice(None)] if step.generations is None else step.generations:
-        li, oi = step.local_idx[sel], step.other_idx[sel]
-        if f in (DataFlow.DRAM0_TO_LOCAL, DataFlow.DRAM1_TO_LOCAL):
-            m.local[li] = dram.read(oi)
-        elif f in (DataFlow.LOCAL_TO_DRAM0, DataFlow.LOCAL_TO_DRAM1):
-            dram.write(oi, m.local[li])
-        elif f == DataFlow.ACC_TO_LOCAL:
-            m.local[li] = m.acc[oi]
-        elif f == DataFlow.LOCAL_TO_ACC:
-            m.acc[oi] = m.local[li]
-        else:  # LOCAL_TO_ACC_ACCUMULATE
-            m.acc[oi] = m.sat(m.acc[oi] + m.local[li], "accumulate_saturations")
 
 
 def _run_simd(step: _SimdBlock, m: BatchMachine) -> None:
