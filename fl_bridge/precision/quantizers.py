@@ -54,8 +54,8 @@ def pow2_exponent(max_abs: float, bits: int) -> int:
 
 
 @dataclass(frozen=True)
-class Pow2Quantizer:
-    """Symmetric per-tensor quantizer with a power-of-two step."""
+class _Symmetric:
+    """Codes in [-qmax, qmax] of a symmetric per-tensor quantizer, given its step."""
 
     bits: int = 8
     rounding: Rounding = Rounding.NEAREST
@@ -67,6 +67,15 @@ class Pow2Quantizer:
     def qmax(self) -> int:
         return pow2_qmax(self.bits)
 
+    def codes(self, x: torch.Tensor, step: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Integer-valued codes of x / step in x's float dtype; saturates at +-qmax."""
+        return round_with(x.detach() / step, self.rounding, generator).clamp_(-self.qmax, self.qmax)
+
+
+@dataclass(frozen=True)
+class Pow2Quantizer(_Symmetric):
+    """Symmetric per-tensor quantizer with a power-of-two step."""
+
     def exponent(self, x: torch.Tensor) -> int:
         return pow2_exponent(float(x.detach().abs().max()) if x.numel() else 0.0, self.bits)
 
@@ -74,8 +83,7 @@ class Pow2Quantizer:
                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
         """(integer-valued codes in x's float dtype, exponent); saturates at +-qmax."""
         e = self.exponent(x) if exponent is None else int(exponent)
-        codes = round_with(x.detach() * 2.0 ** (-e), self.rounding, generator)
-        return codes.clamp_(-self.qmax, self.qmax), e
+        return self.codes(x, 2.0**e, generator), e
 
     @staticmethod
     def dequantize(codes: torch.Tensor, exponent: int) -> torch.Tensor:
@@ -88,18 +96,8 @@ class Pow2Quantizer:
 
 
 @dataclass(frozen=True)
-class SymmetricQuantizer:
+class SymmetricQuantizer(_Symmetric):
     """Symmetric per-tensor quantizer with a real step: `x ~ codes * step`, codes in [-qmax, qmax]."""
-
-    bits: int = 8
-    rounding: Rounding = Rounding.NEAREST
-
-    def __post_init__(self) -> None:
-        _check_bits(self.bits)
-
-    @property
-    def qmax(self) -> int:
-        return pow2_qmax(self.bits)
 
     def step(self, max_abs: float) -> float:
         """The step that puts max_abs on the largest code (1.0 for an all-zero tensor, whose codes are 0)."""
@@ -109,7 +107,7 @@ class SymmetricQuantizer:
 
     def quantize(self, x: torch.Tensor, step: float, generator: torch.Generator | None = None) -> torch.Tensor:
         """Integer-valued codes in x's float dtype; saturates at +-qmax."""
-        return round_with(x.detach() / step, self.rounding, generator).clamp_(-self.qmax, self.qmax)
+        return self.codes(x, step, generator)
 
     @staticmethod
     def dequantize(codes: torch.Tensor, step: float) -> torch.Tensor:
