@@ -25,28 +25,25 @@ def _series(metrics: dict) -> tuple[list[dict], list[float]]:
     return rounds, cumulative
 
 
-def plot_run(metrics: dict, out: str | Path, title: str = "") -> Path:
-    """Accuracy against rounds (left) and against cumulative MB (right); `out` written atomically."""
+def _round_and_bytes_axes():
+    """A two-panel figure sharing y: against the round (left) and the cumulative MB (right)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt.subplots(1, 2, figsize=(9, 3.6), dpi=100, sharey=True)
+
+
+def _finish(fig, axes, out: str | Path, ylabel: str, title: str) -> Path:
+    """Label, grid and legend both panels, write `out` atomically, close the figure."""
+    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    rounds, mb = _series(metrics)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100, sharey=True)
-    for key, label, colour in (("fewshot_1shot", "5-way 1-shot", "tab:blue"), ("fewshot_5shot", "5-way 5-shot", "tab:green"),
-                               ("base_test_accuracy", "base classes (test)", "tab:gray")):
-        points = [(r["round"], m, 100 * r[key], 100 * r.get(f"{key}_ci95", 0)) for r, m in zip(rounds, mb) if key in r]
-        if not points:
-            continue
-        x_round, x_mb, acc, ci = zip(*points)
-        axes[0].errorbar(x_round, acc, yerr=ci, color=colour, marker="o", ms=3, capsize=2, label=label)
-        axes[1].errorbar(x_mb, acc, yerr=ci, color=colour, marker="o", ms=3, capsize=2, label=label)
     axes[0].set_xlabel("round")
     axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1].set_xlabel("MB exchanged (up + down, cumulative)")
-    axes[0].set_ylabel("accuracy (%)")
+    axes[0].set_ylabel(ylabel)
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
@@ -55,6 +52,21 @@ def plot_run(metrics: dict, out: str | Path, title: str = "") -> Path:
     out = save_figure(fig, out)
     plt.close(fig)
     return out
+
+
+def plot_run(metrics: dict, out: str | Path, title: str = "") -> Path:
+    """Accuracy against rounds (left) and against cumulative MB (right); `out` written atomically."""
+    rounds, mb = _series(metrics)
+    fig, axes = _round_and_bytes_axes()
+    for key, label, colour in (("fewshot_1shot", "5-way 1-shot", "tab:blue"), ("fewshot_5shot", "5-way 5-shot", "tab:green"),
+                               ("base_test_accuracy", "base classes (test)", "tab:gray")):
+        points = [(r["round"], m, 100 * r[key], 100 * r.get(f"{key}_ci95", 0)) for r, m in zip(rounds, mb) if key in r]
+        if not points:
+            continue
+        x_round, x_mb, acc, ci = zip(*points)
+        axes[0].errorbar(x_round, acc, yerr=ci, color=colour, marker="o", ms=3, capsize=2, label=label)
+        axes[1].errorbar(x_mb, acc, yerr=ci, color=colour, marker="o", ms=3, capsize=2, label=label)
+    return _finish(fig, axes, out, "accuracy (%)", title)
 
 
 def summary_line(metrics: dict, run_dir: str | Path, png: Path | None) -> str:
@@ -81,13 +93,7 @@ _SHOTS = (("fewshot_1shot", "1-shot", "-"), ("fewshot_5shot", "5-shot", "--"))
 def plot_compare(runs: dict[str, dict], out: str | Path, title: str = "") -> Path:
     """`compare`'s figure: each run's few-shot accuracy against rounds (left) and against
     cumulative MB exchanged (right), one colour per run (`runs`: name -> its metrics.json)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=100, sharey=True)
+    fig, axes = _round_and_bytes_axes()
     colours = ("tab:blue", "tab:orange", "tab:green", "tab:red")
     for (name, metrics), colour in zip(runs.items(), colours):
         rounds, mb = _series(metrics)
@@ -98,19 +104,8 @@ def plot_compare(runs: dict[str, dict], out: str | Path, title: str = "") -> Pat
             x_round, x_mb, acc = zip(*points)
             axes[0].plot(x_round, acc, style, color=colour, marker="o", ms=3, label=f"{name} {shots}")
             axes[1].plot(x_mb, acc, style, color=colour, marker="o", ms=3)
-    axes[0].set_xlabel("round")
-    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[1].set_xlabel("MB exchanged (up + down, cumulative)")
     axes[1].set_xscale("symlog", linthresh=0.1)  # runs that differ tenfold in bytes stay readable
-    axes[0].set_ylabel("5-way accuracy (%)")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    out = save_figure(fig, out)
-    plt.close(fig)
-    return out
+    return _finish(fig, axes, out, "5-way accuracy (%)", title)
 
 
 def compare_summary_line(results: dict, out_dir: str | Path, png: Path | None) -> str:
