@@ -195,23 +195,3 @@ class IntNet:
         self.layers = [replace(layer, weight=niti_update(layer.weight, g, eta, self.grad_rounding, generator, self.bits))
                        for layer, g in zip(self.layers, grads)]
         return outs[-1]
-
-
-@dataclass
-class IntMLP:
-    """Bias-free linear layers with ReLU between them, weights as `IntTensor`s (an `IntNet`)."""
-
-    weights: list[IntTensor]
-    bits: int = 8
-    act_rounding: Rounding = Rounding.NEAREST
-    error_rounding: Rounding = Rounding.STOCHASTIC
-    grad_rounding: Rounding = Rounding.STOCHASTIC
-
-    def step(self, x: torch.Tensor, output_error: torch.Tensor, eta: int,
-             generator: torch.Generator | None = None) -> IntTensor:
-        """One training step of `IntNet.step`; updates `weights`."""
-        net = IntNet([IntLinear(w) for w in self.weights], self.bits, self.act_rounding, self.error_rounding,
-                     self.grad_rounding)
-        out = net.step(x, output_error, eta, generator)
-        self.weights = [layer.weight for layer in net.layers]
-        return out

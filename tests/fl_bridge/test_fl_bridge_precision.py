@@ -265,13 +265,13 @@ def _mlp(seed: int) -> tuple[list[niti.IntTensor], torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_exact_integer_engine_equals_integer_arithmetic(seed):
     weights, x, err = _mlp(seed)
-    mlp = niti.IntMLP(list(weights), act_rounding=Rounding.NEAREST, error_rounding=Rounding.NEAREST,
-                      grad_rounding=Rounding.NEAREST)
+    mlp = niti.IntNet([niti.IntLinear(w) for w in weights], act_rounding=Rounding.NEAREST,
+                      error_rounding=Rounding.NEAREST, grad_rounding=Rounding.NEAREST)
     ref = [w.values.numpy() for w in weights]
     for _ in range(3):
         mlp.step(x, err, eta=4)
         ref = _reference_step(ref, x.double().numpy(), err.double().numpy(), eta=4)
-        assert all(np.array_equal(w.values.numpy(), r) for w, r in zip(mlp.weights, ref))
+        assert all(np.array_equal(w.values.numpy(), r) for w, r in zip((layer.weight for layer in mlp.layers), ref))
     assert not np.array_equal(ref[0], weights[0].values.numpy())
     big = torch.full((2, 4), 2**40, dtype=torch.int64)  # beyond float64's exact range: int64 path
     assert torch.equal(niti.matmul(big, big.T), big @ big.T)
@@ -281,8 +281,8 @@ def test_fake_quant_engine_matches_the_exact_integer_engine_bit_for_bit():
     """The fast engine (fake-quantized float layers + NITIUpdate) and the exact integer engine
     compute the same INT8 weights, with round-to-nearest everywhere."""
     weights, x, err = _mlp(3)
-    exact = niti.IntMLP(list(weights), act_rounding=Rounding.NEAREST, error_rounding=Rounding.NEAREST,
-                        grad_rounding=Rounding.NEAREST)
+    exact = niti.IntNet([niti.IntLinear(w) for w in weights], act_rounding=Rounding.NEAREST,
+                        error_rounding=Rounding.NEAREST, grad_rounding=Rounding.NEAREST)
     model = nn.Sequential(nn.Linear(10, 12, bias=False), nn.ReLU(), nn.Linear(12, 5, bias=False))
     with torch.no_grad():
         for layer, w in zip((model[0], model[2]), weights):
@@ -296,7 +296,7 @@ def test_fake_quant_engine_matches_the_exact_integer_engine_bit_for_bit():
             opt.zero_grad()
             model(x).backward(err)
             opt.step()
-        for layer, w in zip((model[0], model[2]), exact.weights):
+        for layer, w in zip((model[0], model[2]), (layer.weight for layer in exact.layers)):
             assert torch.equal(layer.weight.detach().double(), w.to_float())
 
 
