@@ -37,7 +37,6 @@ from tensil.emulator import (
     Counters,
     EmulatorError,
     Plan,
-    _alu,
     _ArrayRun,
     _DataMoves,
     _SimdBlock,
@@ -260,10 +259,8 @@ class BatchMachine:
         for step in plan.steps:
             if isinstance(step, _ArrayRun):
                 _run_array(step, self)
-            elif isinstance(step, _DataMoves):
-                step.run(self)  # the emulator's own DataMoves: this machine has Machine's memories, sat and counters
-            elif isinstance(step, _SimdBlock):
-                _run_simd(step, self)
+            elif isinstance(step, (_DataMoves, _SimdBlock)):
+                step.run(self)  # the emulator's own steps: this machine has Machine's memories, sat and counters
             elif isinstance(step, _Single):
                 if isinstance(step.instr, Configure):
                     self.config[step.instr.register] = step.instr.value
@@ -310,29 +307,6 @@ def _matmul(step: _ArrayRun, m: BatchMachine) -> None:
     m.counters.mac_saturations += int(mac_sat)
     m.counters.accumulate_saturations += int(acc_sat)
     m.counters.count("MatMul", step.n_matmul)
-
-
-def _run_simd(step: _SimdBlock, m: BatchMachine) -> None:
-    shape = (step.q, m.batch, m.arch.array_size)
-    regs: Dict[int, np.ndarray] = {}
-
-    def reg(r: int) -> np.ndarray:
-        if r not in regs:
-            regs[r] = np.broadcast_to(m.registers[r - 1], shape)
-        return regs[r]
-
-    for op, left, right, dest, read, write, accumulate, ridx, widx in step.slots:
-        inp = m.acc[ridx] if read else None
-        L = inp if left == 0 else reg(left)
-        R = inp if right == 0 else reg(right)
-        res = np.broadcast_to(_alu(op, L, R, m), shape)
-        if dest:
-            regs[dest] = res
-        if write:
-            m.acc[widx] = m.sat(m.acc[widx] + res, "accumulate_saturations") if accumulate else res
-    for r, v in regs.items():
-        m.registers[r - 1] = v[-1]
-    m.counters.count("SIMD", step.n)
 
 
 # ------------------------------------------------------------------------------ whole models

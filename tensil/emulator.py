@@ -503,19 +503,19 @@ class _SimdBlock:
             )
 
     def run(self, m: Machine) -> None:
-        q = self.q
+        shape = (self.q,) + m.acc.shape[1:]  # one accumulator vector per slot (per image in tensil.batch)
         regs: Dict[int, np.ndarray] = {}
 
         def reg(r: int) -> np.ndarray:
             if r not in regs:
-                regs[r] = np.broadcast_to(m.registers[r - 1], (q, m.arch.array_size))
+                regs[r] = np.broadcast_to(m.registers[r - 1], shape)
             return regs[r]
 
         for op, left, right, dest, read, write, accumulate, ridx, widx in self.slots:
             inp = m.acc[ridx] if read else None
             L = inp if left == 0 else reg(left)
             R = inp if right == 0 else reg(right)
-            res = np.broadcast_to(_alu(op, L, R, m), (q, m.arch.array_size))
+            res = np.broadcast_to(_alu(op, L, R, m), shape)
             if dest:
                 regs[dest] = res
             if write:
