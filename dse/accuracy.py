@@ -58,15 +58,11 @@ def fixed_features(checkpoint_path: Path, tmodel: Path, settings: EvalSettings) 
 
 
 def score(features: torch.Tensor, labels, base_mean, settings: EvalSettings) -> dict:
-    """`train.fewshot.evaluate_fewshot` for every shot count: {"1shot": acc, "1shot_ci95": ci, ...}."""
-    from train.fewshot import evaluate_fewshot
+    """`train.fewshot.fewshot_scores` with the sweep's settings: {"1shot": acc, "1shot_ci95": ci, ...}."""
+    from train.fewshot import fewshot_scores
 
-    out = {}
-    for shots in settings.shots:
-        r = evaluate_fewshot(features, torch.as_tensor(labels), base_mean, ways=settings.ways, shots=shots,
-                             queries=settings.queries, episodes=settings.episodes, seed=settings.seed)
-        out[f"{shots}shot"], out[f"{shots}shot_ci95"] = r.accuracy, r.ci95
-    return out
+    return fewshot_scores(features, labels, base_mean, settings.shots, ways=settings.ways, queries=settings.queries,
+                          episodes=settings.episodes, seed=settings.seed)
 
 
 def _cached(path: Path) -> dict | None:

@@ -8,7 +8,7 @@ import torch
 from fl_bridge.config import RunConfig
 from fl_bridge.model import FLModel
 from train.datasets import FewShotData
-from train.fewshot import evaluate_fewshot, extract_features
+from train.fewshot import extract_features, fewshot_scores
 
 
 class Evaluator:
@@ -27,8 +27,7 @@ class Evaluator:
             return out
         base_mean = extract_features(model.backbone, d.base.images, pre).mean(dim=0)
         novel = extract_features(model.backbone, d.novel.images, pre)
-        for shots in self.cfg.shots:
-            res = evaluate_fewshot(novel, d.novel.labels, base_mean, ways=self.cfg.ways, shots=shots,
-                                   queries=self.cfg.queries, episodes=self.cfg.episodes, seed=self.cfg.seed)
-            out[f"fewshot_{shots}shot"], out[f"fewshot_{shots}shot_ci95"] = res.accuracy, res.ci95
+        out.update(fewshot_scores(novel, d.novel.labels, base_mean, self.cfg.shots, ways=self.cfg.ways,
+                                  queries=self.cfg.queries, episodes=self.cfg.episodes, seed=self.cfg.seed,
+                                  prefix="fewshot_"))
         return out

@@ -7,7 +7,7 @@ interval of the mean over episodes (1.96 * std / sqrt(episodes)).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -108,3 +108,15 @@ def evaluate_fewshot(features: torch.Tensor, labels: torch.Tensor | np.ndarray, 
     acc = torch.cat(accs).double()
     std = float(acc.std(unbiased=True)) if episodes > 1 else 0.0
     return FewShotResult(float(acc.mean()), 1.96 * std / math.sqrt(episodes), episodes)
+
+
+def fewshot_scores(features: torch.Tensor, labels: torch.Tensor | np.ndarray, base_mean: torch.Tensor | None,
+                   shots: Sequence[int], ways: int = 5, queries: int = 15, episodes: int = 2000, seed: int = 0,
+                   prefix: str = "") -> dict[str, float]:
+    """`evaluate_fewshot` for every shot count, as {f"{prefix}{k}shot": accuracy, f"{prefix}{k}shot_ci95": ci}."""
+    out: dict[str, float] = {}
+    for k in shots:
+        r = evaluate_fewshot(features, labels, base_mean, ways=ways, shots=k, queries=queries, episodes=episodes,
+                             seed=seed)
+        out[f"{prefix}{k}shot"], out[f"{prefix}{k}shot_ci95"] = r.accuracy, r.ci95
+    return out

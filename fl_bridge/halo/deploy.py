@@ -21,7 +21,7 @@ from tensil.emulator import ModelRunner
 from tensil.tmodel import read_model
 from train.augment import to_input
 from train.checkpoint import load_checkpoint
-from train.fewshot import evaluate_fewshot, extract_features
+from train.fewshot import extract_features, fewshot_scores
 
 IMAGES_PER_CLASS = 20  # novel images per class emulated (enough for 5 shots + 15 queries)
 
@@ -36,12 +36,8 @@ def final_precisions(rounds: list[dict], constraints: list[str]) -> dict[str, li
 
 
 def _scores(features: torch.Tensor, labels: np.ndarray, base_mean: torch.Tensor, cfg: RunConfig) -> dict:
-    out = {}
-    for shots in cfg.shots:
-        r = evaluate_fewshot(features, torch.as_tensor(labels), base_mean, ways=cfg.ways, shots=shots,
-                             queries=cfg.queries, episodes=cfg.episodes, seed=cfg.seed)
-        out[f"{shots}shot"], out[f"{shots}shot_ci95"] = r.accuracy, r.ci95
-    return out
+    return fewshot_scores(features, labels, base_mean, cfg.shots, ways=cfg.ways, queries=cfg.queries,
+                          episodes=cfg.episodes, seed=cfg.seed)
 
 
 def emulated_features(tmodel: Path, images: np.ndarray, pre, dim: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from train.fewshot import FewShotError, evaluate_fewshot, me_process, ncm_accuracy, sample_episodes
+from train.fewshot import FewShotError, evaluate_fewshot, fewshot_scores, me_process, ncm_accuracy, sample_episodes
 
 
 def test_me_centres_then_normalises():
@@ -58,3 +58,17 @@ def test_evaluate_separable_features_and_ci():
     assert abs(chance.accuracy - 0.25) < 4 * chance.ci95 + 0.02 and 0 < chance.ci95 < 0.05
     again = evaluate_fewshot(noise, labels, None, ways=4, shots=1, queries=5, episodes=400, seed=3)
     assert again == chance
+
+
+def test_scores_are_evaluate_fewshot_per_shot_count():
+    gen = torch.Generator().manual_seed(0)
+    labels = np.repeat(np.arange(6), 25)
+    features = torch.randn(len(labels), 8, generator=gen) + torch.from_numpy(labels).float()[:, None] * 0.3
+    base_mean = features.mean(0)
+    scores = fewshot_scores(features, labels, base_mean, (1, 5), ways=5, queries=10, episodes=40, seed=3,
+                            prefix="fewshot_")
+    assert sorted(scores) == ["fewshot_1shot", "fewshot_1shot_ci95", "fewshot_5shot", "fewshot_5shot_ci95"]
+    for k in (1, 5):
+        r = evaluate_fewshot(features, labels, base_mean, ways=5, shots=k, queries=10, episodes=40, seed=3)
+        assert (scores[f"fewshot_{k}shot"], scores[f"fewshot_{k}shot_ci95"]) == (r.accuracy, r.ci95)
+    assert scores["fewshot_5shot"] != scores["fewshot_1shot"]
