@@ -229,16 +229,9 @@ class RunConfig:
             d["shots"] = tuple(int(s) for s in d["shots"])
         return cls(**d)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
-        return cls.from_dict(json.loads(text))
-
     @classmethod
     def load(cls, run_dir: str | Path) -> "RunConfig":
         path = Path(run_dir) / "config.json"
         if not path.is_file():
             raise FLError(f"{run_dir} is not a federated run folder (no config.json)")
-        return cls.from_json(path.read_text())
+        return cls.from_dict(json.loads(path.read_text()))
