@@ -113,6 +113,23 @@ class RunConfig:
         return self.method in QUANTIZED_METHODS
 
     @property
+    def unused_settings(self) -> set[str]:
+        """Fields this run's method never reads (a resumed run may differ in them): FLoCoRA's
+        adapter settings without adapters, INT8 training settings without INT8 training, and the
+        FedMPQ and HaLo-FL blocks under other methods."""
+        from fl_bridge.fedmpq.methods import FEDMPQ_METHODS  # FedMPQ
+
+        names = {f.name for f in fields(self)}
+        unused = {"rank", "alpha", "adapt_stem"} if self.structure == "fedavg" else set()
+        if not self.quantized_training:
+            unused |= {"lora", "grid_update", "eta", "eta_schedule", "int8_momentum", "int8_decay_shift"}
+        if self.method not in FEDMPQ_METHODS:
+            unused |= {n for n in names if n.startswith("mpq_")}
+        if self.method != "halo-fl":
+            unused |= {n for n in names if n.startswith("halo_")}
+        return unused
+
+    @property
     def structure(self) -> str:
         """The model's trained set: "flocora" (adapters) or "fedavg" (every parameter)."""
         return "flocora" if self.method == "flocora" or (self.quantized_training and self.lora) else "fedavg"

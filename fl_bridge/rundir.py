@@ -20,8 +20,6 @@ from train.files import atomic_write_text
 
 # Settings that may change when a run is resumed (they do not change what is computed).
 RESUMABLE_CHANGES = {"out", "rounds", "round_timeout", "supernodes", "client_cpus"}
-LORA_ONLY = {"rank", "alpha", "adapt_stem"}
-INT8_ONLY = {"lora", "grid_update", "eta"}
 
 
 def write_json(path: Path, obj: object) -> None:
@@ -54,9 +52,7 @@ class RunDir:
         if self.config_path.is_file():
             old = RunConfig.load(self.path).to_dict()
             new = cfg.to_dict()
-            ignored = (RESUMABLE_CHANGES | (LORA_ONLY if cfg.structure == "fedavg" else set())
-                       | (set() if cfg.quantized_training else INT8_ONLY)
-                       | (set() if cfg.method == "halo-fl" else {k for k in new if k.startswith("halo_")}))
+            ignored = RESUMABLE_CHANGES | cfg.unused_settings
             diff = sorted(k for k in new if k not in ignored and old.get(k) != new[k])
             if diff:
                 raise FLError(f"{self.path} holds a run with other settings ({', '.join(diff)}); use another --out")

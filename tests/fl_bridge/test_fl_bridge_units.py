@@ -8,7 +8,7 @@ import torch
 from flwr.app import Array, ArrayRecord
 
 from fl_bridge.codec import CodecConfig, decode, encode, payload_nbytes
-from fl_bridge.errors import MalformedUpdate
+from fl_bridge.errors import FLError, MalformedUpdate
 from fl_bridge.lora import LoRAConv2d, inject_lora, merge_lora
 from fl_bridge.model import ModelConfig, build_model, get_communicated, layout
 from fl_bridge.prune import global_threshold, prune, sparsity
@@ -180,3 +180,22 @@ def test_node_sampling_keeps_uint64_node_ids_exact():
         assert len(set(picked)) == 2 and set(picked) <= set(nodes)
     assert sample_nodes(nodes, 5, 0, 1) == sorted(nodes)
     assert sample_nodes(nodes, 2, 0, 3) == sample_nodes(nodes, 2, 0, 3)
+
+
+def test_a_run_folder_accepts_changes_only_in_settings_its_method_never_reads(tmp_path):
+    """RunDir.start refuses another run's settings, but not those of another method's block."""
+    from fl_bridge.config import RunConfig
+    from fl_bridge.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    fedavg = RunConfig(out=str(tmp_path / "run"), method="fedavg")
+    run.start(fedavg)
+    for other in ({"rank": 4}, {"eta_schedule": "1:5"}, {"int8_momentum": 8}, {"mpq_budgets": "4"},
+                  {"halo_fpga_mhz": 125.0}, {"rounds": 3}):
+        run.start(RunConfig(**{**fedavg.to_dict(), **other}))
+    with pytest.raises(FLError, match="other settings"):
+        run.start(RunConfig(**{**fedavg.to_dict(), "lr": 0.5}))
+    qfed = RunDir(tmp_path / "qfed")
+    qfed.start(RunConfig(out=str(tmp_path / "qfed"), method="q-fedupdate"))
+    with pytest.raises(FLError, match="eta_schedule"):
+        qfed.start(RunConfig(out=str(tmp_path / "qfed"), method="q-fedupdate", eta_schedule="1:5"))
