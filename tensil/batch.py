@@ -53,65 +53,61 @@ _MAGIC = 1.5 * 2.0**52  # float64 spacing is exactly 1 in [2^52, 2^53)
 _MAGIC_BITS = 0x4338000000000000  # the bits of _MAGIC as an int64: those of M + y are _MAGIC_BITS + y
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias, rowmax, biasmax,
                  bits, bp, fast):  # pragma: no cover (compiled; tests compare it with the emulator)
-    """The MatMuls of one `_ArrayRun` on every image, in program order: vector n of image b
-    reads `local[x_idx[n], b]` (zeros when `zero[n]`), goes through weight state `group[n]`
-    and writes or accumulates into `acc[t_idx[n], b]`. states (G, Bw, A+1, A) int64 (row 0
-    the bias; Bw = 1 when every image has the same weights, else B) and their float forms,
-    with the images last so that the inner loop runs over the batch: wf (G, A, A, Bw) =
-    w[k, o] / 2^bp, bias (G, A, Bw) = bias + M, rowmax (G, A, Bw) = max_o |w[k, o]| / 2^bp,
-    biasmax (G, Bw). Returns (saturated MAC steps, saturated accumulations)."""
+    """The MatMuls of one `_ArrayRun` on every image, in program order: vector n reads
+    `local[x_idx[n]]` (zeros when `zero[n]`), goes through weight state `group[n]` and writes or
+    accumulates into `acc[t_idx[n]]`; memories are `(depth, A, B)`, the images last, so every
+    inner loop runs over the batch with unit stride. states (G, A+1, A, Bw) int64 (row 0 the
+    bias; Bw = 1 when every image has the same weights, else B) and their float forms: wf
+    (G, A, A, Bw) = w[k, o] / 2^bp, bias (G, A, Bw) = bias + M, rowmax (G, A, Bw) =
+    max_o |w[k, o]| / 2^bp, biasmax (G, Bw). Returns (saturated MAC steps, saturated accumulations)."""
     N = x_idx.shape[0]
-    B, A = local.shape[1], local.shape[2]
-    per_image = states.shape[1] > 1
+    A, B = local.shape[1], local.shape[2]
+    per_image = states.shape[3] > 1
     lo = -(1 << (bits - 1))
     hi = (1 << (bits - 1)) - 1
     half = (1 << (bp - 1)) - 1 if bp > 0 else 0
     limit = float(hi) - 1.0  # margin for the bound's own float rounding
-    xt = np.zeros((A, B), dtype=np.float64)  # the input vectors of all images, lane-major
-    ys = np.zeros((A, B), dtype=np.float64)  # the magic-offset partial sums, lane-major
-    yi = ys.view(np.int64)  # the bits of the partial sums
-    yt = np.zeros((B, A), dtype=np.int64)  # the results y, image-major (the fast path's, then the exact chain's)
-    yf = yt.reshape(B * A)
+    xt = np.zeros((A, B), dtype=np.float64)  # the input vectors of all images
+    ys = np.zeros((A, B), dtype=np.float64)  # the magic-offset partial sums
+    yi = ys.view(np.int64)  # their bits
+    yt = np.zeros((A, B), dtype=np.int64)  # the results y (the fast path's, then the exact chain's)
     bound = np.zeros(B, dtype=np.float64)
     mac_sat = 0
     acc_sat = 0
     for n in range(N):
         g = group[n]
-        li = x_idx[n]
-        ti = t_idx[n]
+        xs = local[x_idx[n]]
         if zero[n]:
             xt[:, :] = 0.0
         else:
-            for b in range(B):
-                for k in range(A):
-                    xt[k, b] = local[li, b, k]
+            for k in range(A):
+                for b in range(B):
+                    xt[k, b] = xs[k, b]
         for b in range(B):
             bound[b] = biasmax[g, b if per_image else 0] + 0.5 * A
         for k in range(A):
-            xk = xt[k]
             rk = rowmax[g, k]
             if per_image:
                 for b in range(B):
-                    bound[b] += abs(xk[b]) * rk[b]
+                    bound[b] += abs(xt[k, b]) * rk[b]
             else:
                 r = rk[0]
                 for b in range(B):
-                    bound[b] += abs(xk[b]) * r
+                    bound[b] += abs(xt[k, b]) * r
         if fast:
             # every lane of every image, step by step in k: ys[o, b] = M + y, rounded at each add
             for o in range(A):
-                yo = ys[o]
                 bo = bias[g, o]
                 if per_image:
                     for b in range(B):
-                        yo[b] = bo[b]
+                        ys[o, b] = bo[b]
                 else:
                     c = bo[0]
                     for b in range(B):
-                        yo[b] = c
+                        ys[o, b] = c
             k = 0
             while k + 4 <= A:  # four steps per pass over the partial sums, still added in order
                 x0, x1, x2, x3 = xt[k], xt[k + 1], xt[k + 2], xt[k + 3]
@@ -139,18 +135,18 @@ def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias,
                         for b in range(B):
                             yo[b] += xk[b] * c
                 k += 1
-            for b in range(B):  # M + y in [2^52, 2^53): its bits minus M's are y
-                for o in range(A):
-                    yt[b, o] = yi[o, b] - _MAGIC_BITS
+            for o in range(A):  # M + y in [2^52, 2^53): its bits minus M's are y
+                for b in range(B):
+                    yt[o, b] = yi[o, b] - _MAGIC_BITS
         for b in range(B):
             if fast and bound[b] < limit:
                 continue
             bw = b if per_image else 0
             for o in range(A):  # the exact integer chain (tensil.fixed.mac step by step)
-                v = states[g, bw, 0, o]
+                v = states[g, 0, o, bw]
                 for k in range(A):
-                    xin = 0 if zero[n] else local[li, b, k]
-                    m = xin * states[g, bw, k + 1, o] + (v << bp)
+                    xin = 0 if zero[n] else xs[k, b]
+                    m = xin * states[g, k + 1, o, bw] + (v << bp)
                     if bp > 0:
                         m = (m + half + ((m >> bp) & 1)) >> bp
                     if m > hi:
@@ -160,16 +156,18 @@ def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias,
                         m = lo
                         mac_sat += 1
                     v = m
-                yt[b, o] = v
-        out = acc[ti].reshape(B * A)
+                yt[o, b] = v
+        out = acc[t_idx[n]]
         if accum[n]:
-            for i in range(B * A):
-                s = out[i] + yf[i]
-                acc_sat += (s > hi) + (s < lo)
-                out[i] = min(max(s, lo), hi)
+            for o in range(A):
+                for b in range(B):
+                    s = out[o, b] + yt[o, b]
+                    acc_sat += (s > hi) + (s < lo)
+                    out[o, b] = min(max(s, lo), hi)
         else:
-            for i in range(B * A):
-                out[i] = yf[i]
+            for o in range(A):
+                for b in range(B):
+                    out[o, b] = yt[o, b]
     return mac_sat, acc_sat
 
 
@@ -180,7 +178,7 @@ def storage_dtype(arch: Arch) -> np.dtype:
 
 
 class BatchDram:
-    """A DRAM of B images as raw values (`storage_dtype`): `(vectors, B, A)`, or one shared `(vectors, A)`
+    """A DRAM of B images as raw values (`storage_dtype`): `(vectors, A, B)`, or one shared `(vectors, A)`
     copy for a DRAM the program only reads. Only the vectors the program and the model's
     spans can touch are allocated; addresses past the architecture's depth raise like `Dram`."""
 
@@ -188,7 +186,7 @@ class BatchDram:
         self.depth = depth
         self.batch = batch
         self.shared = shared
-        shape = (vectors, arch.array_size) if shared else (vectors, batch, arch.array_size)
+        shape = (vectors, arch.array_size) if shared else (vectors, arch.array_size, batch)
         self.data = np.zeros(shape, dtype=storage_dtype(arch))
 
     def check(self, max_index: int, what: str) -> None:
@@ -197,7 +195,7 @@ class BatchDram:
 
     def read(self, idx: np.ndarray) -> np.ndarray:
         v = self.data[idx]
-        return np.broadcast_to(v[:, None, :], (v.shape[0], self.batch, v.shape[1])) if self.shared else v
+        return np.broadcast_to(v[:, :, None], v.shape + (self.batch,)) if self.shared else v
 
     def write(self, idx: np.ndarray, raw: np.ndarray) -> None:
         if self.shared:
@@ -235,10 +233,10 @@ class BatchMachine:
         self.dtype = arch.dtype
         self.batch = batch
         A = arch.array_size
-        self.local = np.zeros((arch.local_depth, batch, A), dtype=storage_dtype(arch))
-        self.acc = np.zeros((arch.accumulator_depth, batch, A), dtype=storage_dtype(arch))
-        self.weights = np.zeros((A + 1, batch, A), dtype=np.int64)  # row 0 bias, row k+1 input lane k
-        self.registers = np.zeros((max(arch.simd_registers_depth, 1), batch, A), dtype=np.int64)
+        self.local = np.zeros((arch.local_depth, A, batch), dtype=storage_dtype(arch))
+        self.acc = np.zeros((arch.accumulator_depth, A, batch), dtype=storage_dtype(arch))
+        self.weights = np.zeros((A + 1, A, batch), dtype=np.int64)  # row 0 bias, row k+1 input lane k
+        self.registers = np.zeros((max(arch.simd_registers_depth, 1), A, batch), dtype=np.int64)
         self.dram0 = BatchDram(arch, arch.dram0_depth, min(needs.dram0, arch.dram0_depth), batch, shared=False)
         self.dram1 = BatchDram(arch, arch.dram1_depth, min(needs.dram1, arch.dram1_depth), batch,
                                shared=not needs.writes_dram1)
@@ -273,8 +271,8 @@ class BatchMachine:
 
 
 def _states(m: BatchMachine, source: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Weight states (..., A+1, B, A) from row sources (0 old row, 1 zero, 2 local row)."""
-    out = np.zeros(source.shape + (m.batch, m.arch.array_size), dtype=np.int64)
+    """Weight states (..., A+1, A, B) from row sources (0 old row, 1 zero, 2 local row)."""
+    out = np.zeros(source.shape + (m.arch.array_size, m.batch), dtype=np.int64)
     old, local = source == 0, source == 2
     out[old] = m.weights[index[old]]
     out[local] = m.local[index[local]]
@@ -291,17 +289,15 @@ def _run_array(step: _ArrayRun, m: BatchMachine) -> None:
 
 def _matmul(step: _ArrayRun, m: BatchMachine) -> None:
     dt, A = m.dtype, m.arch.array_size
-    states = _states(m, step.group_source, step.group_index).transpose(0, 2, 1, 3)  # (G, B, A+1, A)
-    if (states == states[:, :1]).all():
-        states = states[:, :1]  # the same weights for every image (constants): one copy, cache-friendly
-    states = np.ascontiguousarray(states)
+    states = _states(m, step.group_source, step.group_index)  # (G, A+1, A, B)
+    if (states == states[..., :1]).all():
+        states = np.ascontiguousarray(states[..., :1])  # the same weights for every image (constants): one copy
     group = np.repeat(np.arange(len(step.group_counts), dtype=np.int64), step.group_counts)
     scale = float(1 << dt.frac_bits)
-    lanes = states.transpose(0, 2, 3, 1)  # (G, A+1, A, Bw): the images last, for the kernel's inner loop
-    wf = np.ascontiguousarray(lanes[:, 1:] / scale)
-    bias = np.ascontiguousarray(lanes[:, 0] + _MAGIC)
-    rowmax = np.ascontiguousarray(np.abs(lanes[:, 1:]).max(axis=2) / scale)
-    biasmax = np.abs(states[:, :, 0]).max(axis=2).astype(np.float64)
+    wf = states[:, 1:] / scale
+    bias = states[:, 0] + _MAGIC
+    rowmax = np.abs(states[:, 1:]).max(axis=2) / scale
+    biasmax = np.abs(states[:, 0]).max(axis=1).astype(np.float64)
     mac_sat, acc_sat = _array_chain(m.local, step.x_idx, step.zero, m.acc, step.t_idx, step.accum, group, states,
                                     wf, bias, rowmax, biasmax, dt.bits, dt.frac_bits, dt.bits <= FAST_MAX_BITS)
     m.counters.mac_saturations += int(mac_sat)
@@ -364,9 +360,9 @@ class BatchRunner:
             if m.dram1.shared:
                 m.dram1.data[base:base + n] = raw
             else:
-                m.dram1.data[base:base + n] = raw[:, None, :]
+                m.dram1.data[base:base + n] = raw[:, :, None]
             if self.loaded.manifest.load_consts_to_local:
-                m.local[base:base + n] = raw[:, None, :]
+                m.local[base:base + n] = raw[:, :, None]
         return m
 
     def _vector_index(self, name: str, outputs: bool) -> np.ndarray:
@@ -401,15 +397,15 @@ class BatchRunner:
                     raise ModelError(f"input {name!r} of shape {tuple(np.shape(x))} packs into {raw.shape[0]} vectors, "
                                      f"the model expects {idx.size}")
                 self.input_overflows += n_over
-                m.dram0.data[idx, b] = raw
+                m.dram0.data[idx, :, b] = raw
         m.execute(self.plan)
         add_counters(self.counters, m.counters, batch)
         out = {}
         for name in self.loaded.manifest.output_names:
-            raw = m.dram0.data[self._vector_index(name, outputs=True)]  # (vectors, B, A)
+            raw = m.dram0.data[self._vector_index(name, outputs=True)].transpose(2, 0, 1)  # (B, vectors, A)
             shape = shapes.get(name)
             if shape is None:
-                out[name] = fixed.dequantize(raw.transpose(1, 0, 2), self.arch.dtype).astype(np.float32).reshape(batch, -1)
+                out[name] = fixed.dequantize(raw, self.arch.dtype).astype(np.float32).reshape(batch, -1)
             else:
-                out[name] = np.stack([host_layout.unpack_output(raw[:, b], shape, self.arch) for b in range(batch)])
+                out[name] = np.stack([host_layout.unpack_output(r, shape, self.arch) for r in raw])
         return out

@@ -46,19 +46,19 @@ def test_batch_equals_one_image_at_a_time_on_random_programs(data_type, regs, sa
         m.acc[:] = random_raw(rng, arch.dtype.bits, (arch.accumulator_depth, A))
         for dram in (m.dram0, m.dram1):
             dram.write(np.arange(DRAM_INIT), random_raw(rng, arch.dtype.bits, (DRAM_INIT, A)))
-        batch.local[:, b], batch.acc[:, b] = m.local, m.acc
-        batch.dram0.data[:, b] = m.dram0.read(np.arange(arch.dram0_depth))
-        batch.dram1.data[:, b] = m.dram1.read(np.arange(arch.dram1_depth))
+        batch.local[..., b], batch.acc[..., b] = m.local, m.acc
+        batch.dram0.data[..., b] = m.dram0.read(np.arange(arch.dram0_depth))
+        batch.dram1.data[..., b] = m.dram1.read(np.arange(arch.dram1_depth))
         m.execute(plan)
         singles.append(m)
     batch.execute(plan)
     for b, m in enumerate(singles):
-        assert np.array_equal(batch.local[:, b], m.local)
-        assert np.array_equal(batch.acc[:, b], m.acc)
-        assert np.array_equal(batch.weights[:, b], m.weights)
-        assert np.array_equal(batch.registers[:, b], m.registers)
-        assert np.array_equal(batch.dram0.data[:, b], m.dram0.read(np.arange(arch.dram0_depth)))
-        assert np.array_equal(batch.dram1.data[:, b], m.dram1.read(np.arange(arch.dram1_depth)))
+        assert np.array_equal(batch.local[..., b], m.local)
+        assert np.array_equal(batch.acc[..., b], m.acc)
+        assert np.array_equal(batch.weights[..., b], m.weights)
+        assert np.array_equal(batch.registers[..., b], m.registers)
+        assert np.array_equal(batch.dram0.data[..., b], m.dram0.read(np.arange(arch.dram0_depth)))
+        assert np.array_equal(batch.dram1.data[..., b], m.dram1.read(np.arange(arch.dram1_depth)))
     for name in ("mac_saturations", "accumulate_saturations", "simd_saturations"):
         assert getattr(batch.counters, name) == sum(getattr(m.counters, name) for m in singles)
 
@@ -76,13 +76,13 @@ def test_saturating_matmul_takes_the_exact_path():
         m.local[1] = [256 * 127, 0, 0, 0]  # weights of input lane 0
         m.local[2] = [256 * 127, 0, 0, 0]  # and lane 1
         m.local[10] = [big, back, 0, 0]
-        batch.local[:, b] = m.local
+        batch.local[..., b] = m.local
         m.execute(plan)
         singles.append(m)
     batch.execute(plan)
     assert singles[0].counters.mac_saturations > 0
     for b, m in enumerate(singles):
-        assert np.array_equal(batch.acc[:, b], m.acc)
+        assert np.array_equal(batch.acc[..., b], m.acc)
     assert batch.counters.mac_saturations == sum(m.counters.mac_saturations for m in singles)
 
 
