@@ -5,7 +5,7 @@ on a freshly loaded model (and so what a reused runner gives for any program tha
 memory it wrote, as the compiled backbones in the tests do), and the same counters summed over
 the images. It executes the same `Plan` (`tensil.emulator.build_plan`, hazards checked once
 per load) on a machine whose memories carry a batch axis: local memory, accumulators, array
-weights and SIMD registers are `(depth, B, A)`, so every step moves B times more data per
+weights and SIMD registers are `(depth, A, B)` (the images last), so every step moves B times more data per
 numpy call. DRAM1 stays one shared copy when the program never writes it (the constants).
 
 The arithmetic of MatMul goes through `_array_chain`, a numba kernel. The array computes, per
@@ -36,6 +36,7 @@ from tensil.arch import Arch
 from tensil.emulator import (
     Counters,
     EmulatorError,
+    Machine,
     Plan,
     _ArrayRun,
     _DataMoves,
@@ -235,7 +236,7 @@ class BatchMachine:
         A = arch.array_size
         self.local = np.zeros((arch.local_depth, A, batch), dtype=storage_dtype(arch))
         self.acc = np.zeros((arch.accumulator_depth, A, batch), dtype=storage_dtype(arch))
-        self.weights = np.zeros((A + 1, A, batch), dtype=np.int64)  # row 0 bias, row k+1 input lane k
+        self.weights = np.zeros((A + 1, A, batch), dtype=storage_dtype(arch))  # row 0 bias, row k+1 input lane k
         self.registers = np.zeros((max(arch.simd_registers_depth, 1), A, batch), dtype=np.int64)
         self.dram0 = BatchDram(arch, arch.dram0_depth, min(needs.dram0, arch.dram0_depth), batch, shared=False)
         self.dram1 = BatchDram(arch, arch.dram1_depth, min(needs.dram1, arch.dram1_depth), batch,
@@ -243,13 +244,7 @@ class BatchMachine:
         self.config: Dict[int, int] = {}
         self.counters = Counters()
 
-    def sat(self, wide: np.ndarray, counter: str) -> np.ndarray:
-        """`Machine.sat` (clip and count) for the SIMD and accumulate paths shared with the emulator."""
-        out = np.clip(wide, self.dtype.min_raw, self.dtype.max_raw)
-        n = int(np.count_nonzero(out != wide))
-        if n:
-            setattr(self.counters, counter, getattr(self.counters, counter) + n)
-        return out
+    sat = Machine.sat  # clip and count, for the SIMD and accumulate paths shared with the emulator
 
     def execute(self, plan: Plan) -> None:
         if not plan.arch.same_hardware(self.arch):
@@ -272,7 +267,7 @@ class BatchMachine:
 
 def _states(m: BatchMachine, source: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Weight states (..., A+1, A, B) from row sources (0 old row, 1 zero, 2 local row)."""
-    out = np.zeros(source.shape + (m.arch.array_size, m.batch), dtype=np.int64)
+    out = np.zeros(source.shape + (m.arch.array_size, m.batch), dtype=m.local.dtype)
     old, local = source == 0, source == 2
     out[old] = m.weights[index[old]]
     out[local] = m.local[index[local]]
@@ -291,7 +286,8 @@ def _matmul(step: _ArrayRun, m: BatchMachine) -> None:
     dt, A = m.dtype, m.arch.array_size
     states = _states(m, step.group_source, step.group_index)  # (G, A+1, A, B)
     if (states == states[..., :1]).all():
-        states = np.ascontiguousarray(states[..., :1])  # the same weights for every image (constants): one copy
+        states = states[..., :1]  # the same weights for every image (constants): one copy
+    states = states.astype(np.int64)  # contiguous, and the exact chain's products cannot overflow
     group = np.repeat(np.arange(len(step.group_counts), dtype=np.int64), step.group_counts)
     scale = float(1 << dt.frac_bits)
     wf = states[:, 1:] / scale

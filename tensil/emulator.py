@@ -204,13 +204,16 @@ class Machine:
             step.run(self)
             timings.add(step.kind, step.n, time.perf_counter() - start)
 
-    # saturation helpers shared by the steps
+    # saturation helper shared by the steps (and by tensil.batch's machine)
     def sat(self, wide: np.ndarray, counter: str) -> np.ndarray:
+        """`wide` clipped to the data type's range, the clipped values counted in `counter`
+        (`wide` itself, not a copy, when nothing needs clipping: the usual case)."""
         lo, hi = self.dtype.min_raw, self.dtype.max_raw
+        if wide.size == 0 or (wide.min() >= lo and wide.max() <= hi):
+            return wide
         out = np.clip(wide, lo, hi)
         n = int(np.count_nonzero(out != wide))
-        if n:
-            setattr(self.counters, counter, getattr(self.counters, counter) + n)
+        setattr(self.counters, counter, getattr(self.counters, counter) + n)
         return out
 
 
@@ -238,6 +241,15 @@ def _expand(addrs: Sequence[int], strides: Sequence[int], sizes: Sequence[int]) 
     steps = np.repeat(np.left_shift(1, np.asarray(strides, dtype=np.int64)), counts)
     first = np.repeat(np.cumsum(counts) - counts, counts)
     return starts + (np.arange(int(counts.sum()), dtype=np.int64) - first) * steps
+
+
+def _as_slice(idx: np.ndarray) -> Union[slice, np.ndarray]:
+    """`idx` as a slice when it is a run of consecutive addresses (numpy then copies blocks
+    instead of gathering or scattering vector by vector), else `idx` itself."""
+    n = idx.size
+    if n and int(idx[-1]) - int(idx[0]) == n - 1 and (n == 1 or bool(np.all(np.diff(idx) == 1))):
+        return slice(int(idx[0]), int(idx[0]) + n)
+    return idx
 
 
 def _per_vector(values: Sequence, sizes: Sequence[int], dtype) -> np.ndarray:
@@ -397,6 +409,9 @@ class _DataMoves:
         self.other_idx = other
         self.max_other = int(other.max())
         self.generations = _generations(self.local_idx if self.flow.to_local else self.other_idx)
+        # (local, other) addresses of each generation, runs of consecutive addresses as slices
+        self.moves = [(_as_slice(self.local_idx[sel]), _as_slice(self.other_idx[sel]))
+                      for sel in ([slice(None)] if self.generations is None else self.generations)]
 
     @property
     def kind(self) -> str:
@@ -408,8 +423,7 @@ class _DataMoves:
         dram = m.dram0 if f in (DataFlow.DRAM0_TO_LOCAL, DataFlow.LOCAL_TO_DRAM0) else m.dram1
         if f.is_dram:
             dram.check(self.max_other, f"DataMove {f.name}")
-        for sel in [slice(None)] if self.generations is None else self.generations:
-            li, oi = self.local_idx[sel], self.other_idx[sel]
+        for li, oi in self.moves:
             if f in (DataFlow.DRAM0_TO_LOCAL, DataFlow.DRAM1_TO_LOCAL):
                 m.local[li] = dram.read(oi)
             elif f in (DataFlow.LOCAL_TO_DRAM0, DataFlow.LOCAL_TO_DRAM1):
@@ -445,9 +459,13 @@ def _alu(op: SimdOp, L, R, m: Machine) -> np.ndarray:
         return m.sat(L - R, "simd_saturations")
     if op == SimdOp.MULTIPLY:
         bp = dt.frac_bits
-        wide = L * R
-        if bp:
-            wide = (wide + ((1 << (bp - 1)) - 1) + ((wide >> bp) & 1)) >> bp
+        wide = L * R  # a new array (int32 in tensil.batch for data types up to 16 bits, where it fits)
+        if bp:  # round half to even at bit bp, in place: (wide + half + ((wide >> bp) & 1)) >> bp
+            odd = wide >> bp
+            odd &= 1
+            odd += (1 << (bp - 1)) - 1
+            wide += odd
+            wide >>= bp
         return m.sat(wide, "simd_saturations")
     if op == SimdOp.ABS:
         return np.where(L == dt.min_raw, dt.min_raw, np.abs(L))  # -min wraps to min on the RTL
@@ -497,8 +515,8 @@ class _SimdBlock:
                     first.read,
                     first.write,
                     first.accumulate,
-                    np.array([g.read_addr % depth for g in group], dtype=np.int64),
-                    np.array([g.write_addr % depth for g in group], dtype=np.int64),
+                    _read_index(np.array([g.read_addr % depth for g in group], dtype=np.int64)),
+                    _as_slice(np.array([g.write_addr % depth for g in group], dtype=np.int64)),
                 )
             )
 
@@ -512,7 +530,7 @@ class _SimdBlock:
             return regs[r]
 
         for op, left, right, dest, read, write, accumulate, ridx, widx in self.slots:
-            inp = m.acc[ridx] if read else None
+            inp = _read(m.acc, ridx, shape) if read else None
             L = inp if left == 0 else reg(left)
             R = inp if right == 0 else reg(right)
             res = np.broadcast_to(_alu(op, L, R, m), shape)
@@ -523,6 +541,20 @@ class _SimdBlock:
         for r, v in regs.items():
             m.registers[r - 1] = v[-1]
         m.counters.count("SIMD", self.n)
+
+
+def _read_index(idx: np.ndarray) -> Union[int, slice, np.ndarray]:
+    """How a SIMD slot reads its accumulator addresses: one address for every period (a
+    constant such as an activation's slope), a run of consecutive ones, or a gather."""
+    return int(idx[0]) if bool(np.all(idx == idx[0])) else _as_slice(idx)
+
+
+def _read(acc: np.ndarray, idx: Union[int, slice, np.ndarray], shape: tuple) -> np.ndarray:
+    """The vectors a SIMD slot reads, as a copy (a register may keep them while later slots
+    write the accumulators)."""
+    if isinstance(idx, int):
+        return np.broadcast_to(acc[idx].copy(), shape)
+    return acc[idx].copy() if isinstance(idx, slice) else acc[idx]
 
 
 def _simd_block_ok(instrs: Sequence[Simd], period: int, depth: int) -> bool:
