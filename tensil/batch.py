@@ -40,6 +40,7 @@ from tensil.emulator import (
     Plan,
     _ArrayRun,
     _DataMoves,
+    _as_slice,
     _SimdBlock,
     _Single,
     build_plan,
@@ -52,123 +53,154 @@ DEFAULT_BATCH = 64  # images per machine: 25 MB of local memory on custom_perf, 
 FAST_MAX_BITS = 26  # float64 holds x*w/2^bp and the magic-offset sums exactly up to this width
 _MAGIC = 1.5 * 2.0**52  # float64 spacing is exactly 1 in [2^52, 2^53)
 _MAGIC_BITS = 0x4338000000000000  # the bits of _MAGIC as an int64: those of M + y are _MAGIC_BITS + y
+_BLOCK = 256  # values per inner loop of the array kernel (vectors of one weight state side by side)
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias, rowmax, biasmax,
-                 bits, bp, fast):  # pragma: no cover (compiled; tests compare it with the emulator)
-    """The MatMuls of one `_ArrayRun` on every image, in program order: vector n reads
-    `local[x_idx[n]]` (zeros when `zero[n]`), goes through weight state `group[n]` and writes or
-    accumulates into `acc[t_idx[n]]`; memories are `(depth, A, B)`, the images last, so every
-    inner loop runs over the batch with unit stride. states (G, A+1, A, Bw) int64 (row 0 the
-    bias; Bw = 1 when every image has the same weights, else B) and their float forms: wf
-    (G, A, A, Bw) = w[k, o] / 2^bp, bias (G, A, Bw) = bias + M, rowmax (G, A, Bw) =
-    max_o |w[k, o]| / 2^bp, biasmax (G, Bw). Returns (saturated MAC steps, saturated accumulations)."""
+                 in_lanes, n_in, out_lanes, n_out, bits, bp, fast):  # pragma: no cover (compiled; tests compare it with the emulator)
+    """The MatMuls of one `_ArrayRun` on every image: vector n reads `local[x_idx[n]]` (zeros
+    when `zero[n]`), goes through weight state `group[n]` and writes or accumulates into
+    `acc[t_idx[n]]`. Memories are `(depth, A, B)`, the images last. Up to `_BLOCK // B`
+    consecutive vectors of one weight state go through the array side by side (a block of
+    `(A, W)` floats), so that every inner loop runs over W values with unit stride; their
+    results are then written to the accumulators one vector at a time in program order.
+    states (G, A+1, A, Bw) int64 (row 0 the bias; Bw = 1 when every image has the same
+    weights, else B) and their float forms: wf (G, A, A, Bw) = w[k, o] / 2^bp, bias (G, A, Bw)
+    = bias + M, rowmax (G, A, Bw) = max_o |w[k, o]| / 2^bp, biasmax (G, Bw). in_lanes[g, :n_in[g]]
+    are the input lanes with a nonzero weight, out_lanes[g, :n_out[g]] the output lanes with one
+    (the others add exactly 0, or hold the bias). Returns (saturated MAC steps, saturated accumulations)."""
     N = x_idx.shape[0]
     A, B = local.shape[1], local.shape[2]
     per_image = states.shape[3] > 1
     lo = -(1 << (bits - 1))
     hi = (1 << (bits - 1)) - 1
+    flo, fhi = float(lo), float(hi)
     half = (1 << (bp - 1)) - 1 if bp > 0 else 0
-    limit = float(hi) - 1.0  # margin for the bound's own float rounding
-    xt = np.zeros((A, B), dtype=np.float64)  # the input vectors of all images
-    ys = np.zeros((A, B), dtype=np.float64)  # the magic-offset partial sums
-    yi = ys.view(np.int64)  # their bits
-    yt = np.zeros((A, B), dtype=np.int64)  # the results y (the fast path's, then the exact chain's)
-    bound = np.zeros(B, dtype=np.float64)
+    limit = fhi - 1.0  # margin for the bound's own float rounding
+    P = max(1, _BLOCK // B)
+    xt = np.zeros((A, P * B), dtype=np.float64)  # the input vectors of a block, lane by lane
+    ys = np.zeros((A, P * B), dtype=np.float64)  # their magic-offset partial sums
+    yi = ys.view(np.int64)  # the bits of the partial sums
+    bound = np.zeros(P * B, dtype=np.float64)
     mac_sat = 0
     acc_sat = 0
-    for n in range(N):
-        g = group[n]
-        xs = local[x_idx[n]]
-        if zero[n]:
-            xt[:, :] = 0.0
-        else:
+    n0 = 0
+    while n0 < N:
+        g = group[n0]
+        n1 = n0 + 1
+        while n1 < N and n1 - n0 < P and group[n1] == g:
+            n1 += 1
+        W = (n1 - n0) * B
+        for j in range(n1 - n0):  # gather the block's inputs as floats
+            xs = local[x_idx[n0 + j]]
             for k in range(A):
-                for b in range(B):
-                    xt[k, b] = xs[k, b]
-        for b in range(B):
-            bound[b] = biasmax[g, b if per_image else 0] + 0.5 * A
-        for k in range(A):
-            rk = rowmax[g, k]
-            if per_image:
-                for b in range(B):
-                    bound[b] += abs(xt[k, b]) * rk[b]
-            else:
-                r = rk[0]
-                for b in range(B):
-                    bound[b] += abs(xt[k, b]) * r
-        if fast:
-            # every lane of every image, step by step in k: ys[o, b] = M + y, rounded at each add
-            for o in range(A):
-                bo = bias[g, o]
-                if per_image:
-                    for b in range(B):
-                        ys[o, b] = bo[b]
+                xk = xt[k, j * B:(j + 1) * B]
+                if zero[n0 + j]:
+                    xk[:] = 0.0
                 else:
-                    c = bo[0]
                     for b in range(B):
-                        ys[o, b] = c
-            k = 0
-            while k + 4 <= A:  # four steps per pass over the partial sums, still added in order
-                x0, x1, x2, x3 = xt[k], xt[k + 1], xt[k + 2], xt[k + 3]
-                for o in range(A):
-                    yo = ys[o]
-                    w0, w1, w2, w3 = wf[g, k, o], wf[g, k + 1, o], wf[g, k + 2, o], wf[g, k + 3, o]
-                    if per_image:
-                        for b in range(B):
-                            yo[b] = (((yo[b] + x0[b] * w0[b]) + x1[b] * w1[b]) + x2[b] * w2[b]) + x3[b] * w3[b]
-                    else:
-                        c0, c1, c2, c3 = w0[0], w1[0], w2[0], w3[0]
-                        for b in range(B):
-                            yo[b] = (((yo[b] + x0[b] * c0) + x1[b] * c1) + x2[b] * c2) + x3[b] * c3
-                k += 4
-            while k < A:
-                xk = xt[k]
-                for o in range(A):
-                    yo = ys[o]
-                    w = wf[g, k, o]
-                    if per_image:
-                        for b in range(B):
-                            yo[b] += xk[b] * w[b]
-                    else:
-                        c = w[0]
-                        for b in range(B):
-                            yo[b] += xk[b] * c
-                k += 1
-            for o in range(A):  # M + y in [2^52, 2^53): its bits minus M's are y
-                for b in range(B):
-                    yt[o, b] = yi[o, b] - _MAGIC_BITS
-        for b in range(B):
-            if fast and bound[b] < limit:
-                continue
-            bw = b if per_image else 0
-            for o in range(A):  # the exact integer chain (tensil.fixed.mac step by step)
-                v = states[g, 0, o, bw]
-                for k in range(A):
-                    xin = 0 if zero[n] else xs[k, b]
-                    m = xin * states[g, k + 1, o, bw] + (v << bp)
-                    if bp > 0:
-                        m = (m + half + ((m >> bp) & 1)) >> bp
-                    if m > hi:
-                        m = hi
-                        mac_sat += 1
-                    elif m < lo:
-                        m = lo
-                        mac_sat += 1
-                    v = m
-                yt[o, b] = v
-        out = acc[t_idx[n]]
-        if accum[n]:
-            for o in range(A):
-                for b in range(B):
-                    s = out[o, b] + yt[o, b]
-                    acc_sat += (s > hi) + (s < lo)
-                    out[o, b] = min(max(s, lo), hi)
+                        xk[b] = xs[k, b]
+        # bound every partial sum of every row: |bias| + A/2 + sum_k |x[k]| max_o |w[k, o]|
+        if per_image:
+            for e in range(W):
+                bound[e] = biasmax[g, e % B] + 0.5 * A
+            for k in range(A):
+                for e in range(W):
+                    bound[e] += abs(xt[k, e]) * rowmax[g, k, e % B]
         else:
+            bound[:W] = biasmax[g, 0] + 0.5 * A
+            for k in range(A):
+                r = rowmax[g, k, 0]
+                if r != 0.0:
+                    xk = xt[k]
+                    for e in range(W):
+                        bound[e] += abs(xk[e]) * r
+        if fast:
+            # every output lane, step by step in k: ys[o] = M + y, rounded at each add
             for o in range(A):
-                for b in range(B):
-                    out[o, b] = yt[o, b]
+                yo = ys[o]
+                if per_image:
+                    for e in range(W):
+                        yo[e] = bias[g, o, e % B]
+                else:
+                    yo[:W] = bias[g, o, 0]
+            ks, nk, os, no = in_lanes[g], n_in[g], out_lanes[g], n_out[g]
+            i = 0
+            while not per_image and i + 4 <= nk:  # four steps per pass over the partial sums, added in order
+                x0, x1, x2, x3 = xt[ks[i]], xt[ks[i + 1]], xt[ks[i + 2]], xt[ks[i + 3]]
+                k0, k1, k2, k3 = ks[i], ks[i + 1], ks[i + 2], ks[i + 3]
+                jo = 0
+                while jo + 2 <= no:
+                    oa, ob = os[jo], os[jo + 1]
+                    ya, yb = ys[oa], ys[ob]
+                    a0, a1, a2, a3 = wf[g, k0, oa, 0], wf[g, k1, oa, 0], wf[g, k2, oa, 0], wf[g, k3, oa, 0]
+                    b0, b1, b2, b3 = wf[g, k0, ob, 0], wf[g, k1, ob, 0], wf[g, k2, ob, 0], wf[g, k3, ob, 0]
+                    for e in range(W):
+                        u0, u1, u2, u3 = x0[e], x1[e], x2[e], x3[e]
+                        ya[e] = (((ya[e] + u0 * a0) + u1 * a1) + u2 * a2) + u3 * a3
+                        yb[e] = (((yb[e] + u0 * b0) + u1 * b1) + u2 * b2) + u3 * b3
+                    jo += 2
+                while jo < no:
+                    o = os[jo]
+                    yo = ys[o]
+                    c0, c1, c2, c3 = wf[g, k0, o, 0], wf[g, k1, o, 0], wf[g, k2, o, 0], wf[g, k3, o, 0]
+                    for e in range(W):
+                        yo[e] = (((yo[e] + x0[e] * c0) + x1[e] * c1) + x2[e] * c2) + x3[e] * c3
+                    jo += 1
+                i += 4
+            while i < nk:
+                k = ks[i]
+                xk = xt[k]
+                for jo in range(no):
+                    o = os[jo]
+                    yo = ys[o]
+                    if per_image:
+                        for e in range(W):
+                            yo[e] += xk[e] * wf[g, k, o, e % B]
+                    else:
+                        c = wf[g, k, o, 0]
+                        for e in range(W):
+                            yo[e] += xk[e] * c
+                i += 1
+        top = -1.0
+        for e in range(W):
+            top = max(top, bound[e])
+        if top >= limit or not fast:
+            for e in range(W):  # rows that could saturate: the exact integer chain (tensil.fixed.mac step by step)
+                if fast and bound[e] < limit:
+                    continue
+                n, b = n0 + e // B, e % B
+                bw = b if per_image else 0
+                for o in range(A):
+                    v = states[g, 0, o, bw]
+                    for k in range(A):
+                        xin = 0 if zero[n] else local[x_idx[n], k, b]
+                        m = xin * states[g, k + 1, o, bw] + (v << bp)
+                        if bp > 0:
+                            m = (m + half + ((m >> bp) & 1)) >> bp
+                        if m > hi:
+                            m = hi
+                            mac_sat += 1
+                        elif m < lo:
+                            m = lo
+                            mac_sat += 1
+                        v = m
+                    yi[o, e] = v + _MAGIC_BITS
+        for j in range(n1 - n0):  # the accumulators, vector by vector in program order (exact in float64)
+            out = acc[t_idx[n0 + j]]
+            for o in range(A):
+                oo = out[o]
+                yo = ys[o, j * B:(j + 1) * B]
+                if accum[n0 + j]:
+                    for b in range(B):
+                        s = float(oo[b]) + (yo[b] - _MAGIC)
+                        acc_sat += (s > fhi) | (s < flo)
+                        oo[b] = min(max(s, flo), fhi)
+                else:
+                    for b in range(B):
+                        oo[b] = yo[b] - _MAGIC
+        n0 = n1
     return mac_sat, acc_sat
 
 
@@ -244,6 +276,14 @@ class BatchMachine:
         self.config: Dict[int, int] = {}
         self.counters = Counters()
 
+    def reset(self) -> None:
+        """Back to the state of a new machine (all memories zero) without new allocations: the
+        pages of a fresh DRAM0 of hundreds of MB cost more to fault in than to clear."""
+        for memory in (self.local, self.acc, self.weights, self.registers, self.dram0.data, self.dram1.data):
+            memory.fill(0)
+        self.config = {}
+        self.counters = Counters()
+
     sat = Machine.sat  # clip and count, for the SIMD and accumulate paths shared with the emulator
 
     def execute(self, plan: Plan) -> None:
@@ -282,6 +322,12 @@ def _run_array(step: _ArrayRun, m: BatchMachine) -> None:
     m.weights = _states(m, step.final_source, step.final_index)
 
 
+def _lanes(used: np.ndarray) -> tuple:
+    """(G, A) flags -> each row's flagged lanes in order (padded) and their count."""
+    order = np.argsort(~used, axis=1, kind="stable")
+    return np.ascontiguousarray(order), used.sum(axis=1)
+
+
 def _matmul(step: _ArrayRun, m: BatchMachine) -> None:
     dt, A = m.dtype, m.arch.array_size
     states = _states(m, step.group_source, step.group_index)  # (G, A+1, A, B)
@@ -294,8 +340,12 @@ def _matmul(step: _ArrayRun, m: BatchMachine) -> None:
     bias = states[:, 0] + _MAGIC
     rowmax = np.abs(states[:, 1:]).max(axis=2) / scale
     biasmax = np.abs(states[:, 0]).max(axis=1).astype(np.float64)
+    nonzero = (states[:, 1:] != 0).any(axis=3)  # (G, k, o)
+    in_lanes, n_in = _lanes(nonzero.any(axis=2))
+    out_lanes, n_out = _lanes(nonzero.any(axis=1))
     mac_sat, acc_sat = _array_chain(m.local, step.x_idx, step.zero, m.acc, step.t_idx, step.accum, group, states,
-                                    wf, bias, rowmax, biasmax, dt.bits, dt.frac_bits, dt.bits <= FAST_MAX_BITS)
+                                    wf, bias, rowmax, biasmax, in_lanes, n_in, out_lanes, n_out,
+                                    dt.bits, dt.frac_bits, dt.bits <= FAST_MAX_BITS)
     m.counters.mac_saturations += int(mac_sat)
     m.counters.accumulate_saturations += int(acc_sat)
     m.counters.count("MatMul", step.n_matmul)
@@ -325,6 +375,7 @@ class BatchRunner:
     batch_size: int = DEFAULT_BATCH
     counters: Counters = field(default_factory=Counters)
     input_overflows: int = 0
+    _machines: Dict[int, BatchMachine] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -348,7 +399,12 @@ class BatchRunner:
                 raise ModelError(f"{man.name}: {raw.shape[0]} constant vectors do not fit in local memory")
 
     def _machine(self, batch: int) -> BatchMachine:
-        m = BatchMachine(self.arch, batch, self.needs)
+        """A machine of `batch` images in the state of a freshly loaded model (reused across batches)."""
+        m = self._machines.get(batch)
+        if m is None:
+            m = self._machines[batch] = BatchMachine(self.arch, batch, self.needs)
+        else:
+            m.reset()
         if self._consts is not None:
             base, raw = self._consts
             n = raw.shape[0]
@@ -387,13 +443,15 @@ class BatchRunner:
         m = self._machine(batch)
         for name, xs in inputs.items():
             idx = self._vector_index(name, outputs=False)
+            packed = np.empty((idx.size, self.arch.array_size, batch), dtype=m.dram0.data.dtype)
             for b, x in enumerate(xs):
                 raw, n_over = host_layout.pack_input(x, self.arch)
                 if raw.shape[0] != idx.size:
                     raise ModelError(f"input {name!r} of shape {tuple(np.shape(x))} packs into {raw.shape[0]} vectors, "
                                      f"the model expects {idx.size}")
                 self.input_overflows += n_over
-                m.dram0.data[idx, :, b] = raw
+                packed[..., b] = raw
+            m.dram0.data[_as_slice(idx)] = packed
         m.execute(self.plan)
         add_counters(self.counters, m.counters, batch)
         out = {}
