@@ -86,6 +86,50 @@ def test_saturating_matmul_takes_the_exact_path():
     assert batch.counters.mac_saturations == sum(m.counters.mac_saturations for m in singles)
 
 
+@pytest.mark.parametrize("shared_weights", [True, False])
+def test_lanes_with_zero_weights_are_skipped_exactly(shared_weights):
+    """Input lane 1 and output lane 2 have no nonzero weight (the kernel skips them: they add
+    exactly 0, or hold the bias); the other lanes must still match, with accumulation over
+    several vectors, zero vectors, and per-image or shared weights."""
+    arch = small_arch("FP16BP8", 1)
+    A = arch.array_size
+    program = [LoadWeight(0, 0, A, False), MatMul(10, 0, 0, 0, 5, False, False), MatMul(16, 0, 0, 0, 5, True, False),
+               MatMul(16, 0, 0, 0, 1, True, True)]
+    plan = build_plan(program, arch)
+    rng = np.random.default_rng(3)
+    batch = BatchMachine(arch, 3, DramNeeds.of(plan))
+    weights = rng.integers(-300, 300, (A + 1, A))
+    singles = []
+    for b in range(3):
+        m = Machine(arch)
+        w = weights if shared_weights else rng.integers(-300, 300, (A + 1, A))
+        w[2] = 0  # input lane 1 (row k+1 = 2)
+        w[1:, 2] = 0  # output lane 2 (its bias stays)
+        m.local[: A + 1] = w
+        m.local[10:22] = rng.integers(-2000, 2000, (12, A))
+        batch.local[..., b] = m.local
+        m.execute(plan)
+        singles.append(m)
+    batch.execute(plan)
+    for b, m in enumerate(singles):
+        assert np.array_equal(batch.acc[..., b], m.acc)
+    assert np.any(batch.acc[:6, 2] != 0)  # the bias-only lane was written
+
+
+def test_machine_reset_clears_every_memory():
+    """A reused batch machine starts each batch like a new one (BatchRunner relies on it)."""
+    arch = small_arch("FP16BP8", 2)
+    m = BatchMachine(arch, 2, DramNeeds(8, 8, writes_dram1=True))
+    for memory in (m.local, m.acc, m.weights, m.registers, m.dram0.data, m.dram1.data):
+        memory[...] = 7
+    m.config[1] = 3
+    m.counters.count("MatMul")
+    m.reset()
+    for memory in (m.local, m.acc, m.weights, m.registers, m.dram0.data, m.dram1.data):
+        assert not memory.any()
+    assert m.config == {} and m.counters.to_json_dict() == Counters().to_json_dict()
+
+
 def compiled(spec: BackboneSpec):
     torch.manual_seed(0)
     model = build_backbone(spec).eval()
