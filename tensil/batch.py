@@ -5,21 +5,24 @@ on a freshly loaded model (and so what a reused runner gives for any program tha
 memory it wrote, as the compiled backbones in the tests do), and the same counters summed over
 the images. It executes the same `Plan` (`tensil.emulator.build_plan`, hazards checked once
 per load) on a machine whose memories carry a batch axis: local memory, accumulators, array
-weights and SIMD registers are `(depth, A, B)` (the images last), so every step moves B times more data per
-numpy call. DRAM1 stays one shared copy when the program never writes it (the constants).
+weights and SIMD registers are `(depth, A, B)`, the images last, so every step moves B times
+more data per numpy call and every inner loop of the kernel below runs over the images with
+unit stride. DataMoves and SIMD blocks are the emulator's own steps. DRAM1 stays one shared
+copy when the program never writes it (the constants); a runner reuses its machine from batch
+to batch, cleared.
 
 The arithmetic of MatMul goes through `_array_chain`, a numba kernel. The array computes, per
 output lane, `y = bias; y = sat(RNE(y + x[k]*w[k] / 2^bp))` for k = 0..A-1 (rounding and
 saturation at every step, ties to even of the sum; `tensil.fixed.mac`). With the partial sum
 held as `M + y` where M = 1.5 * 2^52, float64 addition rounds to an integer with ties to even
 of the whole sum, i.e. it performs that RNE itself, and `x*w/2^bp` is exact in float64 for
-data types up to 26 bits: one multiply and one add per MAC. This holds only while no step
-saturates, so the kernel bounds every partial sum of a row first (|bias| + sum |x[k]| max|w[k]|
-+ A/2); rows that could reach the range, and data types over 26 bits, take the exact integer
-chain (the emulator's formula, step by step, counting saturations). The kernel runs every
-image of a vector at once, images innermost (`(A, B)` blocks of inputs and partial sums), so
-the compiler turns each step into packed float64 multiplies and adds over the batch; the order
-of the additions of each lane stays k = 0..A-1, so the rounding is the same.
+data types up to 26 bits: one fused multiply-add per MAC (fusing changes nothing: the product
+is exact). This holds only while no step saturates, so the kernel bounds every partial sum of
+a row first (|bias| + sum |x[k]| max|w[k]| + A/2); rows that could reach the range, and data
+types over 26 bits, take the exact integer chain (the emulator's formula, step by step,
+counting saturations). Lanes whose weights are all zero are skipped (they add exactly 0). The
+order of the additions of each lane stays k = 0..A-1, so the rounding is the same; the
+accumulator writes keep program order.
 """
 
 from __future__ import annotations
@@ -305,13 +308,37 @@ class BatchMachine:
 # ------------------------------------------------------------------------------ steps
 
 
-def _states(m: BatchMachine, source: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Weight states (..., A+1, A, B) from row sources (0 old row, 1 zero, 2 local row)."""
-    out = np.zeros(source.shape + (m.arch.array_size, m.batch), dtype=m.local.dtype)
+def _states(m: BatchMachine, source: np.ndarray, index: np.ndarray, images=slice(None)) -> np.ndarray:
+    """Weight states (..., A+1, A, B) from row sources (0 old row, 1 zero, 2 local row), of the
+    given images only (e.g. `slice(0, 1)`)."""
     old, local = source == 0, source == 2
-    out[old] = m.weights[index[old]]
-    out[local] = m.local[index[local]]
+    out = np.zeros(source.shape + m.weights[:1, :, images].shape[1:], dtype=m.local.dtype)
+    out[old] = m.weights[index[old], :, images]
+    out[local] = m.local[index[local], :, images]
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _same_for_every_image(memory, rows):  # pragma: no cover (compiled; the batch tests cover both outcomes)
+    """Whether rows `memory[r]` (A, B) hold the same values for every image b."""
+    for r in rows:
+        row = memory[r]
+        for k in range(row.shape[0]):
+            first = row[k, 0]
+            for b in range(1, row.shape[1]):
+                if row[k, b] != first:
+                    return False
+    return True
+
+
+def _shared_states(m: BatchMachine, source: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Weight states (G, A+1, A, Bw): Bw = 1 when every row they take is the same for every
+    image (weights loaded from the constants), else B. Checked row by row without gathering."""
+    rows = np.unique(index[source == 2])
+    old = np.unique(index[source == 0])
+    if _same_for_every_image(m.local, rows) and _same_for_every_image(m.weights, old):
+        return _states(m, source, index, slice(0, 1))
+    return _states(m, source, index)
 
 
 def _run_array(step: _ArrayRun, m: BatchMachine) -> None:
@@ -330,10 +357,7 @@ def _lanes(used: np.ndarray) -> tuple:
 
 def _matmul(step: _ArrayRun, m: BatchMachine) -> None:
     dt, A = m.dtype, m.arch.array_size
-    states = _states(m, step.group_source, step.group_index)  # (G, A+1, A, B)
-    if (states == states[..., :1]).all():
-        states = states[..., :1]  # the same weights for every image (constants): one copy
-    states = states.astype(np.int64)  # contiguous, and the exact chain's products cannot overflow
+    states = _shared_states(m, step.group_source, step.group_index).astype(np.int64)  # the exact chain's products fit
     group = np.repeat(np.arange(len(step.group_counts), dtype=np.int64), step.group_counts)
     scale = float(1 << dt.frac_bits)
     wf = states[:, 1:] / scale
