@@ -49,7 +49,7 @@ from tensil.emulator import (
     build_plan,
 )
 from tensil.hazards import check_program
-from tensil.isa import Configure, DataFlow
+from tensil.isa import DataFlow
 from tensil.tmodel import LoadedModel, ModelError
 
 DEFAULT_BATCH = 64  # images per machine: 25 MB of local memory on custom_perf, about 200 MB of DRAM0 for ResNet-9 16 fm at 84x84
@@ -295,12 +295,8 @@ class BatchMachine:
         for step in plan.steps:
             if isinstance(step, _ArrayRun):
                 _run_array(step, self)
-            elif isinstance(step, (_DataMoves, _SimdBlock)):
-                step.run(self)  # the emulator's own steps: this machine has Machine's memories, sat and counters
-            elif isinstance(step, _Single):
-                if isinstance(step.instr, Configure):
-                    self.config[step.instr.register] = step.instr.value
-                self.counters.count(step.kind)
+            elif isinstance(step, (_DataMoves, _SimdBlock, _Single)):
+                step.run(self)  # the emulator's own steps: this machine has Machine's memories, sat, config and counters
             else:
                 raise EmulatorError(f"internal: no batch form of plan step {step.kind}")
 
