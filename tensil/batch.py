@@ -95,31 +95,31 @@ def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias,
         while n1 < N and n1 - n0 < P and group[n1] == g:
             n1 += 1
         W = (n1 - n0) * B
-        for j in range(n1 - n0):  # gather the block's inputs as floats
-            xs = local[x_idx[n0 + j]]
-            for k in range(A):
-                xk = xt[k, j * B:(j + 1) * B]
-                if zero[n0 + j]:
-                    xk[:] = 0.0
-                else:
-                    for b in range(B):
-                        xk[b] = xs[k, b]
-        # bound every partial sum of every row: |bias| + A/2 + sum_k |x[k]| max_o |w[k, o]|
-        if per_image:
-            for e in range(W):
-                bound[e] = biasmax[g, e % B] + 0.5 * A
-            for k in range(A):
+        if fast:  # (data types up to FAST_MAX_BITS; wider ones take the exact chain only)
+            for j in range(n1 - n0):  # gather the block's inputs as floats
+                xs = local[x_idx[n0 + j]]
+                for k in range(A):
+                    xk = xt[k, j * B:(j + 1) * B]
+                    if zero[n0 + j]:
+                        xk[:] = 0.0
+                    else:
+                        for b in range(B):
+                            xk[b] = xs[k, b]
+            # bound every partial sum of every row: |bias| + A/2 + sum_k |x[k]| max_o |w[k, o]|
+            if per_image:
                 for e in range(W):
-                    bound[e] += abs(xt[k, e]) * rowmax[g, k, e % B]
-        else:
-            bound[:W] = biasmax[g, 0] + 0.5 * A
-            for k in range(A):
-                r = rowmax[g, k, 0]
-                if r != 0.0:
-                    xk = xt[k]
+                    bound[e] = biasmax[g, e % B] + 0.5 * A
+                for k in range(A):
                     for e in range(W):
-                        bound[e] += abs(xk[e]) * r
-        if fast:
+                        bound[e] += abs(xt[k, e]) * rowmax[g, k, e % B]
+            else:
+                bound[:W] = biasmax[g, 0] + 0.5 * A
+                for k in range(A):
+                    r = rowmax[g, k, 0]
+                    if r != 0.0:
+                        xk = xt[k]
+                        for e in range(W):
+                            bound[e] += abs(xk[e]) * r
             # every output lane, step by step in k: ys[o] = M + y, rounded at each add
             for o in range(A):
                 yo = ys[o]
@@ -166,10 +166,7 @@ def _array_chain(local, x_idx, zero, acc, t_idx, accum, group, states, wf, bias,
                         for e in range(W):
                             yo[e] += xk[e] * c
                 i += 1
-        top = -1.0
-        for e in range(W):
-            top = max(top, bound[e])
-        if top >= limit or not fast:
+        if not fast or bound[:W].max() >= limit:
             for e in range(W):  # rows that could saturate: the exact integer chain (tensil.fixed.mac step by step)
                 if fast and bound[e] < limit:
                     continue

@@ -1,5 +1,6 @@
 """The batch emulator (`tensil.batch`) equals the one-image emulator bit for bit: on random
-programs with different data per image (saturation, ties, per-image weights, wrap-around) and
+programs with different data per image (saturation, ties, per-image weights, wrap-around, five
+data types, one of them too wide for the float path) and
 on compiled ResNet-9/12 backbones with random and saturating inputs."""
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ DRAM_INIT = 24
 
 
 @pytest.mark.parametrize("data_type,regs,same_local", [("FP16BP8", 1, False), ("FP16BP8", 2, True),
-                                                       ("FP8BP4", 1, False), ("FP18BP10", 1, True)])
+                                                       ("FP8BP4", 1, False), ("FP18BP10", 1, True),
+                                                       ("FP32BP16", 1, True)])  # past FAST_MAX_BITS: exact chain only
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_batch_equals_one_image_at_a_time_on_random_programs(data_type, regs, same_local, data):
